@@ -1,0 +1,171 @@
+"""The fallback policy: which credential serves a tenant, as pure functions.
+
+Order, for one tenant and one integration type (optionally one provider):
+
+1. the tenant's own *active* credentials of that type (and provider, when one is asked for),
+   lowest ``priority`` first, then the most recently updated, then the highest id, so the
+   answer never depends on the order the store returned them in;
+2. else the platform's credential for that type and provider (the type's default provider when
+   none is asked for), from the environment;
+3. else ``NotConfigured``, whose message names the environment variable and the endpoint that
+   would fix it.
+
+Credentials of any other tenant are ignored whatever the store hands over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+from changarrito.domain.errors import NotConfigured, UnknownPhoneNumber
+from changarrito.domain.model import (
+    Credential,
+    IntegrationType,
+    PlatformDefaults,
+    Resolved,
+    Route,
+    Source,
+    WhatsAppNumber,
+)
+
+
+def configure_endpoint(itype: IntegrationType, provider: str | None = None) -> str:
+    """The tenant API endpoint that configures an integration."""
+    if itype is IntegrationType.PAYMENTS:
+        return f"PUT /api/v1/integrations/payments/{provider or '{provider}'}"
+    return f"PUT /api/v1/integrations/{itype.value}"
+
+
+def _rank(credential: Credential) -> tuple[int, float, int]:
+    """Sort key: lowest priority, then newest update, then highest id (a total order)."""
+    return (credential.priority, -credential.updated_at.timestamp(), -credential.id.int)
+
+
+def pick_tenant_credential(
+    tenant_id: UUID,
+    itype: IntegrationType,
+    stored: Iterable[Credential],
+    provider: str | None = None,
+) -> Credential | None:
+    """The tenant's winning active credential (rule 1), or ``None``."""
+    candidates = [
+        c
+        for c in stored
+        if c.tenant_id == tenant_id
+        and c.integration_type is itype
+        and c.is_active
+        and (provider is None or c.provider == provider)
+    ]
+    if not candidates:
+        return None
+    return min(candidates, key=_rank)
+
+
+def resolve(
+    tenant_id: UUID,
+    itype: IntegrationType,
+    stored: Iterable[Credential],
+    platform: PlatformDefaults,
+    provider: str | None = None,
+) -> Resolved:
+    """The credential that serves ``tenant_id`` for ``itype`` (see the module docstring)."""
+    own = pick_tenant_credential(tenant_id, itype, stored, provider)
+    if own is not None:
+        return Resolved(
+            tenant_id=tenant_id,
+            integration_type=itype,
+            provider=own.provider,
+            secrets=own.secrets,
+            config=own.config,
+            source=Source.TENANT,
+            credential_id=own.id,
+            is_verified=own.is_verified,
+        )
+    wanted = provider or platform.default_provider(itype)
+    fallback = platform.credential(itype, wanted) if wanted else None
+    if fallback is not None:
+        return Resolved(
+            tenant_id=tenant_id,
+            integration_type=itype,
+            provider=fallback.provider,
+            secrets=fallback.secrets,
+            config=fallback.config,
+            source=Source.PLATFORM,
+        )
+    raise NotConfigured(_not_configured_message(tenant_id, itype, wanted, platform))
+
+
+def _not_configured_message(
+    tenant_id: UUID | None,
+    itype: IntegrationType,
+    provider: str | None,
+    platform: PlatformDefaults,
+) -> str:
+    what = f"{itype.value} ({provider})" if provider else itype.value
+    hint = platform.env_hints.get((itype, provider)) if provider else None
+    env = f"set {hint}" if hint else "configure the platform's credentials"
+    who = f"tenant {tenant_id}" if tenant_id else "the platform"
+    return (
+        f"No {what} credentials for {who}: {env} or "
+        f"{configure_endpoint(itype, provider)} for the tenant"
+    )
+
+
+def route_number(
+    phone_number_id: str, owner: WhatsAppNumber | None, platform: PlatformDefaults
+) -> Route:
+    """Which tenant answers messages received on ``phone_number_id``.
+
+    The platform's own number always belongs to the platform; any other number must be owned by
+    a tenant and active. Anything else is refused: a message is never answered from a number
+    other than the one that received it.
+    """
+    if phone_number_id == platform.whatsapp_phone_number_id:
+        return Route(phone_number_id=phone_number_id, tenant_id=None)
+    if owner is not None and owner.phone_number_id == phone_number_id and owner.is_active:
+        return Route(phone_number_id=phone_number_id, tenant_id=owner.tenant_id)
+    raise UnknownPhoneNumber(
+        f"WhatsApp phone number id {phone_number_id} belongs to no active tenant and is not "
+        "the platform's (WHATSAPP_PHONE_NUMBER_ID)"
+    )
+
+
+def resolve_sender(
+    route: Route, stored: Iterable[Credential], platform: PlatformDefaults
+) -> Resolved:
+    """The WhatsApp credential that sends from ``route.phone_number_id``.
+
+    A tenant's number sends only with that tenant's own active WhatsApp credential: the
+    platform's token cannot speak for a number in another business account. The result's
+    ``config["phoneNumberId"]`` is always the routed number.
+    """
+    itype = IntegrationType.WHATSAPP
+    if route.tenant_id is None:
+        fallback = platform.credential(itype, platform.default_provider(itype) or "")
+        if fallback is None:
+            raise NotConfigured(_not_configured_message(None, itype, "meta", platform))
+        return Resolved(
+            tenant_id=None,
+            integration_type=itype,
+            provider=fallback.provider,
+            secrets=fallback.secrets,
+            config={**fallback.config, "phoneNumberId": route.phone_number_id},
+            source=Source.PLATFORM,
+        )
+    own = pick_tenant_credential(route.tenant_id, itype, stored)
+    if own is None:
+        raise NotConfigured(
+            f"Tenant {route.tenant_id} owns WhatsApp number {route.phone_number_id} but has no "
+            f"active WhatsApp credential: {configure_endpoint(itype)}"
+        )
+    return Resolved(
+        tenant_id=route.tenant_id,
+        integration_type=itype,
+        provider=own.provider,
+        secrets=own.secrets,
+        config={**own.config, "phoneNumberId": route.phone_number_id},
+        source=Source.TENANT,
+        credential_id=own.id,
+        is_verified=own.is_verified,
+    )

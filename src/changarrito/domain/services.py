@@ -1,0 +1,70 @@
+"""Use cases over the ports: cached credential resolution and its invalidation."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from changarrito.domain import resolution
+from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved, Route
+from changarrito.domain.ports import CredentialStore, ResolutionCache
+
+
+class CredentialResolver:
+    """Resolves credentials for tenants and WhatsApp numbers through a cache.
+
+    A hit costs a dictionary lookup: no database, no decryption. A miss reads the store once
+    and caches the answer under the tenant it was resolved for. Writes call ``invalidate_*``
+    in this process; other processes are told through the store's change notifications.
+    """
+
+    def __init__(
+        self, store: CredentialStore, cache: ResolutionCache, platform: PlatformDefaults
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.platform = platform
+
+    async def resolve(
+        self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
+    ) -> Resolved:
+        cached = self.cache.get_resolved(tenant_id, itype, provider)
+        if cached is not None:
+            return cached
+        stored = await self.store.credentials_for(tenant_id, itype)
+        resolved = resolution.resolve(tenant_id, itype, stored, self.platform, provider)
+        self.cache.put_resolved(tenant_id, itype, provider, resolved)
+        return resolved
+
+    async def route(self, phone_number_id: str) -> Route:
+        cached = self.cache.get_route(phone_number_id)
+        if cached is not None:
+            return cached
+        if phone_number_id == self.platform.whatsapp_phone_number_id:
+            owner = None
+        else:
+            owner = await self.store.number_owner(phone_number_id)
+        route = resolution.route_number(phone_number_id, owner, self.platform)
+        self.cache.put_route(route)
+        return route
+
+    async def sender(self, phone_number_id: str) -> Resolved:
+        """The WhatsApp credential that replies from ``phone_number_id``."""
+        route = await self.route(phone_number_id)
+        key = route.tenant_id
+        if key is not None:
+            cached = self.cache.get_resolved(key, IntegrationType.WHATSAPP, phone_number_id)
+            if cached is not None:
+                return cached
+            stored = await self.store.credentials_for(key, IntegrationType.WHATSAPP)
+        else:
+            stored = []
+        resolved = resolution.resolve_sender(route, stored, self.platform)
+        if key is not None:
+            self.cache.put_resolved(key, IntegrationType.WHATSAPP, phone_number_id, resolved)
+        return resolved
+
+    def invalidate_tenant(self, tenant_id: UUID) -> None:
+        self.cache.invalidate_tenant(tenant_id)
+
+    def invalidate_number(self, phone_number_id: str) -> None:
+        self.cache.invalidate_number(phone_number_id)
