@@ -1,0 +1,148 @@
+"""Outbound HTTP: one pooled ``httpx.AsyncClient`` per upstream host, and the one place where
+upstream failures are classified into the domain's provider errors."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from changarrito.domain.errors import (
+    FinalProviderError,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderQuotaExceeded,
+    ProviderTimeout,
+    RetryableProviderError,
+)
+
+#: Explicit timeouts for every upstream call: connect fast, allow an LLM time to think.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=10.0, pool=5.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+#: Retry-after values above this are not honoured as "soon" (the provider asks for a pause).
+MAX_RETRY_AFTER = 60.0
+
+
+class HttpClients:
+    """A shared ``AsyncClient`` per scheme, host and port; closed together at shutdown.
+
+    ``transport`` lets tests put an ``httpx.MockTransport`` under every client.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._timeout = timeout
+        self._transport = transport
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def get(self, base_url: str) -> httpx.AsyncClient:
+        parts = urlsplit(base_url)
+        key = f"{parts.scheme}://{parts.netloc}"
+        client = self._clients.get(key)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
+                timeout=self._timeout,
+                limits=DEFAULT_LIMITS,
+                transport=self._transport,
+                follow_redirects=False,
+            )
+            self._clients[key] = client
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+@asynccontextmanager
+async def translate_transport_errors(provider: str) -> AsyncIterator[None]:
+    """Maps httpx transport failures to provider errors; nothing from httpx escapes."""
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise ProviderTimeout(f"{provider} did not answer in time", provider=provider) from None
+    except httpx.TransportError as exc:
+        raise RetryableProviderError(
+            f"{provider} could not be reached ({type(exc).__name__})", provider=provider
+        ) from None
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def json_body(response: httpx.Response, provider: str) -> Any:
+    """The response's JSON, or ``ProviderBadResponse`` when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        raise ProviderBadResponse(
+            f"{provider} answered HTTP {response.status_code} with a body that is not JSON",
+            provider=provider,
+            status=response.status_code,
+        ) from None
+
+
+def classify_status(
+    provider: str,
+    response: httpx.Response,
+    *,
+    message: str,
+    provider_code: str | None = None,
+    quota: bool = False,
+) -> ProviderError:
+    """The error for a failed upstream response, by HTTP status.
+
+    ``quota`` marks a response the provider's own codes identify as out of quota, credit or spend
+    limit (final even on 429). Provider-specific code tables call this after reading their body.
+    """
+    status = response.status_code
+    kwargs: dict[str, Any] = {
+        "provider": provider,
+        "status": status,
+        "provider_code": provider_code,
+        "retry_after": retry_after(response.headers),
+    }
+    text = f"{provider} refused the call (HTTP {status}): {message}"
+    if quota or status == 402:
+        return ProviderQuotaExceeded(text, **kwargs)
+    if status in (401, 403):
+        return ProviderAuthError(text, **kwargs)
+    if status in (408, 409, 429) or status >= 500:
+        return RetryableProviderError(
+            f"{provider} is unavailable (HTTP {status}): {message}", **kwargs
+        )
+    if 400 <= status < 500:
+        return ProviderBadRequest(text, **kwargs)
+    return FinalProviderError(text, **kwargs)
