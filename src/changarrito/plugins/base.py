@@ -1,7 +1,8 @@
 """Contracts for provider plugins: what an LLM or payment provider implements.
 
-Plugin authors subclass ``LLMProvider`` or ``PaymentProvider`` and register an instance from a
-``register_llm_providers`` / ``register_payment_providers`` hook (see ``docs/plugins.md``).
+Plugin authors subclass ``LLMProvider`` or ``PaymentProvider`` and register the *class* from a
+``register_llm_providers`` / ``register_payment_providers`` hook (see ``docs/plugins.md`` and
+``changarrito.plugins.hookspecs``); the host instantiates it with a ``ProviderContext``.
 Methods are async; credentials arrive already validated against ``credentials_schema``.
 """
 
