@@ -1,0 +1,106 @@
+"""Structured logging, configured once: JSON off a TTY, console on one, secrets redacted.
+
+The redaction processor runs last before rendering, so nothing a caller binds (event keys,
+context variables, nested dicts) reaches the output unmasked when its key looks secret, and
+values shaped like well-known API tokens are masked wherever they appear.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+REDACTED = "[redacted]"
+
+#: Keys whose values are always masked (datasette's redact_keys, extended).
+SECRET_KEY = re.compile(
+    r"secret|passw|token|authorization|api[_-]?key|apikey|private|credential|signature|cookie"
+    r"|(^|[_-])key$",
+    re.IGNORECASE,
+)
+
+#: Values that look like a credential whatever their key (OpenAI/Anthropic/OpenRouter keys,
+#: Stripe keys and webhook secrets, Mercado Pago tokens, Meta tokens, bearer headers, JWTs).
+SECRET_VALUE = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{8,}|sk_(live|test)_[A-Za-z0-9]{6,}|rk_(live|test)_[A-Za-z0-9]{6,}"
+    r"|whsec_[A-Za-z0-9]{6,}|APP_USR-[A-Za-z0-9\-]{8,}|EAA[A-Za-z0-9]{20,}"
+    r"|Bearer\s+[A-Za-z0-9._~+/=\-]{8,}|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*)"
+)
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, str):
+        return SECRET_VALUE.sub(REDACTED, value)
+    if isinstance(value, Mapping):
+        return {k: (REDACTED if _secret_key(k) else _mask(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_mask(v) for v in value]
+    return value
+
+
+def _secret_key(key: object) -> bool:
+    return isinstance(key, str) and bool(SECRET_KEY.search(key))
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: masks secret-looking keys and token-shaped values."""
+    for key, value in list(event_dict.items()):
+        if key != "event" and _secret_key(key):
+            event_dict[key] = REDACTED
+        elif isinstance(value, str | Mapping | list | tuple | set | frozenset):
+            event_dict[key] = _mask(value)
+        elif not isinstance(value, int | float | bool | None):
+            # Objects are rendered by their str(), which is what a renderer would show anyway.
+            event_dict[key] = _mask(str(value))
+    return event_dict
+
+
+def configure_logging(
+    level: str = "INFO", *, json: bool | None = None, stream: TextIO | None = None
+) -> None:
+    """Configures structlog and the stdlib root logger (uvicorn, psycopg) to render alike."""
+    out = stream or sys.stderr
+    if json is None:
+        json = not out.isatty()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+                redact_secrets,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)

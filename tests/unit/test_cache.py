@@ -1,0 +1,66 @@
+import time
+import uuid
+
+import pytest
+
+from changarrito.adapters.cache import TTLResolutionCache
+from changarrito.domain.model import IntegrationType, Resolved, Route, Secrets, Source
+
+LLM = IntegrationType.LLM
+
+
+def _resolved(tenant_id: uuid.UUID | None) -> Resolved:
+    return Resolved(
+        tenant_id=tenant_id,
+        integration_type=LLM,
+        provider="openai",
+        secrets=Secrets({"apiKey": "sk-test"}),
+        config={},
+        source=Source.TENANT,
+    )
+
+
+def test_the_cache_refuses_an_entry_resolved_for_another_tenant() -> None:
+    cache = TTLResolutionCache()
+    tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
+    with pytest.raises(ValueError, match="another tenant"):
+        cache.put_resolved(tenant_a, LLM, None, _resolved(tenant_b))
+    assert cache.get_resolved(tenant_a, LLM, None) is None
+
+
+def test_invalidating_a_tenant_forgets_only_that_tenant() -> None:
+    cache = TTLResolutionCache()
+    tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
+    cache.put_resolved(tenant_a, LLM, None, _resolved(tenant_a))
+    cache.put_resolved(tenant_b, LLM, None, _resolved(tenant_b))
+    cache.on_change("tenant", str(tenant_a))
+    assert cache.get_resolved(tenant_a, LLM, None) is None
+    assert cache.get_resolved(tenant_b, LLM, None) == _resolved(tenant_b)
+
+
+def test_a_number_change_forgets_its_route_and_its_owners_entries() -> None:
+    cache = TTLResolutionCache()
+    tenant = uuid.uuid4()
+    cache.put_route(Route("111", tenant))
+    cache.put_resolved(tenant, IntegrationType.WHATSAPP, "111", _resolved(tenant))
+    cache.on_change("number", "111")
+    assert cache.get_route("111") is None
+    assert cache.get_resolved(tenant, IntegrationType.WHATSAPP, "111") is None
+
+
+def test_entries_expire_after_the_ttl() -> None:
+    cache = TTLResolutionCache(ttl=0.05)
+    tenant = uuid.uuid4()
+    cache.put_resolved(tenant, LLM, None, _resolved(tenant))
+    cache.put_route(Route("222", None))
+    time.sleep(0.08)
+    assert cache.get_resolved(tenant, LLM, None) is None
+    assert cache.get_route("222") is None
+
+
+def test_an_unknown_notification_clears_everything() -> None:
+    cache = TTLResolutionCache()
+    tenant = uuid.uuid4()
+    cache.put_resolved(tenant, LLM, None, _resolved(tenant))
+    cache.on_change("all", "")
+    assert cache.get_resolved(tenant, LLM, None) is None

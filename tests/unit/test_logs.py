@@ -1,0 +1,57 @@
+import io
+import json
+
+import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from changarrito.adapters.logs import configure_logging
+from changarrito.domain.model import Secrets
+
+SECRET_ALPHABET = st.characters(min_codepoint=48, max_codepoint=122).filter(str.isalnum)
+
+
+def _emit(**fields: object) -> str:
+    out = io.StringIO()
+    configure_logging("DEBUG", json=True, stream=out)
+    structlog.get_logger("test").info("something.happened", **fields)
+    return out.getvalue()
+
+
+@settings(max_examples=50, deadline=None)
+@given(secret=st.text(SECRET_ALPHABET, min_size=16, max_size=40))
+def test_a_secret_passed_to_a_log_call_never_reaches_the_output(secret: str) -> None:
+    output = _emit(
+        api_key=secret,
+        headers={"Authorization": f"Bearer {secret}", "accept": "json"},
+        credentials={"accessToken": secret},
+        nested=[{"appSecret": secret}],
+        secrets=Secrets({"apiKey": secret}),
+        password=secret,
+    )
+    assert secret not in output
+    line = json.loads(output)
+    assert line["event"] == "something.happened"
+    assert line["headers"]["accept"] == "json"
+
+
+def test_token_shaped_values_are_masked_whatever_their_key() -> None:
+    output = _emit(detail="upstream said: Incorrect API key provided: sk-proj-abcdefghijklmnop")
+    assert "sk-proj-abcdefghijklmnop" not in output
+    assert "[redacted]" in output
+
+
+def test_ordinary_fields_are_logged_as_they_are() -> None:
+    line = json.loads(_emit(tenant_id="t-1", attempts=3, phone_number_id="106540352242922"))
+    assert line["tenant_id"] == "t-1"
+    assert line["attempts"] == 3
+    assert line["phone_number_id"] == "106540352242922"
+
+
+def test_stdlib_log_records_are_redacted_too() -> None:
+    import logging
+
+    out = io.StringIO()
+    configure_logging("INFO", json=True, stream=out)
+    logging.getLogger("uvicorn.error").info("token is whsec_abcdefghijklmnop")
+    assert "whsec_abcdefghijklmnop" not in out.getvalue()
