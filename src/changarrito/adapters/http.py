@@ -4,13 +4,15 @@ upstream failures are classified into the domain's provider errors."""
 from __future__ import annotations
 
 import email.utils
+import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 
 from changarrito.domain.errors import (
     FinalProviderError,
@@ -114,6 +116,58 @@ def json_body(response: httpx.Response, provider: str) -> Any:
         ) from None
 
 
+def decode_json(response: httpx.Response, schema: type[Any], provider: str) -> Any:
+    """The response body as ``schema`` (a msgspec type), or ``ProviderBadResponse``."""
+    try:
+        return msgspec.json.decode(response.content, type=schema)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ProviderBadResponse(
+            f"{provider} answered HTTP {response.status_code} with an unexpected body ({exc})",
+            provider=provider,
+            status=response.status_code,
+        ) from None
+
+
+def error_payload(response: httpx.Response) -> Any:
+    """An error response's JSON body, or ``None`` when it has none (an HTML 502 page...)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+REDACTED = "[redacted]"
+#: Tokens that look like credentials whatever they belong to: ``sk-…``, masked echoes such as
+#: ``sk-proj-****a1b2``, bearer tokens.
+_KEY_LIKE = re.compile(
+    r"\b(?:sk|rk|pk|ak)[-_][\w\-.*]{6,}|\S*\*{3,}\S*|(?<=Bearer )\S+", re.IGNORECASE
+)
+_TOKEN = re.compile(r"[^\s'\"`,;()<>]+")
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every credential value, and any partial echo of one, replaced.
+
+    Upstreams quote keys back (OpenAI: "Incorrect API key provided: sk-abc1*****wxyz"): a token
+    sharing a secret's first 8 or last 4 characters goes too, as does anything key-shaped.
+    """
+    values = sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True)
+    for value in values:
+        text = text.replace(value, REDACTED)
+    marks = [(v[:8], v[-4:]) for v in values if len(v) >= 12]
+
+    def token(match: re.Match[str]) -> str:
+        word = match.group(0)
+        bare = word.rstrip(".:!?")
+        if any(head in bare or bare.endswith(tail) for head, tail in marks):
+            return REDACTED
+        return word
+
+    if marks:
+        text = _TOKEN.sub(token, text)
+    return _KEY_LIKE.sub(REDACTED, text)
+
+
 def classify_status(
     provider: str,
     response: httpx.Response,
@@ -121,12 +175,16 @@ def classify_status(
     message: str,
     provider_code: str | None = None,
     quota: bool = False,
+    secrets: Iterable[str] = (),
 ) -> ProviderError:
     """The error for a failed upstream response, by HTTP status.
 
     ``quota`` marks a response the provider's own codes identify as out of quota, credit or spend
     limit (final even on 429). Provider-specific code tables call this after reading their body.
+    ``message`` is the upstream's own text: it is scrubbed of ``secrets`` (and of anything
+    key-shaped) before it goes into the exception.
     """
+    message = scrub(message, secrets)
     status = response.status_code
     kwargs: dict[str, Any] = {
         "provider": provider,

@@ -8,15 +8,43 @@ Methods are async; credentials arrive already validated against ``credentials_sc
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
+import httpx
 import msgspec
+import structlog
 
+from changarrito.adapters.http import (
+    classify_status,
+    error_payload,
+    scrub,
+    translate_transport_errors,
+)
 from changarrito.domain.errors import ValidationFailed
+from changarrito.domain.llm import ChatMessage, LLMConfig, Reply, Usage
+
+log = structlog.get_logger(__name__)
+
+__all__ = [
+    "ChatMessage",
+    "Credentials",
+    "LLMConfig",
+    "LLMProvider",
+    "PaymentEvent",
+    "PaymentLink",
+    "PaymentProvider",
+    "Provider",
+    "ProviderContext",
+    "Reply",
+    "Usage",
+    "scrub",
+    "secret_values",
+]
 
 
 class ProviderContext(msgspec.Struct, frozen=True):
@@ -28,6 +56,32 @@ class ProviderContext(msgspec.Struct, frozen=True):
 
     http: Any
     env: Mapping[str, str] = msgspec.field(default_factory=dict)
+
+
+class Credentials(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
+    """Base for credential schemas: its ``repr`` names the fields, never their values.
+
+    Put the endpoint a key is meant for (``baseUrl``, ``endpoint``) in the *same* schema as the
+    key, never in the config: a key and its endpoint then always come from one source, so a
+    tenant's endpoint can never be paired with the platform's key.
+    """
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{f}=***" for f in self.__struct_fields__)
+        return f"{type(self).__name__}({names})"
+
+    __str__ = __repr__
+
+
+def secret_values(credentials: Any) -> list[str]:
+    """Every string value of a credentials object or mapping, for ``scrub``."""
+    if isinstance(credentials, Mapping):
+        values = list(credentials.values())
+    elif isinstance(credentials, msgspec.Struct):
+        values = [getattr(credentials, f) for f in credentials.__struct_fields__]
+    else:
+        values = []
+    return [v for v in values if isinstance(v, str) and v]
 
 
 class Provider(ABC):
@@ -86,39 +140,15 @@ def _convert(schema: type[msgspec.Struct], data: Mapping[str, Any], where: str) 
 # --- LLM ------------------------------------------------------------------------------------
 
 
-class ChatMessage(msgspec.Struct, frozen=True):
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class Usage(msgspec.Struct, frozen=True):
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-
-class Reply(msgspec.Struct, frozen=True):
-    """One LLM answer. ``source`` (tenant/platform) is filled in by the caller that resolved
-    the credential, for billing and support."""
-
-    text: str
-    model: str
-    usage: Usage
-    latency_ms: float
-    provider: str
-    source: str | None = None
-
-
-class LLMConfig(msgspec.Struct, frozen=True, rename="camel"):
-    """Non-secret LLM settings common to every provider."""
-
-    model: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    system_prompt: str | None = None
-    fallback_text: str | None = None
-
-
 class LLMProvider(Provider):
+    """An LLM chat API. Subclasses set ``id``, ``name``, ``credentials_schema``,
+    ``default_model`` and implement ``chat`` and ``verify``; most OpenAI-compatible vendors
+    only subclass ``changarrito.plugins.llm.openai_compat.OpenAICompatibleProvider``.
+
+    Errors are classified once, here: ``call_json`` raises a ``ProviderError`` subclass
+    (retryable or final) for every failure, its message scrubbed of the credentials.
+    """
+
     config_schema: ClassVar[type[msgspec.Struct]] = LLMConfig
     #: Model used when neither the tenant nor ``LLM_MODEL`` names one.
     default_model: ClassVar[str]
@@ -126,6 +156,77 @@ class LLMProvider(Provider):
     @abstractmethod
     async def chat(self, messages: Sequence[ChatMessage], config: Any, credentials: Any) -> Reply:
         """Sends ``messages`` (the system prompt is in ``config``) and returns the reply."""
+
+    # Helpers for subclasses -----------------------------------------------------------------
+
+    def model_for(self, config: Any) -> str:
+        return getattr(config, "model", None) or self.default_model
+
+    @staticmethod
+    def with_system_prompt(messages: Sequence[ChatMessage], config: Any) -> list[ChatMessage]:
+        """``messages`` preceded by the configured system prompt, if any."""
+        prompt = getattr(config, "system_prompt", None)
+        head = [ChatMessage(role="system", content=prompt)] if prompt else []
+        return head + list(messages)
+
+    def error_details(self, payload: Any) -> tuple[str, str | None, bool]:
+        """(message, provider code, is-quota) from an error body; override per wire format.
+
+        The default reads OpenAI-style ``{"error": {"message", "code", "type"}}``.
+        """
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if isinstance(error, dict):
+            code = error.get("code") or error.get("type")
+            return str(error.get("message") or "no details"), _str(code), False
+        if isinstance(error, str):
+            return error, None, False
+        return "no details", None, False
+
+    async def call_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        credentials: Any,
+        headers: Mapping[str, str],
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Sends one request on the shared pool; returns a 2xx response or raises the
+        classified ``ProviderError`` (scrubbed of ``credentials``)."""
+        client: httpx.AsyncClient = self.context.http.get(url)
+        started = time.perf_counter()
+        async with translate_transport_errors(self.id):
+            response = await client.request(
+                method, url, headers=dict(headers), json=json, params=params
+            )
+        latency = round((time.perf_counter() - started) * 1000, 1)
+        if response.is_success:
+            log.debug("upstream_ok", provider=self.id, status=response.status_code, ms=latency)
+            return response
+        message, code, quota = self.error_details(error_payload(response))
+        error = classify_status(
+            self.id,
+            response,
+            message=message,
+            provider_code=code,
+            quota=quota,
+            secrets=secret_values(credentials),
+        )
+        log.warning(
+            "upstream_failed",
+            provider=self.id,
+            status=response.status_code,
+            provider_code=error.provider_code,
+            retryable=error.retryable,
+            error=error.message,
+            ms=latency,
+        )
+        raise error
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 # --- Payments -------------------------------------------------------------------------------

@@ -1,0 +1,151 @@
+"""LLM replies with per-tenant credentials and an optional platform fallback.
+
+Pure: the wire shapes of a chat (``ChatMessage``, ``Usage``, ``Reply``, ``LLMConfig``), the port
+through which providers are found (``ProviderLookup``, no plugin machinery here) and the use
+case ``Responder``.
+
+Order, for one tenant (see ``Responder.reply``):
+
+1. resolve the tenant's LLM credential (``CredentialResolver``): the tenant's own provider,
+   key, model and system prompt when stored, else the platform default, whose config carries
+   ``{"model": LLM_MODEL}``;
+2. call that provider; the ``Reply`` records ``source`` (tenant or platform);
+3. when the *tenant's* key fails for a final account reason (rejected key, out of quota) and
+   ``platform_fallback`` is on (``CHANGARRITO_LLM_PLATFORM_FALLBACK``, off by default), answer
+   once more with the platform default, keeping the tenant's prompt settings but never its
+   provider, model, endpoint or key. Anything else propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+import msgspec
+
+from changarrito.domain import resolution
+from changarrito.domain.errors import NotConfigured, ProviderAuthError, ProviderQuotaExceeded
+from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved, Source
+
+#: Environment variable that turns on the platform fallback for failing tenant keys.
+PLATFORM_FALLBACK_ENV = "CHANGARRITO_LLM_PLATFORM_FALLBACK"
+
+#: Tenant settings that survive a fallback to the platform: how to answer, not whom to call.
+PORTABLE_CONFIG = ("systemPrompt", "maxTokens", "temperature", "fallbackText")
+
+
+class ChatMessage(msgspec.Struct, frozen=True):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Usage(msgspec.Struct, frozen=True):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """One LLM answer. ``source`` (tenant/platform) is filled in by the caller that resolved
+    the credential, for billing and support."""
+
+    text: str
+    model: str
+    usage: Usage
+    latency_ms: float
+    provider: str
+    source: str | None = None
+
+
+class LLMConfig(msgspec.Struct, frozen=True, rename="camel"):
+    """Non-secret LLM settings common to every provider."""
+
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    system_prompt: str | None = None
+    fallback_text: str | None = None
+
+
+class ChatBackend(Protocol):
+    """What the use case needs of an LLM provider (``LLMProvider`` satisfies it)."""
+
+    def parse_credentials(self, data: Mapping[str, Any]) -> Any: ...
+
+    def parse_config(self, data: Mapping[str, Any]) -> Any: ...
+
+    async def chat(
+        self, messages: Sequence[ChatMessage], config: Any, credentials: Any
+    ) -> Reply: ...
+
+
+class ProviderLookup(Protocol):
+    def llm(self, provider_id: str) -> ChatBackend:
+        """The provider registered under ``provider_id``; ``ValidationFailed`` otherwise."""
+        ...
+
+
+class CredentialSource(Protocol):
+    """The part of ``CredentialResolver`` the use case needs."""
+
+    platform: PlatformDefaults
+
+    async def resolve(
+        self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
+    ) -> Resolved: ...
+
+
+def fallback_enabled(env: Mapping[str, str]) -> bool:
+    """Whether ``CHANGARRITO_LLM_PLATFORM_FALLBACK`` is set to a true value."""
+    return env.get(PLATFORM_FALLBACK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Responder:
+    """Answers a tenant's conversation with the LLM its credentials resolve to."""
+
+    def __init__(
+        self,
+        credentials: CredentialSource,
+        providers: ProviderLookup,
+        *,
+        platform_fallback: bool = False,
+    ) -> None:
+        self.credentials = credentials
+        self.providers = providers
+        self.platform_fallback = platform_fallback
+
+    async def reply(self, tenant_id: UUID, messages: Sequence[ChatMessage]) -> Reply:
+        resolved = await self.credentials.resolve(tenant_id, IntegrationType.LLM)
+        try:
+            return await self._call(resolved, resolved.config, messages)
+        except (ProviderAuthError, ProviderQuotaExceeded) as exc:
+            if resolved.source is not Source.TENANT or not self.platform_fallback:
+                raise
+            try:
+                platform = resolution.resolve(
+                    tenant_id, IntegrationType.LLM, [], self.credentials.platform
+                )
+            except NotConfigured:
+                raise exc from None  # the tenant's failure is the useful one to report
+        portable = {k: resolved.config[k] for k in PORTABLE_CONFIG if k in resolved.config}
+        return await self._call(platform, {**platform.config, **portable}, messages)
+
+    async def _call(
+        self, resolved: Resolved, config: Mapping[str, Any], messages: Sequence[ChatMessage]
+    ) -> Reply:
+        provider = self.providers.llm(resolved.provider)
+        # Key and endpoint travel together in one credential object from one source: a
+        # tenant's endpoint is never paired with the platform's key.
+        credentials = provider.parse_credentials(resolved.secrets.reveal())
+        started = time.perf_counter()
+        reply = await provider.chat(messages, provider.parse_config(config), credentials)
+        if reply.latency_ms <= 0:
+            reply = msgspec.structs.replace(
+                reply, latency_ms=(time.perf_counter() - started) * 1000
+            )
+        return msgspec.structs.replace(reply, source=resolved.source.value)
