@@ -1,0 +1,122 @@
+"""Anthropic Messages API: ``x-api-key``, pinned ``anthropic-version``, top-level ``system``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import msgspec
+
+from changarrito import hookimpl
+from changarrito.adapters.http import decode_json
+from changarrito.plugins.base import ChatMessage, Credentials, LLMProvider, Reply, Usage
+from changarrito.plugins.hookspecs import RegisterLLM
+from changarrito.plugins.llm.openai_compat import ApiKey
+
+#: Pinned: newer versions reject ``temperature`` and change authentication.
+ANTHROPIC_VERSION = "2023-06-01"
+#: ``max_tokens`` is required by the API; used when the tenant sets none.
+DEFAULT_MAX_TOKENS = 1024
+#: Codes meaning the account is out of money, not busy (final even on 429).
+QUOTA_CODES = frozenset({"billing_error", "enforced_spend_limit_reached"})
+
+
+class AnthropicCredentials(Credentials, frozen=True):
+    api_key: ApiKey
+
+
+class _Block(msgspec.Struct):
+    type: str
+    text: str | None = None
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class _Message(msgspec.Struct):
+    content: list[_Block]
+    model: str | None = None
+    usage: _Usage | None = None
+
+
+class AnthropicProvider(LLMProvider):
+    id = "anthropic"
+    name = "Anthropic"
+    default_model = "claude-3-5-haiku-latest"
+    default_base_url = "https://api.anthropic.com/v1"
+    credentials_schema: ClassVar[type[msgspec.Struct]] = AnthropicCredentials
+    platform_env = {"apiKey": "ANTHROPIC_API_KEY"}
+
+    def base_url(self) -> str:
+        return (self.context.env.get("ANTHROPIC_BASE_URL") or self.default_base_url).rstrip("/")
+
+    def headers(self, credentials: Any) -> dict[str, str]:
+        return {
+            "x-api-key": credentials.api_key,
+            "anthropic-version": ANTHROPIC_VERSION,
+            "content-type": "application/json",
+        }
+
+    def body(self, messages: Sequence[ChatMessage], config: Any) -> dict[str, Any]:
+        system = [m.content for m in messages if m.role == "system"]
+        if getattr(config, "system_prompt", None):
+            system.insert(0, config.system_prompt)
+        body: dict[str, Any] = {
+            "model": self.model_for(config),
+            "max_tokens": getattr(config, "max_tokens", None) or DEFAULT_MAX_TOKENS,
+            "messages": [
+                {"role": m.role, "content": m.content} for m in messages if m.role != "system"
+            ],
+        }
+        if system:
+            body["system"] = "\n\n".join(system)
+        if getattr(config, "temperature", None) is not None:
+            body["temperature"] = config.temperature
+        return body
+
+    def error_details(self, payload: Any) -> tuple[str, str | None, bool]:
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if not isinstance(error, dict):
+            return "no details", None, False
+        details = error.get("details")
+        detail_code = details.get("error_code") if isinstance(details, dict) else None
+        code = detail_code or error.get("type")
+        code = None if code is None else str(code)
+        quota = code in QUOTA_CODES or error.get("type") in QUOTA_CODES
+        return str(error.get("message") or "no details"), code, quota
+
+    async def chat(self, messages: Sequence[ChatMessage], config: Any, credentials: Any) -> Reply:
+        started = time.perf_counter()
+        response = await self.call_json(
+            "POST",
+            self.base_url() + "/messages",
+            credentials=credentials,
+            headers=self.headers(credentials),
+            json=self.body(messages, config),
+        )
+        message: _Message = decode_json(response, _Message, self.id)
+        usage = message.usage or _Usage()
+        return Reply(
+            text="".join(b.text or "" for b in message.content if b.type == "text"),
+            model=message.model or self.model_for(config),
+            usage=Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            provider=self.id,
+        )
+
+    async def verify(self, credentials: Any, config: Any) -> None:
+        """``GET /v1/models``: authenticated, free."""
+        await self.call_json(
+            "GET",
+            self.base_url() + "/models",
+            credentials=credentials,
+            headers=self.headers(credentials),
+        )
+
+
+@hookimpl
+def register_llm_providers(register: RegisterLLM) -> None:
+    register(AnthropicProvider)

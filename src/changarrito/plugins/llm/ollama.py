@@ -1,0 +1,108 @@
+"""Ollama's native ``/api/chat`` with ``"stream": false`` (one JSON object, not NDJSON).
+
+The server URL is part of the credentials: a tenant names its own (``baseUrl``, with an
+optional ``apiKey`` for a proxy or Ollama cloud); the platform's comes from ``OLLAMA_BASE_URL``
+(default ``http://localhost:11434``) and has no key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import msgspec
+
+from changarrito import hookimpl
+from changarrito.adapters.http import decode_json
+from changarrito.plugins.base import ChatMessage, Credentials, LLMProvider, Reply, Usage
+from changarrito.plugins.hookspecs import RegisterLLM
+from changarrito.plugins.llm.openai_compat import HttpUrl
+
+DEFAULT_BASE_URL = "http://localhost:11434"
+
+
+class OllamaCredentials(Credentials, frozen=True):
+    base_url: HttpUrl
+    api_key: str | None = None
+
+
+class _Message(msgspec.Struct):
+    content: str = ""
+
+
+class _ChatResponse(msgspec.Struct):
+    message: _Message
+    model: str | None = None
+    prompt_eval_count: int = 0
+    eval_count: int = 0
+
+
+class OllamaProvider(LLMProvider):
+    id = "ollama"
+    name = "Ollama"
+    default_model = "llama3.2"
+    credentials_schema: ClassVar[type[msgspec.Struct]] = OllamaCredentials
+    platform_env = {"baseUrl": "OLLAMA_BASE_URL"}
+
+    @classmethod
+    def platform_credentials(cls, env: Mapping[str, str]) -> dict[str, str] | None:
+        """A local Ollama needs no key: the platform always has one, at its default URL."""
+        return {"baseUrl": env.get("OLLAMA_BASE_URL") or DEFAULT_BASE_URL}
+
+    def headers(self, credentials: Any) -> dict[str, str]:
+        key = credentials.api_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def url(self, credentials: Any, path: str) -> str:
+        return str(credentials.base_url).rstrip("/") + path
+
+    def body(self, messages: Sequence[ChatMessage], config: Any) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if getattr(config, "temperature", None) is not None:
+            options["temperature"] = config.temperature
+        if getattr(config, "max_tokens", None) is not None:
+            options["num_predict"] = config.max_tokens
+        body: dict[str, Any] = {
+            "model": self.model_for(config),
+            "messages": [
+                {"role": m.role, "content": m.content}
+                for m in self.with_system_prompt(messages, config)
+            ],
+            "stream": False,
+        }
+        if options:
+            body["options"] = options
+        return body
+
+    async def chat(self, messages: Sequence[ChatMessage], config: Any, credentials: Any) -> Reply:
+        started = time.perf_counter()
+        response = await self.call_json(
+            "POST",
+            self.url(credentials, "/api/chat"),
+            credentials=credentials,
+            headers=self.headers(credentials),
+            json=self.body(messages, config),
+        )
+        data: _ChatResponse = decode_json(response, _ChatResponse, self.id)
+        return Reply(
+            text=data.message.content,
+            model=data.model or self.model_for(config),
+            usage=Usage(input_tokens=data.prompt_eval_count, output_tokens=data.eval_count),
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            provider=self.id,
+        )
+
+    async def verify(self, credentials: Any, config: Any) -> None:
+        """``GET /api/tags``: cheap, and authenticated when a key is set."""
+        await self.call_json(
+            "GET",
+            self.url(credentials, "/api/tags"),
+            credentials=credentials,
+            headers=self.headers(credentials),
+        )
+
+
+@hookimpl
+def register_llm_providers(register: RegisterLLM) -> None:
+    register(OllamaProvider)

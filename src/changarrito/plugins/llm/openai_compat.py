@@ -1,0 +1,151 @@
+"""One implementation of the OpenAI Chat Completions wire format, shared by every vendor that
+speaks it (OpenAI, OpenRouter, Azure OpenAI, Mistral...). A vendor subclass sets its id, base
+URL, environment variables and, where needed, overrides ``endpoint``/``auth_headers``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+
+from changarrito.adapters.http import decode_json
+from changarrito.domain.errors import ProviderBadResponse
+from changarrito.plugins.base import ChatMessage, Credentials, LLMProvider, Reply, Usage
+
+#: ``http://`` or ``https://`` URL, no credentials or whitespace in it.
+HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s@/]+(/[^\s]*)?$")]
+ApiKey = Annotated[str, msgspec.Meta(min_length=1)]
+
+#: OpenAI ``error.code``/``type`` values that mean the account is out of money, not busy.
+QUOTA_CODES = frozenset(
+    {"insufficient_quota", "credit_balance_exhausted", "billing_hard_limit_reached"}
+)
+_SPEND_LIMIT = re.compile(r"spend_limit")
+
+
+class OpenAICredentials(Credentials, frozen=True):
+    """An API key and, for any OpenAI-compatible endpoint, the tenant's own base URL."""
+
+    api_key: ApiKey
+    base_url: HttpUrl | None = None
+
+
+class _Message(msgspec.Struct):
+    content: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class ChatCompletion(msgspec.Struct):
+    """The part of an OpenAI chat completion we read."""
+
+    choices: list[_Choice]
+    model: str | None = None
+    usage: _Usage | None = None
+    error: Any = None
+
+
+def is_quota_code(code: str | None) -> bool:
+    return bool(code) and (code in QUOTA_CODES or bool(_SPEND_LIMIT.search(code or "")))
+
+
+class OpenAICompatibleProvider(LLMProvider):
+    credentials_schema: ClassVar[type[msgspec.Struct]] = OpenAICredentials
+    #: Where requests go unless the tenant's credentials or the environment say otherwise.
+    default_base_url: ClassVar[str]
+    #: Environment variable overriding ``default_base_url`` (for tests and self-hosters).
+    base_url_env: ClassVar[str | None] = None
+    #: Body field carrying the output cap (OpenAI prefers ``max_completion_tokens``).
+    max_tokens_field: ClassVar[str] = "max_tokens"
+    #: Path, under the base URL, of a cheap authenticated GET used by ``verify``.
+    verify_path: ClassVar[str] = "/models"
+
+    # Wire details a vendor may override ------------------------------------------------------
+
+    def base_url(self, credentials: Any) -> str:
+        """The tenant's own ``baseUrl`` when its credentials carry one, else the platform's
+        configured endpoint. The key always travels with the URL of its own credentials."""
+        own = getattr(credentials, "base_url", None)
+        env = self.context.env.get(self.base_url_env) if self.base_url_env else None
+        return str(own or env or self.default_base_url).rstrip("/")
+
+    def endpoint(self, credentials: Any, config: Any, path: str) -> tuple[str, dict[str, str]]:
+        """(URL, query parameters) of ``path`` (``/chat/completions``, ``/models``)."""
+        return self.base_url(credentials) + path, {}
+
+    def auth_headers(self, credentials: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {credentials.api_key}"}
+
+    def body(self, messages: Sequence[ChatMessage], config: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model_for(config),
+            "messages": [
+                {"role": m.role, "content": m.content}
+                for m in self.with_system_prompt(messages, config)
+            ],
+        }
+        if getattr(config, "max_tokens", None) is not None:
+            body[self.max_tokens_field] = config.max_tokens
+        if getattr(config, "temperature", None) is not None:
+            body["temperature"] = config.temperature
+        return body
+
+    def error_details(self, payload: Any) -> tuple[str, str | None, bool]:
+        message, code, _ = super().error_details(payload)
+        error = payload.get("error") if isinstance(payload, dict) else None
+        kind = error.get("type") if isinstance(error, dict) else None
+        quota = is_quota_code(code) or is_quota_code(kind if isinstance(kind, str) else None)
+        return message, code, quota
+
+    # The calls ---------------------------------------------------------------------------------
+
+    async def chat(self, messages: Sequence[ChatMessage], config: Any, credentials: Any) -> Reply:
+        url, params = self.endpoint(credentials, config, "/chat/completions")
+        started = time.perf_counter()
+        response = await self.call_json(
+            "POST",
+            url,
+            credentials=credentials,
+            headers=self.auth_headers(credentials),
+            json=self.body(messages, config),
+            params=params,
+        )
+        completion: ChatCompletion = decode_json(response, ChatCompletion, self.id)
+        if completion.error is not None or not completion.choices:
+            # OpenRouter reports failures after generation started with HTTP 200.
+            message, code, _ = self.error_details({"error": completion.error})
+            raise ProviderBadResponse(
+                f"{self.id} returned no answer: {message}",
+                provider=self.id,
+                status=response.status_code,
+                provider_code=code,
+            )
+        usage = completion.usage or _Usage()
+        return Reply(
+            text=completion.choices[0].message.content or "",
+            model=completion.model or self.model_for(config),
+            usage=Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens),
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+            provider=self.id,
+        )
+
+    async def verify(self, credentials: Any, config: Any) -> None:
+        url, params = self.endpoint(credentials, config, self.verify_path)
+        await self.call_json(
+            "GET",
+            url,
+            credentials=credentials,
+            headers=self.auth_headers(credentials),
+            params=params,
+        )

@@ -1,0 +1,26 @@
+"""OpenRouter: OpenAI-style chat over many vendors' models, billed in credits (402 when out)."""
+
+from __future__ import annotations
+
+from changarrito import hookimpl
+from changarrito.plugins.hookspecs import RegisterLLM
+from changarrito.plugins.llm.openai_compat import OpenAICompatibleProvider
+
+
+class OpenRouterProvider(OpenAICompatibleProvider):
+    id = "openrouter"
+    name = "OpenRouter"
+    default_model = "openai/gpt-4o-mini"
+    default_base_url = "https://openrouter.ai/api/v1"
+    base_url_env = "OPENROUTER_BASE_URL"
+    platform_env = {"apiKey": "OPENROUTER_API_KEY"}
+    #: ``GET /key`` describes the key itself: authenticated and free.
+    verify_path = "/key"
+
+    def auth_headers(self, credentials: object) -> dict[str, str]:
+        return {**super().auth_headers(credentials), "X-Title": "Changarrito"}
+
+
+@hookimpl
+def register_llm_providers(register: RegisterLLM) -> None:
+    register(OpenRouterProvider)
