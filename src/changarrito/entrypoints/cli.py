@@ -1,0 +1,219 @@
+"""The ``changarrito`` command.
+
+Every failure Changarrito anticipates ends as one line on stderr and a non-zero exit, never a
+traceback: ``changarrito: <what is wrong and how to fix it>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from changarrito import __version__
+from changarrito.domain.errors import ChangarritoError, ValidationFailed
+from changarrito.entrypoints.settings import DEFAULT_HOST, DEFAULT_PORT, Settings
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _tenant_id(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a tenant id (a UUID): {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="changarrito",
+        description="Multi-tenant WhatsApp, LLM and payment integrations with platform fallback.",
+    )
+    parser.add_argument("--version", action="version", version=f"changarrito {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP service and its message workers")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--role", choices=("all", "backend", "whatsapp"), default="all")
+    serve.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
+
+    sub.add_parser("migrate", help="apply pending schema migrations")
+
+    tenants = sub.add_parser("tenants", help="create, list and delete tenants")
+    tsub = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = tsub.add_parser("create", help="create a tenant and print its id")
+    create.add_argument("--name", required=True)
+    create.add_argument("--json", action="store_true", help="print {id, name} as JSON")
+    listing = tsub.add_parser("list", help="list tenants")
+    listing.add_argument("--json", action="store_true")
+    delete = tsub.add_parser("delete", help="delete a tenant with its credentials and numbers")
+    delete.add_argument("tenant_id", type=_tenant_id, metavar="ID")
+
+    tokens = sub.add_parser("tokens", help="tenant JWTs")
+    tosub = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    issue = tosub.add_parser("issue", help="print a tenant JWT signed with JWT_SECRET")
+    issue.add_argument("--tenant", required=True, type=_tenant_id, metavar="ID")
+    issue.add_argument("--ttl", default="1h", help="lifetime: 3600, 15m, 1h, 7d (default 1h)")
+
+    keys = sub.add_parser("keys", help="encryption keys")
+    ksub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rotate = ksub.add_parser("rotate", help="re-encrypt every credential under the primary key")
+    rotate.add_argument("--batch-size", type=int, default=200)
+    generate = ksub.add_parser("generate", help="print a new key ring entry (kid:base64key)")
+    generate.add_argument("--kid", default=None, help="key id (default: a dated id)")
+
+    sub.add_parser("plugins", help="list installed provider plugins and their ids")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        from changarrito.adapters.logs import configure_logging
+
+        # Commands other than serve log warnings only, unless a level is asked for.
+        quiet = args.command != "serve" and "CHANGARRITO_LOG_LEVEL" not in settings.env
+        configure_logging("WARNING" if quiet else settings.log_level)
+        command = COMMANDS[args.command]
+        return command(settings, args)
+    except ChangarritoError as exc:
+        print(f"changarrito: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    """Runs ``work(container)`` against the configured database, migrated and checked."""
+    from changarrito.bootstrap import bootstrap, prepare_database
+
+    database = prepare_database(settings)
+
+    async def go() -> int:
+        container = await bootstrap(settings, database, listen=False)
+        try:
+            return await work(container)
+        finally:
+            await container.aclose()
+
+    return asyncio.run(go())
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from changarrito.entrypoints.server import serve
+
+    return serve(settings, host=args.host, port=args.port, role=args.role, workers=args.workers)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from changarrito.adapters.postgres.migrate import migrate
+
+    async def work(container: Any) -> int:
+        applied = await migrate(container.pool)
+        print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+        return 0
+
+    return _run(settings, work)
+
+
+def cmd_tenants(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(container: Any) -> int:
+        store = container.store
+        if args.action == "create":
+            name = args.name.strip()
+            if not name:
+                raise ValidationFailed("--name must not be empty")
+            tenant = await store.create_tenant(name)
+            if args.json:
+                print(json.dumps({"id": str(tenant.id), "name": tenant.name}))
+            else:
+                print(tenant.id)
+        elif args.action == "list":
+            tenants = await store.list_tenants()
+            if args.json:
+                rows = [
+                    {"id": str(t.id), "name": t.name, "createdAt": t.created_at.isoformat()}
+                    for t in tenants
+                ]
+                print(json.dumps(rows))
+            else:
+                for t in tenants:
+                    print(f"{t.id}  {t.created_at:%Y-%m-%d %H:%M}  {t.name}")
+        else:
+            await store.delete_tenant(args.tenant_id)
+            print(f"deleted {args.tenant_id}")
+        return 0
+
+    return _run(settings, work)
+
+
+def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
+    from changarrito.adapters.tokens import issue_token, parse_duration
+
+    secret = settings.require("JWT_SECRET", settings.jwt_secret)
+    ttl = parse_duration(args.ttl)
+
+    async def work(container: Any) -> int:
+        await container.store.get_tenant(args.tenant)  # unknown tenant: a clear error
+        token = issue_token(
+            secret, args.tenant, ttl, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        )
+        print(token)
+        return 0
+
+    return _run(settings, work)
+
+
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from changarrito.adapters.crypto.keyring import KeyRing
+
+    if args.action == "generate":
+        print(KeyRing.generate(args.kid).serialize())
+        return 0
+    from changarrito.adapters.postgres.rotation import rotate_keys
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rre-encrypted {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    async def work(container: Any) -> int:
+        report = await rotate_keys(
+            container.pool, container.cipher, batch_size=args.batch_size, progress=progress
+        )
+        print(file=sys.stderr)
+        print(
+            f"rotated {report.rotated}, already current {report.already_current}, "
+            f"failed {len(report.failed)}"
+        )
+        for row_id in report.failed:
+            print(f"  could not decrypt credential {row_id}", file=sys.stderr)
+        return EXIT_ERROR if report.failed else 0
+
+    return _run(settings, work)
+
+
+def cmd_plugins(settings: Settings, args: argparse.Namespace) -> int:
+    from changarrito.plugins.manager import format_plugins_table, load_plugins
+
+    print(format_plugins_table(load_plugins(settings.env)))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "serve": cmd_serve,
+    "migrate": cmd_migrate,
+    "tenants": cmd_tenants,
+    "tokens": cmd_tokens,
+    "keys": cmd_keys,
+    "plugins": cmd_plugins,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

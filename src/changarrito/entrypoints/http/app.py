@@ -1,0 +1,74 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Literal
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from changarrito import __version__
+from changarrito.entrypoints.http.health import health, ready
+from changarrito.entrypoints.http.problems import EXCEPTION_HANDLERS
+
+if TYPE_CHECKING:
+    from changarrito.bootstrap import Container, Database
+    from changarrito.entrypoints.settings import Settings
+
+Role = Literal["all", "backend", "whatsapp"]
+
+#: Largest request body accepted anywhere (Meta's webhook payloads go up to 3 MB).
+MAX_BODY_BYTES = 3 * 1024 * 1024
+
+
+def create_app(
+    settings: Settings,
+    database: Database | None = None,
+    *,
+    role: Role = "all",
+    container: Container | None = None,
+) -> Litestar:
+    """The HTTP app for ``role``. With ``container`` given (tests), it is used as is and not
+    closed; otherwise one is bootstrapped in the lifespan from ``database``."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from changarrito.bootstrap import bootstrap
+
+        if container is not None:
+            app.state.container = container
+            yield
+            return
+        assert database is not None, "create_app needs a database or a container"
+        built = await bootstrap(settings, database, listen=True)
+        app.state.container = built
+        try:
+            yield
+        finally:
+            await built.aclose()
+
+    return Litestar(
+        route_handlers=[health, ready],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(title="Changarrito", version=__version__, path="/schema"),
+        logging_config=None,
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """Factory for multi-process ``serve --workers N`` (each worker builds its own app)."""
+    import os
+
+    from changarrito.adapters.logs import configure_logging
+    from changarrito.bootstrap import prepare_database
+    from changarrito.entrypoints.settings import Settings
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    role = os.environ.get("CHANGARRITO_ROLE", "all")
+    return create_app(settings, prepare_database(settings), role=role)  # type: ignore[arg-type]

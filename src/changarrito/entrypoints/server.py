@@ -1,0 +1,60 @@
+"""``changarrito serve``: prepare the database, check it, then run the ASGI server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Literal
+
+import structlog
+import uvicorn
+
+from changarrito.entrypoints.settings import Settings
+
+log = structlog.get_logger("changarrito.serve")
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    role: Literal["all", "backend", "whatsapp"],
+    workers: int = 1,
+) -> int:
+    from changarrito.bootstrap import bootstrap, prepare_database
+    from changarrito.entrypoints.http.app import create_app
+
+    database = prepare_database(settings)
+
+    async def check() -> None:
+        # Migrations, the key ring and the plugins are checked here, once, so a bad
+        # configuration stops start-up with one line instead of failing the first request.
+        container = await bootstrap(settings, database, listen=False)
+        await container.aclose()
+
+    asyncio.run(check())
+    log.info(
+        "changarrito.starting",
+        url=f"http://{host}:{port}",
+        role=role,
+        workers=workers,
+        database="embedded" if database.embedded else "external",
+    )
+    common = {"host": host, "port": port, "log_config": None, "access_log": False}
+    if workers <= 1:
+        app = create_app(settings, database, role=role)
+        uvicorn.Server(uvicorn.Config(app, lifespan="on", **common)).run()  # type: ignore[arg-type]
+        return 0
+    # Worker processes rebuild the app from the environment: hand them the settled database.
+    os.environ["DATABASE_URL"] = database.url
+    os.environ["CHANGARRITO_ENCRYPTION_KEYS"] = database.keyring.serialize()
+    os.environ["CHANGARRITO_ROLE"] = role
+    uvicorn.run(
+        "changarrito.entrypoints.http.app:app_from_env",
+        factory=True,
+        workers=workers,
+        lifespan="on",
+        **common,  # type: ignore[arg-type]
+    )
+    return 0
