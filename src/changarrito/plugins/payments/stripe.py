@@ -1,0 +1,242 @@
+"""Stripe: hosted Checkout Sessions over the REST API (form-encoded, bearer secret key).
+
+A Payment Link would need a Price object per amount, so a one-off link is a Checkout Session
+with inline ``price_data``; its ``url`` is the hosted payment page. Webhooks are checked with the
+endpoint's signing secret (``Stripe-Signature``, HMAC-SHA256 over ``"{t}.{body}"``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+import msgspec
+
+from changarrito import hookimpl
+from changarrito.domain.errors import InvalidSignature, ProviderBadResponse, ValidationFailed
+from changarrito.plugins.base import PaymentEvent, PaymentLink, PaymentProvider
+
+from ._money import THREE_DECIMAL, checked_amount, currency_code, from_minor_units, to_minor_units
+from ._upstream import (
+    DEFAULT_RETURN_URL,
+    Credentials,
+    Upstream,
+    as_struct,
+    base_url,
+    idempotency_key,
+    text,
+)
+from ._webhooks import (
+    any_matches,
+    check_freshness,
+    header,
+    hmac_sha256_hex,
+    json_object,
+    parse_datetime,
+    signature_parts,
+)
+
+DEFAULT_BASE_URL = "https://api.stripe.com"
+#: Seconds a signature stays valid, as in Stripe's own libraries.
+SIGNATURE_TOLERANCE = 300
+
+
+class StripeCredentials(Credentials, frozen=True):
+    #: Secret or restricted key (``sk_…`` / ``rk_…``).
+    api_key: str
+    #: The webhook endpoint's signing secret (``whsec_…``); needed to accept notifications.
+    webhook_secret: str | None = None
+
+
+class StripeConfig(msgspec.Struct, frozen=True, rename="camel"):
+    #: Where Checkout sends the buyer after paying; may contain ``{CHECKOUT_SESSION_ID}``.
+    success_url: str | None = None
+    #: Where the buyer goes on "back"; Checkout shows no back link when unset.
+    cancel_url: str | None = None
+
+
+class StripeProvider(PaymentProvider):
+    id: ClassVar[str] = "stripe"
+    name: ClassVar[str] = "Stripe"
+    credentials_schema: ClassVar[type[msgspec.Struct]] = StripeCredentials
+    config_schema: ClassVar[type[msgspec.Struct]] = StripeConfig
+    platform_env: ClassVar[Mapping[str, str]] = {
+        "apiKey": "STRIPE_API_KEY",
+        "webhookSecret": "STRIPE_WEBHOOK_SECRET",
+    }
+    webhook_secret_field: ClassVar[str | None] = "webhookSecret"
+
+    def _api(self, credentials: StripeCredentials) -> Upstream:
+        url = base_url(self.context.env, "STRIPE_BASE_URL", DEFAULT_BASE_URL)
+        return Upstream(
+            provider=self.id,
+            client=self.context.http.get(url),
+            base_url=url,
+            secrets=credentials.secrets(),
+            read_error=_read_error,
+        )
+
+    async def verify(self, credentials: Any, config: Any) -> None:
+        creds: StripeCredentials = as_struct(StripeCredentials, credentials, self.parse_credentials)
+        body = await self._api(creds).json("GET", "/v1/balance", headers=_auth(creds))
+        if body.get("object") != "balance":
+            raise ProviderBadResponse("stripe answered /v1/balance without a balance object")
+
+    async def create_payment_link(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        description: str,
+        reference: str,
+        credentials: Any,
+        config: Any,
+    ) -> PaymentLink:
+        creds: StripeCredentials = as_struct(StripeCredentials, credentials, self.parse_credentials)
+        conf: StripeConfig = as_struct(StripeConfig, config, self.parse_config)
+        code = currency_code(currency)
+        # Stripe takes three-decimal currencies in thousandths but only multiples of ten.
+        checked_amount(amount, code, decimals=2 if code in THREE_DECIMAL else None)
+        if not description.strip() or not reference.strip():
+            raise ValidationFailed("description and reference must not be empty")
+        form = [
+            ("mode", "payment"),
+            ("line_items[0][quantity]", "1"),
+            ("line_items[0][price_data][currency]", code.lower()),
+            ("line_items[0][price_data][unit_amount]", str(to_minor_units(amount, code))),
+            ("line_items[0][price_data][product_data][name]", description),
+            ("client_reference_id", reference),
+            ("metadata[reference]", reference),
+            # Copied onto the PaymentIntent so its own events carry the reference too.
+            ("payment_intent_data[metadata][reference]", reference),
+            ("success_url", conf.success_url or DEFAULT_RETURN_URL),
+        ]
+        if conf.cancel_url:
+            form.append(("cancel_url", conf.cancel_url))
+        content = urlencode(form).encode()
+        headers = {
+            **_auth(creds),
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Idempotency-Key": idempotency_key(self.id, reference, content),
+        }
+        body = await self._api(creds).json(
+            "POST", "/v1/checkout/sessions", headers=headers, content=content
+        )
+        session_id, url = text(body.get("id")), text(body.get("url"))
+        if not session_id or not url:
+            raise ProviderBadResponse("stripe created a Checkout Session without an id or url")
+        return PaymentLink(provider=self.id, provider_id=session_id, url=url, status="pending")
+
+    async def parse_webhook(
+        self, headers: Mapping[str, str], raw_body: bytes, credentials: Any, config: Any
+    ) -> PaymentEvent:
+        creds: StripeCredentials = as_struct(StripeCredentials, credentials, self.parse_credentials)
+        check_signature(header(headers, "Stripe-Signature"), raw_body, creds.webhook_secret)
+        return event_from(json_object(raw_body, self.id))
+
+
+def check_signature(
+    signature: str | None, raw_body: bytes, secret: str | None, *, now: float | None = None
+) -> None:
+    """Raises ``InvalidSignature`` unless a ``v1`` signature of ``raw_body`` matches and its
+    timestamp is within ``SIGNATURE_TOLERANCE`` of ``now``. ``v0`` (test-mode legacy) is
+    ignored, as Stripe's libraries do."""
+    if not secret:
+        raise InvalidSignature(
+            "no Stripe webhook signing secret is configured (credentials.webhookSecret or "
+            "STRIPE_WEBHOOK_SECRET)"
+        )
+    if not signature:
+        raise InvalidSignature("the Stripe-Signature header is missing")
+    parts = signature_parts(signature)
+    timestamps = [v for k, v in parts if k == "t"]
+    signatures = [v for k, v in parts if k == "v1"]
+    if len(timestamps) != 1 or not signatures:
+        raise InvalidSignature("the Stripe-Signature header needs one t= and a v1= signature")
+    try:
+        timestamp = int(timestamps[0])
+    except ValueError:
+        raise InvalidSignature("the Stripe-Signature timestamp is not a number") from None
+    expected = hmac_sha256_hex(secret, timestamps[0].encode() + b"." + raw_body)
+    if not any_matches(expected, signatures):
+        raise InvalidSignature("the Stripe signature does not match")
+    check_freshness(timestamp, time.time() if now is None else now, SIGNATURE_TOLERANCE)
+
+
+def sign(raw_body: bytes, secret: str, timestamp: int) -> str:
+    """A ``Stripe-Signature`` value for ``raw_body`` (for tests and local tooling)."""
+    signature = hmac_sha256_hex(secret, str(timestamp).encode() + b"." + raw_body)
+    return f"t={timestamp},v1={signature}"
+
+
+def event_from(event: dict[str, Any]) -> PaymentEvent:
+    """The ``PaymentEvent`` for a verified Stripe event object."""
+    event_id, event_type = text(event.get("id")), text(event.get("type"))
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not event_id or not event_type or not isinstance(obj, dict):
+        raise ValidationFailed("the Stripe notification is not an event (id, type, data.object)")
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
+    currency = text(obj.get("currency"))
+    minor = obj.get("amount_total", obj.get("amount"))
+    amount = (
+        from_minor_units(minor, currency)
+        if currency and isinstance(minor, int) and not isinstance(minor, bool)
+        else None
+    )
+    return PaymentEvent(
+        provider="stripe",
+        event_id=event_id,
+        type=event_type,
+        provider_link_id=text(obj.get("id")) if obj.get("object") == "checkout.session" else None,
+        status=_status(event_type, obj),
+        reference=text(obj.get("client_reference_id")) or text(metadata.get("reference")),
+        amount=amount,
+        currency=currency.upper() if currency else None,
+        occurred_at=parse_datetime(event.get("created")),
+        raw=event,
+    )
+
+
+def _status(event_type: str, obj: dict[str, Any]) -> str:
+    if event_type == "checkout.session.completed":
+        # Delayed methods (OXXO, SPEI) complete the session before the money arrives; the
+        # async_payment_* events follow.
+        paid = obj.get("payment_status") in ("paid", "no_payment_required")
+        return "paid" if paid else "pending"
+    if event_type == "charge.refunded":
+        return "refunded" if obj.get("refunded") is True else "unknown"  # partial refund
+    return _STATUS_BY_EVENT.get(event_type, "unknown")
+
+
+_STATUS_BY_EVENT = {
+    "checkout.session.async_payment_succeeded": "paid",
+    "checkout.session.async_payment_failed": "failed",
+    "checkout.session.expired": "expired",
+    "payment_intent.succeeded": "paid",
+    "payment_intent.processing": "pending",
+    "payment_intent.payment_failed": "failed",
+    "payment_intent.canceled": "failed",
+}
+
+
+def _auth(credentials: StripeCredentials) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credentials.api_key}"}
+
+
+def _read_error(body: Any) -> tuple[str | None, str | None]:
+    """Stripe errors: ``{"error": {"type", "code"?, "message"?}}``."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None, None
+    return text(error.get("message")), text(error.get("code")) or text(error.get("type"))
+
+
+@hookimpl
+def register_payment_providers(register: Any) -> None:
+    register(StripeProvider)
