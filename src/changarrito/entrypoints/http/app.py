@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
@@ -21,6 +21,17 @@ Role = Literal["all", "backend", "whatsapp"]
 
 #: Largest request body accepted anywhere (Meta's webhook payloads go up to 3 MB).
 MAX_BODY_BYTES = 3 * 1024 * 1024
+
+
+def handlers_for(role: Role) -> list[Any]:
+    """The route handlers a role serves: ``backend`` the tenant, internal and payment APIs,
+    ``whatsapp`` the Meta webhook; ``all`` both. Register new controllers here."""
+    handlers: list[Any] = [health, ready]
+    if role in ("all", "backend"):
+        handlers += []
+    if role in ("all", "whatsapp"):
+        handlers += []
+    return handlers
 
 
 def create_app(
@@ -50,7 +61,7 @@ def create_app(
             await built.aclose()
 
     return Litestar(
-        route_handlers=[health, ready],
+        route_handlers=handlers_for(role),
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
