@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
@@ -15,7 +14,6 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from changarrito.adapters.http import HttpClients
 from changarrito.domain.errors import (
     InvalidSignature,
     ProviderAuthError,
@@ -27,43 +25,29 @@ from changarrito.domain.errors import (
 from changarrito.plugins.base import PaymentLink, ProviderContext
 from changarrito.plugins.payments import stripe
 from changarrito.plugins.payments.stripe import StripeCredentials, StripeProvider
+from changarrito.plugins.registry import ProviderRegistry, discover_none
+from changarrito.testing.upstream import Answer, FakeUpstream
 
 API_KEY = "sk_test_51AbCdEfGhIjKlMnOpQrStUv"
 WEBHOOK_SECRET = "whsec_TopSecretSigningValue123"
 CREDS = StripeCredentials(api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
 CONFIG = stripe.StripeConfig()
 
-Answer = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
-
-
-class FakeStripe:
-    """Records every request and answers from a queue."""
-
-    def __init__(self, *answers: Answer) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer(request) if callable(answer) else answer
-
 
 @pytest.fixture
 async def make() -> Any:
-    clients: list[HttpClients] = []
+    """``make(*answers, env=...)`` → (provider, fake Stripe answering in order)."""
+    contexts: list[ProviderContext] = []
 
     def factory(*answers: Answer, env: dict[str, str] | None = None) -> Any:
-        fake = FakeStripe(*answers)
-        http = HttpClients(transport=httpx.MockTransport(fake))
-        clients.append(http)
-        return StripeProvider(ProviderContext(http=http, env=env or {})), fake
+        upstream = FakeUpstream(*answers)
+        context = upstream.context(env)
+        contexts.append(context)
+        return StripeProvider(context), upstream
 
     yield factory
-    for http in clients:
-        await http.aclose()
+    for context in contexts:
+        await context.http.aclose()
 
 
 def session(**extra: Any) -> httpx.Response:
@@ -270,7 +254,7 @@ async def test_a_success_that_is_not_json_is_a_bad_response(make: Any) -> None:
 
 
 async def test_a_timeout_is_a_retryable_provider_timeout(make: Any) -> None:
-    provider, _ = make(httpx.ReadTimeout("read timed out"))
+    provider, _ = make(httpx.ReadTimeout)
 
     with pytest.raises(ProviderTimeout) as caught:
         await create(provider)
@@ -294,12 +278,15 @@ def test_platform_credentials_come_from_the_stripe_env_vars() -> None:
     assert StripeProvider.platform_credentials({"STRIPE_WEBHOOK_SECRET": "x"}) is None
 
 
-def test_the_hook_registers_the_provider_class() -> None:
-    registered: list[type] = []
+async def test_the_plugin_module_registers_the_provider_class_through_its_hook() -> None:
+    context = FakeUpstream().context()
+    registry = ProviderRegistry.load(
+        context, env={}, builtins=(), extra=[("stripe", stripe)], discover=discover_none
+    )
 
-    stripe.register_payment_providers(registered.append)
-
-    assert registered == [StripeProvider]
+    assert not registry.failed
+    assert isinstance(registry.payment("stripe"), StripeProvider)
+    await context.http.aclose()
 
 
 # --- webhooks ---------------------------------------------------------------------------------

@@ -18,8 +18,16 @@ import httpx
 import msgspec
 import structlog
 
-from changarrito.adapters.http import classify_status, json_body, translate_transport_errors
+from changarrito.adapters.http import (
+    classify_status,
+    error_payload,
+    json_body,
+    scrub,
+    translate_transport_errors,
+)
 from changarrito.domain.errors import ProviderBadResponse
+from changarrito.plugins.base import Credentials as BaseCredentials
+from changarrito.plugins.base import secret_values
 
 log = structlog.get_logger(__name__)
 
@@ -31,33 +39,20 @@ PAYMENTS_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
 #: where the conversation that produced the link lives.
 DEFAULT_RETURN_URL = "https://wa.me/"
 
-REDACTED = "[redacted]"
-_MAX_MESSAGE = 300
-
 #: Reads a provider's error body into (human message, provider code).
 ErrorReader = Callable[[Any], tuple[str | None, str | None]]
 
 
-class Credentials(msgspec.Struct, frozen=True, rename="camel"):
-    """Base of the credential schemas: every field is secret, so no repr shows a value."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(<redacted>)"
+class Credentials(BaseCredentials, frozen=True):
+    """Base of the payment credential schemas: every field is secret. The base hides values
+    from ``repr``; rich's pretty-printer (tracebacks with locals) is covered here too."""
 
     def __rich_repr__(self) -> list[tuple[str, Any]]:
-        return [("fields", "<redacted>")]
+        return [(name, "***") for name in self.__struct_fields__]
 
     def secrets(self) -> list[str]:
-        return [v for v in msgspec.structs.astuple(self) if isinstance(v, str) and v]
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` without any of ``secrets`` (nor anything past a sane length)."""
-    # Longest first, so a secret containing another is removed whole.
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
-    return text[:_MAX_MESSAGE]
+        """The values to scrub from anything built from an upstream answer."""
+        return secret_values(self)
 
 
 def path_segment(value: str) -> str:
@@ -128,17 +123,14 @@ class Upstream:
         """Raises the classified ``ProviderError`` unless the response is a success."""
         if response.is_success:
             return
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = error_payload(response)
         message, code = self.read_error(body) if body is not None else (None, None)
-        text = scrub(message or response.reason_phrase or "no detail", self.secrets)
         error = classify_status(
             self.provider,
             response,
-            message=text,
+            message=(message or response.reason_phrase or "no detail")[:300],
             provider_code=scrub(code, self.secrets) if code else None,
+            secrets=self.secrets,
         )
         log.info(
             "payments.upstream_refused",
