@@ -67,7 +67,7 @@ class Credentials(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fi
     """
 
     def __repr__(self) -> str:
-        names = ", ".join(f"{f}=***" for f in self.__struct_fields__)
+        names = ", ".join(f"{f}=***" for f in self.__struct_encode_fields__)
         return f"{type(self).__name__}({names})"
 
     __str__ = __repr__
