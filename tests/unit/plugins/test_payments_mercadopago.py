@@ -1,0 +1,472 @@
+"""The Mercado Pago provider against a fake API speaking its documented wire format."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+
+from changarrito.domain.errors import (
+    InvalidSignature,
+    ProviderAuthError,
+    ProviderBadResponse,
+    ProviderTimeout,
+    RetryableProviderError,
+    ValidationFailed,
+)
+from changarrito.plugins.base import PaymentLink, ProviderContext
+from changarrito.plugins.payments import mercadopago
+from changarrito.plugins.payments.mercadopago import (
+    MercadoPagoConfig,
+    MercadoPagoCredentials,
+    MercadoPagoProvider,
+)
+from changarrito.plugins.registry import ProviderRegistry, discover_none
+from changarrito.testing.upstream import Answer, FakeUpstream
+
+TOKEN = "APP_USR-1234567890123456-010203-abcdefabcdefabcdef-99887766"
+SECRET = "mp-webhook-secret-0123456789abcdef"
+CREDS = MercadoPagoCredentials(access_token=TOKEN, webhook_secret=SECRET)
+CONFIG = MercadoPagoConfig()
+REQUEST_ID = "bb56a2f1-6aae-46ac-982e-9dcd3581d08e"
+
+
+@pytest.fixture
+async def make() -> Any:
+    """``make(*answers, env=...)`` → (provider, fake Mercado Pago answering in order)."""
+    contexts: list[ProviderContext] = []
+
+    def factory(*answers: Answer, env: dict[str, str] | None = None) -> Any:
+        upstream = FakeUpstream(*answers)
+        context = upstream.context(env)
+        contexts.append(context)
+        return MercadoPagoProvider(context), upstream
+
+    yield factory
+    for context in contexts:
+        await context.http.aclose()
+
+
+def preference() -> httpx.Response:
+    return httpx.Response(
+        201,
+        json={
+            "id": "123456-abcd",
+            "init_point": "https://www.mercadopago.com.mx/checkout/v1/redirect?pref_id=123456-abcd",
+            "sandbox_init_point": "https://sandbox.mercadopago.com.mx/checkout/v1/redirect?pref_id=123456-abcd",
+        },
+    )
+
+
+async def create(provider: MercadoPagoProvider, **overrides: Any) -> PaymentLink:
+    args: dict[str, Any] = {
+        "amount": Decimal("149.50"),
+        "currency": "MXN",
+        "description": "Tacos al pastor x3",
+        "reference": "order-42",
+        "credentials": CREDS,
+        "config": CONFIG,
+        **overrides,
+    }
+    return await provider.create_payment_link(**args)
+
+
+# --- links ------------------------------------------------------------------------------------
+
+
+async def test_a_payment_link_is_a_checkout_pro_preference(make: Any) -> None:
+    provider, fake = make(preference())
+
+    link = await create(provider)
+
+    assert link == PaymentLink(
+        provider="mercadopago",
+        provider_id="123456-abcd",
+        url="https://www.mercadopago.com.mx/checkout/v1/redirect?pref_id=123456-abcd",
+        status="pending",
+    )
+    [request] = fake.requests
+    assert request.method == "POST"
+    assert str(request.url) == "https://api.mercadopago.com/checkout/preferences"
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["x-idempotency-key"].startswith("changarrito-")
+    assert json.loads(request.content) == {
+        "items": [
+            {
+                "title": "Tacos al pastor x3",
+                "quantity": 1,
+                "unit_price": 149.5,
+                "currency_id": "MXN",
+            }
+        ],
+        "external_reference": "order-42",
+        "metadata": {"reference": "order-42"},
+    }
+
+
+async def test_configured_urls_become_notification_and_back_urls(make: Any) -> None:
+    provider, fake = make(preference(), env={"MERCADOPAGO_BASE_URL": "http://mp.test"})
+    config = MercadoPagoProvider.parse_config(
+        {
+            "notificationUrl": "https://hooks.example/webhooks/payments/mercadopago/t1?x=1",
+            "successUrl": "https://shop.mx/ok",
+            "failureUrl": "https://shop.mx/ko",
+            "sandbox": True,
+        }
+    )
+
+    link = await create(provider, config=config)
+
+    assert link.url.startswith("https://sandbox.mercadopago.com.mx/")
+    assert str(fake.last.url) == "http://mp.test/checkout/preferences"
+    sent = fake.last_json()
+    assert sent["notification_url"] == (
+        "https://hooks.example/webhooks/payments/mercadopago/t1?x=1&source_news=webhooks"
+    )
+    assert sent["back_urls"] == {"success": "https://shop.mx/ok", "failure": "https://shop.mx/ko"}
+    assert sent["auto_return"] == "approved"
+
+
+async def test_a_retried_request_reuses_its_idempotency_key(make: Any) -> None:
+    provider, fake = make(preference())
+
+    await create(provider)
+    await create(provider)
+    await create(provider, reference="order-43")
+
+    first, again, other = (r.headers["x-idempotency-key"] for r in fake.requests)
+    assert first == again != other
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [(Decimal("10.5"), "CLP"), (Decimal("0.001"), "MXN"), (Decimal(0), "ARS")],
+)
+async def test_amounts_the_currency_cannot_express_are_refused_before_calling(
+    make: Any, amount: Decimal, currency: str
+) -> None:
+    provider, fake = make()
+
+    with pytest.raises(ValidationFailed):
+        await create(provider, amount=amount, currency=currency)
+
+    assert fake.requests == []
+
+
+# --- verify and failures ----------------------------------------------------------------------
+
+
+async def test_verify_asks_who_the_token_belongs_to(make: Any) -> None:
+    provider, fake = make(httpx.Response(200, json={"id": 123, "site_id": "MLM"}))
+
+    await provider.verify({"accessToken": TOKEN}, None)
+
+    assert (fake.last.method, str(fake.last.url)) == ("GET", "https://api.mercadopago.com/users/me")
+    assert fake.last.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_a_rejected_token_is_an_auth_error_that_never_shows_it(make: Any) -> None:
+    body = {"message": f"invalid access token {TOKEN}", "error": "unauthorized", "status": 401}
+    provider, _ = make(httpx.Response(401, json=body))
+
+    with structlog.testing.capture_logs() as logs, pytest.raises(ProviderAuthError) as caught:
+        await provider.verify(CREDS, CONFIG)
+
+    assert caught.value.provider_code == "unauthorized"
+    for shown in (str(caught.value), repr(caught.value), repr(logs), repr(CREDS)):
+        assert TOKEN not in shown
+        assert SECRET not in shown
+
+
+async def test_a_rate_limit_is_retryable_after_the_time_asked_for(make: Any) -> None:
+    provider, _ = make(httpx.Response(429, headers={"retry-after": "3"}, json={"message": "slow"}))
+
+    with pytest.raises(RetryableProviderError) as caught:
+        await create(provider)
+
+    assert (caught.value.retryable, caught.value.retry_after) == (True, 3.0)
+
+
+async def test_server_errors_are_retryable(make: Any) -> None:
+    provider, _ = make(httpx.Response(502, text="<html>bad gateway</html>"))
+
+    with pytest.raises(RetryableProviderError) as caught:
+        await create(provider)
+
+    assert caught.value.status == 502
+
+
+async def test_a_success_that_is_not_json_is_a_bad_response(make: Any) -> None:
+    provider, _ = make(httpx.Response(201, text="{not json"))
+
+    with pytest.raises(ProviderBadResponse):
+        await create(provider)
+
+
+async def test_a_timeout_is_a_retryable_provider_timeout(make: Any) -> None:
+    provider, _ = make(httpx.ConnectTimeout)
+
+    with pytest.raises(ProviderTimeout):
+        await create(provider)
+
+
+def test_platform_credentials_come_from_the_mercadopago_env_vars() -> None:
+    env = {"MERCADOPAGO_ACCESS_TOKEN": TOKEN, "MERCADOPAGO_WEBHOOK_SECRET": SECRET}
+
+    found = MercadoPagoProvider.platform_credentials(env)
+
+    assert found == {"accessToken": TOKEN, "webhookSecret": SECRET}
+    assert MercadoPagoProvider.platform_credentials({}) is None
+
+
+async def test_the_plugin_module_registers_the_provider_class_through_its_hook() -> None:
+    context = FakeUpstream().context()
+    registry = ProviderRegistry.load(
+        context, env={}, builtins=(), extra=[("mp", mercadopago)], discover=discover_none
+    )
+
+    assert not registry.failed
+    assert isinstance(registry.payment("mercadopago"), MercadoPagoProvider)
+    await context.http.aclose()
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+PAYMENT_ID = "999999999"
+
+
+def notification(data_id: str = PAYMENT_ID, kind: str = "payment") -> bytes:
+    body = {
+        "id": 12345,
+        "live_mode": True,
+        "type": kind,
+        "date_created": "2026-01-02T10:00:00Z",
+        "user_id": 44444,
+        "api_version": "v1",
+        "action": f"{kind}.updated",
+        "data": {"id": data_id},
+    }
+    return json.dumps(body).encode()
+
+
+def signed(manifest: str, ts: int | None = None, **headers: str) -> dict[str, str]:
+    """Headers as Mercado Pago sends them, signing ``manifest`` (with ``{ts}`` filled in)."""
+    ts = int(time.time()) if ts is None else ts
+    v1 = hmac.new(SECRET.encode(), manifest.format(ts=ts).encode(), hashlib.sha256).hexdigest()
+    return {"x-signature": f"ts={ts},v1={v1}", "x-request-id": REQUEST_ID, **headers}
+
+
+def query(data_id: str = PAYMENT_ID) -> MercadoPagoConfig:
+    return MercadoPagoConfig(query={"data.id": data_id, "type": "payment"})
+
+
+def payment(status: str = "approved") -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "id": int(PAYMENT_ID),
+            "status": status,
+            "status_detail": "accredited",
+            "external_reference": "order-42",
+            "transaction_amount": 149.5,
+            "currency_id": "MXN",
+            "date_approved": "2026-01-02T10:00:00.000-06:00",
+        },
+    )
+
+
+async def test_a_signed_notification_is_resolved_by_fetching_the_payment(make: Any) -> None:
+    provider, fake = make(payment())
+    headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
+
+    event = await provider.parse_webhook(headers, notification(), CREDS, query())
+
+    [request] = fake.requests
+    assert request.method == "GET"
+    assert str(request.url) == f"https://api.mercadopago.com/v1/payments/{PAYMENT_ID}"
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert (event.provider, event.event_id, event.type) == (
+        "mercadopago",
+        "12345",
+        "payment.updated",
+    )
+    assert (event.status, event.reference) == ("paid", "order-42")
+    assert (event.amount, event.currency) == (Decimal("149.5"), "MXN")
+    assert event.occurred_at is not None and event.occurred_at.utcoffset() is not None
+
+
+async def test_header_names_are_matched_whatever_their_case(make: Any) -> None:
+    provider, _ = make(payment())
+    lower = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
+    headers = {"X-Signature": lower["x-signature"], "X-Request-Id": REQUEST_ID}
+
+    event = await provider.parse_webhook(headers, notification(), CREDS, query())
+
+    assert event.status == "paid"
+
+
+async def test_the_manifest_leaves_out_an_absent_request_id(make: Any) -> None:
+    provider, _ = make(payment())
+    headers = signed(f"id:{PAYMENT_ID};ts:{{ts}};")
+    del headers["x-request-id"]
+
+    event = await provider.parse_webhook(headers, notification(), CREDS, query())
+
+    assert event.status == "paid"
+
+
+def test_the_manifest_leaves_out_every_absent_part() -> None:
+    assert mercadopago.manifest(data_id=None, request_id=None, ts="1") == "ts:1;"
+    assert mercadopago.manifest(data_id="7", request_id=None, ts="1") == "id:7;ts:1;"
+    assert mercadopago.manifest(data_id=None, request_id="r", ts="1") == "request-id:r;ts:1;"
+
+
+async def test_an_alphanumeric_data_id_is_signed_lower_cased(make: Any) -> None:
+    order_id = "ORD01JQ4S4KY8HWQ6NA5PXB65B3D3"
+    provider, fake = make()
+    headers = signed(f"id:{order_id.lower()};request-id:{REQUEST_ID};ts:{{ts}};")
+    config = MercadoPagoConfig(query={"data.id": order_id, "type": "order"})
+
+    event = await provider.parse_webhook(headers, notification(order_id, "order"), CREDS, config)
+
+    assert event.status == "unknown"  # not a payment: acknowledged, not interpreted
+    assert fake.requests == []
+
+
+async def test_without_the_query_the_bodys_data_id_is_the_one_signed(make: Any) -> None:
+    provider, fake = make(payment())
+    headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
+
+    await provider.parse_webhook(headers, notification(), CREDS, None)
+
+    assert fake.last.url.path == f"/v1/payments/{PAYMENT_ID}"
+
+
+async def test_the_signed_query_id_is_fetched_not_the_bodys(make: Any) -> None:
+    provider, fake = make(payment())
+    headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
+
+    await provider.parse_webhook(headers, notification("555"), CREDS, query())
+
+    assert fake.last.url.path == f"/v1/payments/{PAYMENT_ID}"
+
+
+@pytest.mark.parametrize("unit", [1, 1000], ids=["seconds", "milliseconds"])
+async def test_ts_is_accepted_in_seconds_or_milliseconds(make: Any, unit: int) -> None:
+    provider, _ = make(payment())
+    ts = int(time.time()) * unit
+    headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};", ts=ts)
+
+    event = await provider.parse_webhook(headers, notification(), CREDS, query())
+
+    assert event.status == "paid"
+
+
+@pytest.mark.parametrize("unit", [1, 1000], ids=["seconds", "milliseconds"])
+async def test_a_stale_signature_is_refused(make: Any, unit: int) -> None:
+    provider, fake = make(payment())
+    ts = (int(time.time()) - mercadopago.SIGNATURE_TOLERANCE - 60) * unit
+    headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};", ts=ts)
+
+    with pytest.raises(InvalidSignature):
+        await provider.parse_webhook(headers, notification(), CREDS, query())
+
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        f"id:{PAYMENT_ID};request-id:another-request;ts:{{ts}};",
+        f"id:1;request-id:{REQUEST_ID};ts:{{ts}};",
+        f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}}",
+    ],
+    ids=["other-request-id", "other-data-id", "no-trailing-semicolon"],
+)
+async def test_a_forged_signature_is_refused_without_calling_mercado_pago(
+    make: Any, manifest: str
+) -> None:
+    provider, fake = make(payment())
+
+    with pytest.raises(InvalidSignature):
+        await provider.parse_webhook(signed(manifest), notification(), CREDS, query())
+
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"x-signature": ""}, {"x-signature": "ts=1"}, {"x-signature": "v1=abc"}]
+)
+async def test_a_missing_signature_is_refused_when_a_secret_is_set(
+    make: Any, headers: dict[str, str]
+) -> None:
+    provider, fake = make(payment())
+
+    with pytest.raises(InvalidSignature):
+        await provider.parse_webhook(headers, notification(), CREDS, query())
+
+    assert fake.requests == []
+
+
+async def test_without_a_secret_the_fetched_payment_alone_decides(make: Any) -> None:
+    provider, fake = make(payment("rejected"))
+
+    with structlog.testing.capture_logs() as logs:
+        event = await provider.parse_webhook({}, notification(), {"accessToken": TOKEN}, query())
+
+    assert event.status == "failed"
+    assert len(fake.requests) == 1
+    assert any(entry["event"] == "payments.unsigned_notification" for entry in logs)
+    assert TOKEN not in repr(logs)
+
+
+async def test_a_notification_for_a_payment_mercado_pago_does_not_know_is_refused(
+    make: Any,
+) -> None:
+    provider, _ = make(httpx.Response(404, json={"message": "Payment not found"}))
+    headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
+
+    with pytest.raises(InvalidSignature):
+        await provider.parse_webhook(headers, notification(), CREDS, query())
+
+
+async def test_a_data_id_that_is_not_an_id_is_never_put_in_a_url(make: Any) -> None:
+    provider, fake = make(payment())
+    bad = "../../users/me"
+    headers = signed(f"id:{bad};request-id:{REQUEST_ID};ts:{{ts}};")
+
+    with pytest.raises(ValidationFailed):
+        await provider.parse_webhook(headers, notification(bad), CREDS, query(bad))
+
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("pending", "pending"),
+        ("in_process", "pending"),
+        ("rejected", "failed"),
+        ("cancelled", "failed"),
+        ("refunded", "refunded"),
+        ("charged_back", "refunded"),
+        ("something_new", "unknown"),
+    ],
+)
+async def test_payment_statuses_map_to_event_statuses(
+    make: Any, status: str, expected: str
+) -> None:
+    provider, _ = make(payment(status))
+    headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
+
+    event = await provider.parse_webhook(headers, notification(), CREDS, query())
+
+    assert event.status == expected
