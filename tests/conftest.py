@@ -86,13 +86,14 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    import pgserver
-
     with warnings.catch_warnings():  # platformdirs complains about XDG_RUNTIME_DIR in CI
         warnings.simplefilter("ignore")
+        import pgserver
+
         server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+        uri = server.get_uri()
     try:
-        yield server.get_uri()
+        yield uri
     finally:
         server.cleanup()
 

@@ -72,11 +72,14 @@ async def test_the_initial_schema_has_the_contract_tables_and_no_extension(
             ).fetchall()
         }
         extensions = {r[0] for r in conn.execute("SELECT extname FROM pg_extension").fetchall()}
-    for column in ("id", "tenant_id", "integration_type", "provider", "credentials", "config",
-                   "is_active", "is_verified", "priority", "updated_at", "verified_at"):  # fmt: skip
+    credential_columns = [
+        *("id", "tenant_id", "integration_type", "provider", "credentials", "config"),
+        *("is_active", "is_verified", "priority", "created_at", "updated_at", "verified_at"),
+    ]
+    for column in credential_columns:
         assert ("tenant_integration_credentials", column) in columns
-    for column in ("id", "tenant_id", "phone_number_id", "phone_number", "display_name",
-                   "is_active"):  # fmt: skip
+    number_columns = ("id", "tenant_id", "phone_number_id", "phone_number", "display_name")
+    for column in (*number_columns, "is_active"):
         assert ("tenant_whatsapp_numbers", column) in columns
     assert ("tenants", "name") in columns
     assert "pgcrypto" not in extensions
