@@ -1,0 +1,217 @@
+"""Clip (Mexico): Checkout Redirect links over ``api.payclip.com``.
+
+Clip documents no signature for its checkout webhook, so a notification is never trusted: its
+``payment_request_id`` is re-fetched with the tenant's own key (``GET /v2/checkout/{id}``) and
+only Clip's answer sets the status. Auth is HTTP Basic ``base64(api_key:secret_key)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import msgspec
+
+from changarrito import hookimpl
+from changarrito.domain.errors import InvalidSignature, ProviderBadResponse, ValidationFailed
+from changarrito.plugins.base import PaymentEvent, PaymentLink, PaymentProvider
+
+from ._money import checked_amount, currency_code
+from ._upstream import (
+    DEFAULT_RETURN_URL,
+    Credentials,
+    Upstream,
+    as_struct,
+    base_url,
+    path_segment,
+    text,
+)
+from ._webhooks import json_object, parse_datetime
+
+DEFAULT_BASE_URL = "https://api.payclip.com"
+#: An id no checkout has: ``verify`` asks for it (see ``ClipProvider.verify``).
+_NO_SUCH_CHECKOUT = "00000000-0000-0000-0000-000000000000"
+_RESOURCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+class ClipCredentials(Credentials, frozen=True):
+    api_key: str
+    secret_key: str
+
+    def secrets(self) -> list[str]:
+        # The Basic token is the pair in base64: an echo of it is as bad as the key itself.
+        return [*super().secrets(), _basic_token(self)]
+
+
+class ClipConfig(msgspec.Struct, frozen=True, rename="camel"):
+    #: Where Clip sends the buyer after paying, after a failure, and otherwise.
+    success_url: str | None = None
+    error_url: str | None = None
+    default_url: str | None = None
+    #: Where Clip posts the checkout webhook for this link.
+    webhook_url: str | None = None
+
+
+class ClipProvider(PaymentProvider):
+    id: ClassVar[str] = "clip"
+    name: ClassVar[str] = "Clip"
+    credentials_schema: ClassVar[type[msgspec.Struct]] = ClipCredentials
+    config_schema: ClassVar[type[msgspec.Struct]] = ClipConfig
+    platform_env: ClassVar[Mapping[str, str]] = {
+        "apiKey": "CLIP_API_KEY",
+        "secretKey": "CLIP_SECRET_KEY",
+    }
+    webhook_secret_field: ClassVar[str | None] = None
+
+    def _api(self, credentials: ClipCredentials) -> Upstream:
+        url = base_url(self.context.env, "CLIP_BASE_URL", DEFAULT_BASE_URL)
+        return Upstream(
+            provider=self.id,
+            client=self.context.http.get(url),
+            base_url=url,
+            secrets=credentials.secrets(),
+            read_error=_read_error,
+        )
+
+    def _creds(self, credentials: Any) -> ClipCredentials:
+        creds: ClipCredentials = as_struct(ClipCredentials, credentials, self.parse_credentials)
+        return creds
+
+    async def verify(self, credentials: Any, config: Any) -> None:
+        """Clip has no "who am I" endpoint. The least harmful authenticated call is reading a
+        checkout that does not exist: 404 means the credentials were accepted (the lookup ran),
+        401/403 that they were not. Nothing is created and no real checkout is read."""
+        creds = self._creds(credentials)
+        api = self._api(creds)
+        response = await api.send(
+            "GET", f"/v2/checkout/{_NO_SUCH_CHECKOUT}", headers=_headers(creds)
+        )
+        if response.status_code == 404:
+            return
+        api.raise_for_status(response)
+
+    async def create_payment_link(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        description: str,
+        reference: str,
+        credentials: Any,
+        config: Any,
+    ) -> PaymentLink:
+        creds = self._creds(credentials)
+        conf: ClipConfig = as_struct(ClipConfig, config, self.parse_config)
+        if currency_code(currency) != "MXN":
+            raise ValidationFailed(f"Clip only charges in MXN, not {currency}")
+        checked_amount(amount, "MXN")
+        if not description.strip() or not reference.strip():
+            raise ValidationFailed("description and reference must not be empty")
+        fallback = conf.default_url or DEFAULT_RETURN_URL
+        checkout: dict[str, Any] = {
+            "amount": float(amount),
+            "currency": "MXN",
+            "purchase_description": description,
+            "redirection_url": {
+                "success": conf.success_url or fallback,
+                "error": conf.error_url or fallback,
+                "default": fallback,
+            },
+            "metadata": {"external_reference": reference},
+        }
+        if conf.webhook_url:
+            checkout["webhook_url"] = conf.webhook_url
+        body = await self._api(creds).json(
+            "POST",
+            "/v2/checkout",
+            headers={**_headers(creds), "Content-Type": "application/json"},
+            content=msgspec.json.encode(checkout),
+        )
+        request_id = text(body.get("payment_request_id"))
+        url = text(body.get("payment_request_url"))
+        if not request_id or not url:
+            raise ProviderBadResponse("clip created a checkout without an id or url")
+        return PaymentLink(provider=self.id, provider_id=request_id, url=url, status="pending")
+
+    async def parse_webhook(
+        self, headers: Mapping[str, str], raw_body: bytes, credentials: Any, config: Any
+    ) -> PaymentEvent:
+        """Re-fetches the checkout the notification names; nothing else in it is trusted."""
+        creds = self._creds(credentials)
+        body = json_object(raw_body, self.id)
+        request_id = text(body.get("payment_request_id"))
+        if not request_id or not _RESOURCE_ID.match(request_id):
+            raise ValidationFailed("the clip notification has no usable payment_request_id")
+        checkout = await self._api(creds).json(
+            "GET",
+            f"/v2/checkout/{path_segment(request_id)}",
+            headers=_headers(creds),
+            if_missing=InvalidSignature("clip has no such checkout for these credentials"),
+        )
+        fetched_id = text(checkout.get("payment_request_id"))
+        if fetched_id is not None and fetched_id != request_id:
+            raise ProviderBadResponse("clip answered with a different checkout than asked for")
+        status = text(checkout.get("status")) or ""
+        resource = text(body.get("resource")) or "CHECKOUT"
+        amount = checkout.get("amount")
+        metadata = checkout.get("metadata")
+        currency = text(checkout.get("currency"))
+        return PaymentEvent(
+            provider=self.id,
+            event_id=text(body.get("id")) or f"{request_id}:{resource}:{status}",
+            type=resource,
+            provider_link_id=request_id,
+            status=checkout_status(status),
+            reference=text(metadata.get("external_reference"))
+            if isinstance(metadata, dict)
+            else None,
+            amount=Decimal(str(amount))
+            if isinstance(amount, int | float) and not isinstance(amount, bool)
+            else None,
+            currency=currency.upper() if currency else "MXN",
+            occurred_at=parse_datetime(checkout.get("completed_at"))
+            or parse_datetime(checkout.get("modified_at")),
+            # ``notification`` is what anyone could have posted; ``checkout`` is Clip's answer.
+            raw={"notification": body, "checkout": checkout},
+        )
+
+
+_STATUS = {
+    "CREATED": "pending",
+    "PENDING": "pending",  # a first attempt was declined; the buyer may retry
+    "COMPLETED": "paid",
+    "CANCELED": "failed",  # five declined attempts
+    "CANCELLED": "failed",
+    "EXPIRED": "expired",
+    "REFUNDED": "refunded",
+}
+
+
+def checkout_status(status: str) -> str:
+    """Clip's ``CHECKOUT_COMPLETED`` (or bare ``COMPLETED``) → ``paid``, and so on."""
+    return _STATUS.get(status.upper().removeprefix("CHECKOUT_"), "unknown")
+
+
+def _basic_token(credentials: ClipCredentials) -> str:
+    pair = f"{credentials.api_key}:{credentials.secret_key}".encode()
+    return base64.b64encode(pair).decode()
+
+
+def _headers(credentials: ClipCredentials) -> dict[str, str]:
+    return {"Authorization": f"Basic {_basic_token(credentials)}", "Accept": "application/json"}
+
+
+def _read_error(body: Any) -> tuple[str | None, str | None]:
+    """Clip's error bodies are undocumented: take the usual ``message``/``error`` fields."""
+    if not isinstance(body, dict):
+        return None, None
+    message = text(body.get("message")) or text(body.get("detail")) or text(body.get("error"))
+    return message, text(body.get("error_code")) or text(body.get("code"))
+
+
+@hookimpl
+def register_payment_providers(register: Any) -> None:
+    register(ClipProvider)
