@@ -31,6 +31,12 @@ class ClientError(ChangarritoError):
     code = "bad-request"
 
 
+class Unauthorized(ClientError):
+    """The request is not authenticated."""
+
+    code = "unauthorized"
+
+
 class NotFound(ClientError):
     """Not found."""
 
@@ -135,6 +141,13 @@ class ProviderTimeout(RetryableProviderError):
     """The provider did not answer in time."""
 
     code = "provider-timeout"
+
+
+class RecipientRateLimited(RetryableProviderError):
+    """Too many messages to this one recipient: wait before writing to them again (others are
+    not affected)."""
+
+    code = "recipient-rate-limited"
 
 
 class FinalProviderError(ProviderError):

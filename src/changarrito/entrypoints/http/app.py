@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components
 
 from changarrito import __version__
+from changarrito.entrypoints.http.auth import check_role_settings, security_schemes
 from changarrito.entrypoints.http.health import health, ready
 from changarrito.entrypoints.http.problems import EXCEPTION_HANDLERS
 
@@ -43,6 +45,7 @@ def create_app(
 ) -> Litestar:
     """The HTTP app for ``role``. With ``container`` given (tests), it is used as is and not
     closed; otherwise one is bootstrapped in the lifespan from ``database``."""
+    check_role_settings(settings, role)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -65,7 +68,12 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
-        openapi_config=OpenAPIConfig(title="Changarrito", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Changarrito",
+            version=__version__,
+            path="/schema",
+            components=Components(security_schemes=security_schemes()),
+        ),
         logging_config=None,
         debug=False,
     )

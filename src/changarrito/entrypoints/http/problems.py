@@ -24,6 +24,7 @@ TYPE_BASE = "https://changarrito.dev/problems/"
 #: Most specific first; the first class an exception is an instance of decides its status.
 STATUS_BY_ERROR: tuple[tuple[type[errors.ChangarritoError], int], ...] = (
     (errors.InvalidSignature, 401),
+    (errors.Unauthorized, 401),
     (errors.NotConfigured, 409),
     (errors.UnknownPhoneNumber, 404),
     (errors.NotFound, 404),
@@ -55,7 +56,13 @@ _TITLES = {
 
 
 def problem(
-    status: int, code: str, detail: str, *, title: str | None = None, **extra: Any
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": TYPE_BASE + code,
@@ -64,7 +71,7 @@ def problem(
         "detail": detail,
         **extra,
     }
-    return Response(body, status_code=status, media_type=PROBLEM_JSON)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def status_for(exc: errors.ChangarritoError) -> int:
@@ -84,7 +91,10 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
         detail = exc.message if status in (502, 503) else "The service failed; see its log."
     else:
         detail = exc.message
-    return problem(status, exc.code, detail)
+    # A 401 names the scheme the client should use (RFC 9110 §11.6.1), e.g. ``Bearer``.
+    challenge = getattr(exc, "challenge", None) if status == 401 else None
+    headers = {"WWW-Authenticate": challenge} if challenge else None
+    return problem(status, exc.code, detail, headers=headers)
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
