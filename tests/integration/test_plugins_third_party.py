@@ -1,0 +1,80 @@
+"""A third-party plugin installed with pip is found through its entry point, with no
+configuration: listed, usable as an LLM provider, and hidden by the allow-list."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "changarrito-mistral"
+
+PROBE = """
+import asyncio, json, os
+from changarrito.plugins.manager import load_plugins, format_plugins_table
+from changarrito.plugins.base import ChatMessage
+from changarrito.testing import FakeUpstream, json_response
+
+upstream = FakeUpstream(json_response(200, {
+    "model": "mistral-small-2409",
+    "choices": [{"message": {"role": "assistant", "content": "Bonjour"}}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1}}))
+registry = load_plugins(dict(os.environ), http=upstream.clients())
+out = {"llm": registry.ids("llm"), "table": format_plugins_table(registry),
+       "failed": [f.name for f in registry.failed]}
+if "mistral" in out["llm"]:
+    p = registry.llm("mistral")
+    reply = asyncio.run(p.chat([ChatMessage(role="user", content="salut")],
+                               p.parse_config({}), p.parse_credentials({"apiKey": "m-key"})))
+    out["reply"] = [reply.text, reply.model, reply.provider]
+    out["url"] = str(upstream.last.url)
+    out["auth"] = upstream.last.headers["authorization"]
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target"]
+    command += [str(target), str(EXAMPLE)]
+    if importlib.util.find_spec("wheel") and importlib.util.find_spec("setuptools"):
+        command.insert(4, "--no-build-isolation")  # fast path: no build environment
+    subprocess.run(command, check=True, capture_output=True, timeout=180)
+    return target
+
+
+def probe(site: Path, **env: str) -> dict[str, object]:
+    environ = {k: v for k, v in os.environ.items() if k != "CHANGARRITO_LOAD_PLUGINS"}
+    environ.update(env, PYTHONPATH=str(site), MISTRAL_BASE_URL="https://mistral.test/v1")
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_installed_plugin_is_discovered_listed_and_answers_chats(site: Path) -> None:
+    out = probe(site)
+    assert "mistral" in out["llm"] and "openai" in out["llm"]
+    row = next(line for line in out["table"].splitlines() if line.startswith("mistral"))
+    assert "changarrito-mistral" in row and "apiKey" in row
+    assert out["reply"] == ["Bonjour", "mistral-small-2409", "mistral"]
+    assert out["url"] == "https://mistral.test/v1/chat/completions"
+    assert out["auth"] == "Bearer m-key"
+
+
+def test_allow_list_naming_the_plugin_keeps_it(site: Path) -> None:
+    assert "mistral" in probe(site, CHANGARRITO_LOAD_PLUGINS="changarrito-mistral")["llm"]
+
+
+def test_leaving_the_plugin_out_of_the_allow_list_hides_it(site: Path) -> None:
+    out = probe(site, CHANGARRITO_LOAD_PLUGINS="something-else")
+    assert "mistral" not in out["llm"] and "openai" in out["llm"]
+    assert "mistral" not in out["table"]
