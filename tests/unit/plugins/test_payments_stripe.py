@@ -428,3 +428,14 @@ def test_changing_any_single_byte_of_a_signed_body_breaks_the_signature(
 
     with pytest.raises(InvalidSignature):
         stripe.check_signature(signature, tampered, WEBHOOK_SECRET, now=now)
+
+
+async def test_a_long_error_echoing_the_key_is_not_cut_inside_the_key(make: Any) -> None:
+    echo = {"error": {"type": "invalid_request_error", "message": "x" * 290 + " " + API_KEY}}
+    provider, _ = make(httpx.Response(401, json=echo))
+
+    with pytest.raises(ProviderAuthError) as caught:
+        await provider.verify(CREDS, CONFIG)
+
+    assert API_KEY[:8] not in caught.value.message
+    assert API_KEY[-4:] not in caught.value.message

@@ -128,7 +128,8 @@ class Upstream:
         error = classify_status(
             self.provider,
             response,
-            message=(message or response.reason_phrase or "no detail")[:300],
+            # Scrubbed before it is cut short, so no secret survives as a truncated prefix.
+            message=scrub(message or response.reason_phrase or "no detail", self.secrets)[:300],
             provider_code=scrub(code, self.secrets) if code else None,
             secrets=self.secrets,
         )
