@@ -1,6 +1,7 @@
 """Run Changarrito's provider conformance kit against this plugin (in the plugin's own CI)."""
 
 import changarrito_mistral
+
 from changarrito.testing import LLMProviderConformance
 
 
