@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sys
 from typing import Literal
 
 import structlog
@@ -41,6 +43,9 @@ def serve(
         workers=workers,
         database="embedded" if database.embedded else "external",
     )
+    # uvicorn handles SIGTERM gracefully and then re-raises it; exiting through SystemExit
+    # instead (not the default kill) lets atexit stop the embedded PostgreSQL cleanly.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     common = {"host": host, "port": port, "log_config": None, "access_log": False}
     if workers <= 1:
         app = create_app(settings, database, role=role)
@@ -58,3 +63,7 @@ def serve(
         **common,  # type: ignore[arg-type]
     )
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    sys.exit(0)
