@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -81,21 +83,27 @@ def _run_async(coro_factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     url = os.environ.get("CHANGARRITO_TEST_DATABASE_URL")
     if url:
         yield url
         return
-    with warnings.catch_warnings():  # platformdirs complains about XDG_RUNTIME_DIR in CI
-        warnings.simplefilter("ignore")
-        import pgserver
-
-        server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
-        uri = server.get_uri()
+    # Not under pytest's basetemp: pytest prunes old basetemps, which would pull the data
+    # folder from under a server still used by another concurrent session.
+    datadir = tempfile.mkdtemp(prefix="changarrito-test-pg-")
     try:
-        yield uri
+        with warnings.catch_warnings():  # platformdirs complains about XDG_RUNTIME_DIR in CI
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            server = pgserver.get_server(datadir, cleanup_mode="stop")
+            uri = server.get_uri()
+        try:
+            yield uri
+        finally:
+            server.cleanup()
     finally:
-        server.cleanup()
+        shutil.rmtree(datadir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,303 @@
+"""The tenant and credential store on PostgreSQL (``TenantStore`` and ``CredentialStore``).
+
+Secrets are JSON-serialised and encrypted with the cipher under the context
+``"<tenant_id>|<integration_type>|<provider>"``: a ciphertext copied onto another row fails
+to decrypt. Every write notifies ``changarrito_changes`` in its own transaction (see
+``notify``), so other processes drop their cached resolutions when it commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow, class_row
+from psycopg.types.json import Jsonb
+
+from changarrito.adapters.postgres.errors import translated
+from changarrito.adapters.postgres.pool import Pool
+from changarrito.adapters.postgres.queries import QUERIES
+from changarrito.domain.errors import (
+    Conflict,
+    DecryptionFailed,
+    NotConfigured,
+    TenantNotFound,
+    ValidationFailed,
+)
+from changarrito.domain.model import Credential, IntegrationType, Secrets, Tenant, WhatsAppNumber
+from changarrito.domain.ports import Cipher
+
+CHANNEL = "changarrito_changes"
+
+
+def context_for(tenant_id: UUID, integration_type: IntegrationType | str, provider: str) -> bytes:
+    """The encryption context that binds a ciphertext to its row's owner."""
+    return f"{tenant_id}|{IntegrationType(integration_type).value}|{provider}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRow:
+    """A ``tenant_integration_credentials`` row, secrets still encrypted."""
+
+    id: UUID
+    tenant_id: UUID
+    integration_type: str
+    provider: str
+    credentials: dict[str, Any]
+    config: dict[str, Any]
+    is_active: bool
+    is_verified: bool
+    priority: int
+    created_at: datetime
+    updated_at: datetime
+    verified_at: datetime | None
+    verification_error: str | None
+
+
+class PostgresStore:
+    def __init__(self, pool: Pool, cipher: Cipher) -> None:
+        self.pool = pool
+        self.cipher = cipher
+
+    # -- tenants -------------------------------------------------------------------------
+
+    async def create_tenant(self, name: str) -> Tenant:
+        if not name.strip():
+            raise ValidationFailed("a tenant needs a non-empty name")
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=class_row(Tenant))
+                await cur.execute(QUERIES["create_tenant"], {"name": name.strip()})
+                tenant = await cur.fetchone()
+        assert tenant is not None
+        return tenant
+
+    async def get_tenant(self, tenant_id: UUID) -> Tenant:
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=class_row(Tenant))
+                await cur.execute(QUERIES["get_tenant"], {"tenant_id": tenant_id})
+                tenant = await cur.fetchone()
+        if tenant is None:
+            raise TenantNotFound(f"no tenant {tenant_id}")
+        return tenant
+
+    async def list_tenants(self) -> list[Tenant]:
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=class_row(Tenant))
+                await cur.execute(QUERIES["list_tenants"])
+                return await cur.fetchall()
+
+    async def delete_tenant(self, tenant_id: UUID) -> None:
+        with translated():
+            async with self.pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(QUERIES["delete_tenant"], {"tenant_id": tenant_id})
+                rows = await cur.fetchall()
+                if not rows:
+                    raise TenantNotFound(f"no tenant {tenant_id}")
+                await notify_changes(conn, [tenant_id], [r[0] for r in rows if r[0] is not None])
+
+    # -- credentials ---------------------------------------------------------------------
+
+    async def credentials_for(
+        self, tenant_id: UUID, integration_type: IntegrationType | None = None
+    ) -> list[Credential]:
+        params = {
+            "tenant_id": tenant_id,
+            "integration_type": integration_type.value if integration_type else None,
+        }
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(QUERIES["credentials_for"], params)
+                names = [c.name for c in cur.description or ()]
+                rows = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+        if not rows:  # the query joins from tenants: no row at all means no such tenant
+            raise TenantNotFound(f"no tenant {tenant_id}")
+        stored = [
+            CredentialRow(**{k: v for k, v in r.items() if k != "owner_id"})
+            for r in rows
+            if r["id"] is not None
+        ]
+        return [await self._decrypt(row) for row in stored]
+
+    async def save_credential(
+        self, credential: Credential, number: WhatsAppNumber | None = None
+    ) -> Credential:
+        if number is not None and number.tenant_id != credential.tenant_id:
+            raise ValidationFailed("a WhatsApp number can only be claimed by its own tenant")
+        itype = IntegrationType(credential.integration_type)
+        plaintext = json.dumps(credential.secrets.reveal(), sort_keys=True).encode()
+        context = context_for(credential.tenant_id, itype, credential.provider)
+        envelope = await self.cipher.encrypt(plaintext, context)
+        params = {
+            "id": credential.id,
+            "tenant_id": credential.tenant_id,
+            "integration_type": itype.value,
+            "provider": credential.provider,
+            "credentials": Jsonb(envelope),
+            "config": Jsonb(dict(credential.config)),
+            "is_active": credential.is_active,
+            "is_verified": credential.is_verified,
+            "priority": credential.priority,
+            "verified_at": credential.verified_at,
+            "verification_error": credential.verification_error,
+        }
+        with translated():
+            async with self.pool.connection() as conn, conn.transaction():
+                cur = conn.cursor(row_factory=class_row(CredentialRow))
+                await cur.execute(QUERIES["upsert_credential"], params)
+                row = await cur.fetchone()
+                assert row is not None
+                numbers = []
+                if number is not None:
+                    await self._claim(conn, number)
+                    numbers.append(number.phone_number_id)
+                await notify_changes(conn, [credential.tenant_id], numbers)
+        return _credential(row, credential.secrets)
+
+    async def delete_credentials(
+        self, tenant_id: UUID, integration_type: IntegrationType, provider: str | None = None
+    ) -> int:
+        itype = IntegrationType(integration_type)
+        params = {"tenant_id": tenant_id, "integration_type": itype.value, "provider": provider}
+        with translated():
+            async with self.pool.connection() as conn, conn.transaction():
+                await _require_tenant(conn, tenant_id)
+                cur = await conn.execute(QUERIES["delete_credentials_of_type"], params)
+                deleted = len(await cur.fetchall())
+                numbers: list[str] = []
+                if itype is IntegrationType.WHATSAPP:
+                    cur = await conn.execute(
+                        QUERIES["delete_numbers_of_tenant"], {"tenant_id": tenant_id}
+                    )
+                    numbers = [r[0] for r in await cur.fetchall()]
+                await notify_changes(conn, [tenant_id], numbers)
+        return deleted
+
+    async def set_verified(
+        self,
+        tenant_id: UUID,
+        integration_type: IntegrationType,
+        provider: str,
+        verified: bool,
+        error: str | None = None,
+    ) -> None:
+        itype = IntegrationType(integration_type)
+        params = {
+            "tenant_id": tenant_id,
+            "integration_type": itype.value,
+            "provider": provider,
+            "verified": verified,
+            "error": error,
+        }
+        with translated():
+            async with self.pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(QUERIES["set_verified"], params)
+                if await cur.fetchone() is None:
+                    await _require_tenant(conn, tenant_id)
+                    raise NotConfigured(
+                        f"tenant {tenant_id} has no stored {itype.value} ({provider}) credential"
+                    )
+                await notify_changes(conn, [tenant_id], [])
+
+    # -- WhatsApp numbers ----------------------------------------------------------------
+
+    async def number_owner(self, phone_number_id: str) -> WhatsAppNumber | None:
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=class_row(WhatsAppNumber))
+                await cur.execute(QUERIES["number_owner"], {"phone_number_id": phone_number_id})
+                return await cur.fetchone()
+
+    async def numbers_for(self, tenant_id: UUID) -> list[WhatsAppNumber]:
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(QUERIES["numbers_for"], {"tenant_id": tenant_id})
+                rows = await cur.fetchall()
+        if not rows:
+            raise TenantNotFound(f"no tenant {tenant_id}")
+        return [
+            WhatsAppNumber(
+                tenant_id=r[1],
+                phone_number_id=r[2],
+                phone_number=r[3],
+                display_name=r[4],
+                is_active=r[5],
+                id=r[6],
+            )
+            for r in rows
+            if r[2] is not None
+        ]
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _claim(self, conn: AsyncConnection[TupleRow], number: WhatsAppNumber) -> None:
+        params = {
+            "id": number.id,
+            "tenant_id": number.tenant_id,
+            "phone_number_id": number.phone_number_id,
+            "phone_number": number.phone_number,
+            "display_name": number.display_name,
+            "is_active": number.is_active,
+        }
+        cur = await conn.execute(QUERIES["claim_number"], params)
+        if await cur.fetchone() is None:
+            # Deliberately silent about who owns it.
+            raise Conflict(
+                f"WhatsApp phone number id {number.phone_number_id} is already registered "
+                "to another account"
+            )
+
+    async def _decrypt(self, row: CredentialRow) -> Credential:
+        context = context_for(row.tenant_id, row.integration_type, row.provider)
+        try:
+            plaintext = await self.cipher.decrypt(row.credentials, context)
+        except DecryptionFailed as exc:
+            raise type(exc)(
+                f"the stored {row.integration_type} ({row.provider}) credential {row.id} of "
+                f"tenant {row.tenant_id} cannot be decrypted: {exc.message}"
+            ) from None
+        try:
+            data = json.loads(plaintext)
+        except ValueError:
+            raise DecryptionFailed(f"credential {row.id} decrypted to something not JSON") from None
+        return _credential(row, Secrets({str(k): str(v) for k, v in data.items()}))
+
+
+def _credential(row: CredentialRow, secrets: Secrets) -> Credential:
+    return Credential(
+        tenant_id=row.tenant_id,
+        integration_type=IntegrationType(row.integration_type),
+        provider=row.provider,
+        secrets=secrets,
+        config=row.config,
+        is_active=row.is_active,
+        is_verified=row.is_verified,
+        priority=row.priority,
+        id=row.id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        verified_at=row.verified_at,
+        verification_error=row.verification_error,
+    )
+
+
+async def _require_tenant(conn: AsyncConnection[TupleRow], tenant_id: UUID) -> None:
+    cur = await conn.execute(QUERIES["tenant_exists"], {"tenant_id": tenant_id})
+    row = await cur.fetchone()
+    if not (row and row[0]):
+        raise TenantNotFound(f"no tenant {tenant_id}")
+
+
+async def notify_changes(
+    conn: AsyncConnection[TupleRow], tenants: Iterable[UUID], numbers: Iterable[str]
+) -> None:
+    payloads = [f"tenant:{t}" for t in tenants] + [f"number:{n}" for n in numbers]
+    if payloads:
+        await conn.execute(QUERIES["notify"], {"payloads": payloads})
