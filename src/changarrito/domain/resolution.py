@@ -16,6 +16,7 @@ Credentials of any other tenant are ignored whatever the store hands over.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from changarrito.domain.errors import NotConfigured, UnknownPhoneNumber
@@ -37,9 +38,20 @@ def configure_endpoint(itype: IntegrationType, provider: str | None = None) -> s
     return f"PUT /api/v1/integrations/{itype.value}"
 
 
-def _rank(credential: Credential) -> tuple[int, float, int]:
-    """Sort key: lowest priority, then newest update, then highest id (a total order)."""
-    return (credential.priority, -credential.updated_at.timestamp(), -credential.id.int)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _rank(credential: Credential) -> tuple[int, int, int]:
+    """Sort key: lowest priority, then newest update, then highest id (a total order).
+
+    The update time counts in whole microseconds: a float timestamp cannot tell apart updates
+    a microsecond apart after 2112, and then the older credential could win on its id.
+    """
+    updated = credential.updated_at
+    if updated.tzinfo is None:  # naive means local time, as ``datetime.timestamp()`` reads it
+        updated = updated.astimezone()
+    return (credential.priority, -((updated - _EPOCH) // _MICROSECOND), -credential.id.int)
 
 
 def pick_tenant_credential(
@@ -53,7 +65,7 @@ def pick_tenant_credential(
         c
         for c in stored
         if c.tenant_id == tenant_id
-        and c.integration_type is itype
+        and c.integration_type == itype  # equality: a store may load the type as plain text
         and c.is_active
         and (provider is None or c.provider == provider)
     ]
@@ -103,8 +115,13 @@ def _not_configured_message(
     platform: PlatformDefaults,
 ) -> str:
     what = f"{itype.value} ({provider})" if provider else itype.value
-    hint = platform.env_hints.get((itype, provider)) if provider else None
-    env = f"set {hint}" if hint else "configure the platform's credentials"
+    # The variable of the provider asked for; with none (and no default), any of the type's.
+    hints = sorted(
+        hint
+        for (t, p), hint in platform.env_hints.items()
+        if t == itype and (provider is None or p == provider)
+    )
+    env = f"set {' or '.join(hints)}" if hints else "configure the platform's credentials"
     who = f"tenant {tenant_id}" if tenant_id else "the platform"
     return (
         f"No {what} credentials for {who}: {env} or "
