@@ -8,6 +8,9 @@ from changarrito.domain import resolution
 from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved, Route
 from changarrito.domain.ports import CredentialStore, ResolutionCache
 
+#: Prefix of the cache slot holding a WhatsApp sender, keyed by the receiving number.
+SENDER_SLOT = "sender:"
+
 
 class CredentialResolver:
     """Resolves credentials for tenants and WhatsApp numbers through a cache.
@@ -51,8 +54,10 @@ class CredentialResolver:
         """The WhatsApp credential that replies from ``phone_number_id``."""
         route = await self.route(phone_number_id)
         key = route.tenant_id
+        # Its own cache slot: a provider id can never look like this.
+        slot = SENDER_SLOT + phone_number_id
         if key is not None:
-            cached = self.cache.get_resolved(key, IntegrationType.WHATSAPP, phone_number_id)
+            cached = self.cache.get_resolved(key, IntegrationType.WHATSAPP, slot)
             if cached is not None:
                 return cached
             stored = await self.store.credentials_for(key, IntegrationType.WHATSAPP)
@@ -60,7 +65,7 @@ class CredentialResolver:
             stored = []
         resolved = resolution.resolve_sender(route, stored, self.platform)
         if key is not None:
-            self.cache.put_resolved(key, IntegrationType.WHATSAPP, phone_number_id, resolved)
+            self.cache.put_resolved(key, IntegrationType.WHATSAPP, slot, resolved)
         return resolved
 
     def invalidate_tenant(self, tenant_id: UUID) -> None:
