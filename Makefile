@@ -20,6 +20,7 @@ run: $(STAMP)
 ## Set up and run the whole test suite.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PYTHONPATH=examples/changarrito-mistral/src $(BIN)/python -m pytest -q examples/changarrito-mistral/tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
