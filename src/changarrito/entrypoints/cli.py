@@ -69,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--kid", default=None, help="key id (default: a dated id)")
 
     sub.add_parser("plugins", help="list installed provider plugins and their ids")
+
+    sub.add_parser("worker", help="run the message workers only (no HTTP)")
+    messages = sub.add_parser("messages", help="inbound WhatsApp messages and their state")
+    msub = messages.add_subparsers(dest="action", required=True, metavar="ACTION")
+    mlist = msub.add_parser("list", help="a tenant's recent messages, newest first")
+    mlist.add_argument("--tenant", required=True, metavar="ID", help="tenant id, or 'platform'")
+    mlist.add_argument("--limit", type=int, default=20)
+    mlist.add_argument(
+        "--state", choices=("pending", "processing", "answered", "ignored", "failed", "dead")
+    )
+    mlist.add_argument("--json", action="store_true")
+    mretry = msub.add_parser("retry", help="re-queue a failed or dead message")
+    mretry.add_argument("message_id", type=int, metavar="ID")
     return parser
 
 
@@ -78,8 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         from changarrito.adapters.logs import configure_logging
 
-        # Commands other than serve log warnings only, unless a level is asked for.
-        quiet = args.command != "serve" and "CHANGARRITO_LOG_LEVEL" not in settings.env
+        # Commands other than serve and worker log warnings only, unless a level is asked for.
+        loud = args.command in ("serve", "worker")
+        quiet = not loud and "CHANGARRITO_LOG_LEVEL" not in settings.env
         configure_logging("WARNING" if quiet else settings.log_level)
         command = COMMANDS[args.command]
         return command(settings, args)
@@ -205,6 +219,20 @@ def cmd_plugins(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from changarrito.entrypoints.worker import run
+
+    return run(settings)
+
+
+def cmd_messages(settings: Settings, args: argparse.Namespace) -> int:
+    from changarrito.entrypoints.messages import list_messages, retry_message
+
+    if args.action == "list":
+        return _run(settings, lambda container: list_messages(container, args))
+    return _run(settings, lambda container: retry_message(container, args.message_id))
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "migrate": cmd_migrate,
@@ -212,6 +240,8 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "tokens": cmd_tokens,
     "keys": cmd_keys,
     "plugins": cmd_plugins,
+    "worker": cmd_worker,
+    "messages": cmd_messages,
 }
 
 

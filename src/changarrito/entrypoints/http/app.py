@@ -58,6 +58,11 @@ def create_app(
         assert database is not None, "create_app needs a database or a container"
         built = await bootstrap(settings, database, listen=True)
         app.state.container = built
+        if role in ("all", "whatsapp"):  # message workers in-process; aclose stops them
+            from changarrito.entrypoints.worker import start_workers
+
+            workers = start_workers(built)
+            built.tasks += [workers] if workers else []
         try:
             yield
         finally:

@@ -1,0 +1,149 @@
+-- The inbound message queue (whatsapp_inbound_messages, migrations 0004 and 0005) and the
+-- replies recorded around each send. Every state change of a claimed message names the worker
+-- holding its lease (locked_by): a worker that lost its lease changes nothing.
+
+-- name: claim
+-- Leases up to %(limit)s messages that are due, or whose worker's lease ran out (a crash),
+-- skipping rows another worker is claiming and conversations another worker is answering.
+WITH due AS (
+    SELECT m.id
+    FROM whatsapp_inbound_messages m
+    WHERE ((m.state = 'pending' AND m.available_at <= now())
+           OR (m.state = 'processing' AND m.locked_until < now()))
+      AND NOT EXISTS (
+          SELECT 1 FROM whatsapp_inbound_messages busy
+          WHERE busy.phone_number_id = m.phone_number_id
+            AND busy.customer_id = m.customer_id
+            AND busy.state = 'processing'
+            AND busy.locked_until >= now()
+            AND busy.id <> m.id)
+    ORDER BY m.available_at, m.id
+    LIMIT %(limit)s
+    FOR UPDATE OF m SKIP LOCKED
+)
+UPDATE whatsapp_inbound_messages m
+SET state = 'processing',
+    attempts = m.attempts + 1,
+    locked_until = now() + make_interval(secs => %(lease)s),
+    locked_by = %(worker)s,
+    updated_at = now()
+FROM due
+WHERE m.id = due.id
+RETURNING m.id, m.wamid, m.phone_number_id, m.tenant_id, m.type, m.text, m.sent_at,
+          m.attempts, m.customer_id, m.customer_phone, m.customer_user_id
+
+-- name: extend
+-- Renews the lease of messages this worker is still answering.
+UPDATE whatsapp_inbound_messages
+SET locked_until = now() + make_interval(secs => %(lease)s)
+WHERE id = ANY(%(ids)s) AND state = 'processing' AND locked_by = %(worker)s
+RETURNING id
+
+-- name: finish
+-- Ends a claim for good: answered, ignored or failed.
+UPDATE whatsapp_inbound_messages
+SET state = %(state)s, locked_until = NULL, locked_by = NULL,
+    last_error = %(error)s, updated_at = now()
+WHERE id = %(id)s AND state = 'processing' AND locked_by = %(worker)s
+RETURNING state
+
+-- name: retry
+-- Puts a message back after a retryable failure, or dead-letters it when it is out of attempts.
+UPDATE whatsapp_inbound_messages
+SET state = CASE WHEN attempts >= %(max_attempts)s THEN 'dead' ELSE 'pending' END,
+    available_at = now() + make_interval(secs => %(delay)s),
+    locked_until = NULL, locked_by = NULL,
+    last_error = %(error)s, updated_at = now()
+WHERE id = %(id)s AND state = 'processing' AND locked_by = %(worker)s
+RETURNING state
+
+-- name: delay_recipient
+-- Meta's pair rate limit: the customer's other waiting messages wait too; nobody else's do.
+UPDATE whatsapp_inbound_messages
+SET available_at = greatest(available_at, now() + make_interval(secs => %(delay)s)),
+    updated_at = now()
+WHERE phone_number_id = %(phone_number_id)s AND customer_id = %(customer_id)s
+  AND state = 'pending'
+
+-- name: requeue
+-- `changarrito messages retry ID`: a failed or dead message gets a fresh set of attempts.
+UPDATE whatsapp_inbound_messages
+SET state = 'pending', attempts = 0, available_at = now(), locked_until = NULL,
+    locked_by = NULL, updated_at = now()
+WHERE id = %(id)s AND state IN ('failed', 'dead')
+RETURNING id
+
+-- name: message_state
+SELECT state FROM whatsapp_inbound_messages WHERE id = %(id)s
+
+-- name: notify_inbound
+SELECT pg_notify('changarrito_inbound', %(payload)s)
+
+-- name: recent
+-- A tenant's (or, with no tenant, the platform's) latest messages, for operators.
+SELECT m.id, m.received_at, m.phone_number_id, m.customer_id, m.type, m.state, m.attempts,
+       m.last_error, m.text,
+       (SELECT count(*) FROM whatsapp_outbound_messages o
+        WHERE o.inbound_id = m.id AND o.wamid IS NOT NULL) AS parts_sent
+FROM whatsapp_inbound_messages m
+WHERE (m.tenant_id = %(tenant_id)s OR (%(tenant_id)s::uuid IS NULL AND m.tenant_id IS NULL))
+  AND (%(state)s::text IS NULL OR m.state = %(state)s)
+ORDER BY m.received_at DESC, m.id DESC
+LIMIT %(limit)s
+
+-- name: history
+-- Earlier messages of one conversation (one customer, one number, one tenant) since a time:
+-- what the customer wrote and each reply that reached Meta, newest first.
+SELECT role, content FROM (
+    SELECT 'user' AS role, i.text AS content, i.sent_at AS at, i.id AS seq
+    FROM whatsapp_inbound_messages i
+    WHERE i.phone_number_id = %(phone_number_id)s
+      AND i.customer_id = %(customer_id)s
+      AND i.tenant_id IS NOT DISTINCT FROM %(tenant_id)s
+      AND i.id <> %(id)s
+      AND i.sent_at >= %(since)s AND i.sent_at <= %(until)s
+      AND i.text IS NOT NULL
+      AND i.type NOT IN ('reaction', 'system', 'unsupported')
+    UNION ALL
+    SELECT 'assistant', string_agg(o.text, E'\n\n' ORDER BY o.part), min(o.created_at),
+           min(o.inbound_id)
+    FROM whatsapp_outbound_messages o
+    WHERE o.phone_number_id = %(phone_number_id)s
+      AND o.recipient = ANY(%(recipients)s)
+      AND o.tenant_id IS NOT DISTINCT FROM %(tenant_id)s
+      AND o.created_at >= %(since)s
+      AND o.wamid IS NOT NULL
+      AND o.inbound_id IS DISTINCT FROM %(id)s
+    GROUP BY coalesce(o.inbound_id, -o.id)
+) conversation
+ORDER BY at DESC, seq DESC
+LIMIT %(limit)s
+
+-- name: lock_message
+SELECT id FROM whatsapp_inbound_messages WHERE id = %(id)s FOR UPDATE
+
+-- name: planned
+SELECT id, part, text, wamid, send_attempts
+FROM whatsapp_outbound_messages
+WHERE inbound_id = %(inbound_id)s
+ORDER BY part
+
+-- name: plan_part
+INSERT INTO whatsapp_outbound_messages
+    (inbound_id, part, tenant_id, phone_number_id, recipient, text, is_fallback)
+VALUES (%(inbound_id)s, %(part)s, %(tenant_id)s, %(phone_number_id)s, %(recipient)s,
+        %(text)s, %(is_fallback)s)
+ON CONFLICT (inbound_id, part) DO NOTHING
+
+-- name: sending
+UPDATE whatsapp_outbound_messages
+SET send_attempts = send_attempts + 1, send_started_at = now(), updated_at = now()
+WHERE id = %(id)s AND wamid IS NULL
+
+-- name: sent
+-- Meta accepted the part: record its wamid at once (status webhooks find the row by it).
+UPDATE whatsapp_outbound_messages
+SET wamid = %(wamid)s,
+    status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END,
+    updated_at = now()
+WHERE id = %(id)s

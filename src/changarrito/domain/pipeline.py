@@ -1,0 +1,389 @@
+"""Answering one inbound WhatsApp message: the use case the message workers run.
+
+Pure: the ports are the protocols below (the Postgres message log, the Graph client, the
+credential resolver, the LLM ``Assistant``). For a claimed message, ``Pipeline.handle``:
+
+1. ignores what has nothing to answer (reactions, system notices, statuses) and numbers that
+   nobody owns; a number that changed owner since intake is never answered by the new one;
+2. resolves the sender credential of the number that received the message;
+3. unless a reply is already recorded for it (a re-claimed message): marks the message read
+   (with the typing indicator), loads the conversation (that customer, that number, that
+   tenant, within Meta's 24-hour window), asks the tenant's LLM (or the platform's) and
+   records the whole reply, split into parts, *before* sending any of it;
+4. sends each part that has no wamid yet, recording each wamid as soon as Meta returns it.
+
+So a re-claimed message resumes where it stopped and never resends a part with a wamid. The
+one unavoidable window: a worker killed after Meta accepted a part but before its wamid was
+committed sends that part again when the message is retried (at-least-once; the Graph API has
+no idempotency key). The wamid is written right after the response, in its own statement.
+
+When the LLM cannot answer (a final error, or a retryable one on the last attempt), the
+tenant's ``fallbackText`` (or the platform's) is sent instead of silence.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+from uuid import UUID
+
+from changarrito.domain import resolution
+from changarrito.domain.errors import (
+    ChangarritoError,
+    FinalProviderError,
+    NotConfigured,
+    ProviderAuthError,
+    ProviderError,
+    RecipientRateLimited,
+    RetryableProviderError,
+    StorageError,
+    UnknownPhoneNumber,
+)
+from changarrito.domain.llm import ChatMessage, CredentialSource, ProviderLookup, Reply, Responder
+from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved, Source
+
+#: Meta's limit on a text message body.
+MAX_TEXT_CHARS = 4096
+#: The customer service window: free-form replies are allowed this long after their message.
+SERVICE_WINDOW = timedelta(hours=24)
+#: Message types that never get an answer, whatever text they carry.
+UNANSWERED_TYPES = frozenset({"reaction", "system", "unsupported", "ephemeral", "errors"})
+DEFAULT_FALLBACK_TEXT = (
+    "¡Gracias por tu mensaje! En este momento no puedo responder; te contestaremos pronto. "
+    "/ Thanks for your message! I can't answer right now; we'll get back to you soon."
+)
+
+_SENTENCE_END = re.compile(r"[.!?…。](?=\s)")
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A stored inbound message, as a worker claimed it (``attempts`` counts this one)."""
+
+    id: int
+    wamid: str
+    phone_number_id: str
+    tenant_id: UUID | None
+    type: str
+    text: str | None
+    sent_at: datetime
+    attempts: int
+    customer_id: str | None = None
+    customer_phone: str | None = None
+    customer_user_id: str | None = None
+
+    @property
+    def recipient(self) -> str | None:
+        """Whom to answer: the phone number, else the business-scoped user id."""
+        return self.customer_phone or self.customer_user_id or self.customer_id
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundPart:
+    """One recorded part of a reply (``wamid`` is set once Meta accepted it)."""
+
+    id: int
+    part: int
+    text: str
+    wamid: str | None = None
+    send_attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a message: the worker records it in the queue."""
+
+    kind: Literal["answered", "ignored", "retry", "failed", "dead"]
+    reason: str | None = None
+    retry_after: float | None = None
+    #: The retry waits for this recipient only (Meta's pair rate limit, 131056).
+    per_recipient: bool = False
+    wamids: tuple[str, ...] = ()
+    fallback: bool = False
+    #: Parts that may already have reached the customer before a crash and were sent again.
+    resent: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+
+class Senders(Protocol):
+    async def sender(self, phone_number_id: str) -> Resolved: ...
+
+
+class Verifications(Protocol):
+    async def set_verified(
+        self,
+        tenant_id: UUID,
+        integration_type: IntegrationType,
+        provider: str,
+        verified: bool,
+        error: str | None = None,
+    ) -> None: ...
+
+
+class WhatsAppSender(Protocol):
+    async def send_text(
+        self, phone_number_id: str, token: str, to: str, body: str, reply_to_wamid: str | None
+    ) -> list[str]: ...
+
+    async def mark_read(
+        self, phone_number_id: str, token: str, wamid: str, *, typing: bool = False
+    ) -> None: ...
+
+
+class MessageLog(Protocol):
+    async def history(
+        self, message: InboundMessage, *, since: datetime, limit: int
+    ) -> list[ChatMessage]:
+        """Earlier messages of the conversation, oldest first, without ``message`` itself."""
+        ...
+
+    async def planned(self, message: InboundMessage) -> list[OutboundPart]: ...
+
+    async def plan(
+        self, message: InboundMessage, recipient: str, parts: Sequence[str], *, fallback: bool
+    ) -> list[OutboundPart]:
+        """Records the reply's parts once; returns the recorded ones (a concurrent plan wins)."""
+        ...
+
+    async def sending(self, part: OutboundPart) -> None: ...
+
+    async def sent(self, part: OutboundPart, wamid: str) -> None: ...
+
+
+class Replier(Protocol):
+    async def reply(self, tenant_id: UUID | None, messages: Sequence[ChatMessage]) -> Reply: ...
+
+    async def fallback_text(self, tenant_id: UUID | None) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    max_attempts: int = 8
+    history_limit: int = 20
+    typing_indicator: bool = True
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        senders: Senders,
+        assistant: Replier,
+        whatsapp: WhatsAppSender,
+        messages: MessageLog,
+        verifications: Verifications,
+        settings: PipelineSettings | None = None,
+    ) -> None:
+        self.senders = senders
+        self.assistant = assistant
+        self.whatsapp = whatsapp
+        self.messages = messages
+        self.verifications = verifications
+        self.settings = settings or PipelineSettings()
+
+    async def handle(self, message: InboundMessage) -> Outcome:
+        if message.attempts > self.settings.max_attempts:
+            return Outcome("dead", f"no answer after {message.attempts - 1} attempts")
+        recipient = message.recipient
+        if message.type in UNANSWERED_TYPES or not (message.text or "").strip() or not recipient:
+            return Outcome("ignored", f"nothing to answer in a {message.type} message")
+        try:
+            sender = await self.senders.sender(message.phone_number_id)
+        except UnknownPhoneNumber as exc:
+            return Outcome("ignored", exc.message)
+        except NotConfigured as exc:
+            return Outcome("failed", exc.message)
+        if sender.tenant_id != message.tenant_id:
+            return Outcome("failed", "the number changed owner since the message arrived")
+        token = sender.secrets.get("accessToken")
+        if not token:
+            return Outcome("failed", "the number's WhatsApp credential has no access token")
+        try:
+            return await self._answer(message, sender, token, recipient)
+        except RetryableProviderError as exc:
+            return Outcome(
+                "retry",
+                exc.message,
+                retry_after=exc.retry_after,
+                per_recipient=isinstance(exc, RecipientRateLimited),
+            )
+        except ProviderAuthError as exc:
+            if sender.source is Source.TENANT and sender.tenant_id is not None:
+                await self.verifications.set_verified(
+                    sender.tenant_id, IntegrationType.WHATSAPP, sender.provider, False, exc.message
+                )
+            return Outcome("failed", exc.message)
+        except FinalProviderError as exc:
+            return Outcome("failed", exc.message)
+
+    async def _answer(
+        self, message: InboundMessage, sender: Resolved, token: str, recipient: str
+    ) -> Outcome:
+        parts = await self.messages.planned(message)
+        fallback = False
+        notes: list[str] = []
+        if not parts:
+            await self._mark_read(message, token, notes)
+            text, fallback = await self._compose(message, notes)
+            chunks = split_text(text, MAX_TEXT_CHARS)
+            parts = await self.messages.plan(message, recipient, chunks, fallback=fallback)
+        wamids: list[str] = []
+        resent = 0
+        for part in sorted(parts, key=lambda p: p.part):
+            if part.wamid:
+                wamids.append(part.wamid)
+                continue
+            resent += part.send_attempts > 0
+            await self.messages.sending(part)
+            quote = message.wamid if part.part == 1 else None
+            sent = await self.whatsapp.send_text(
+                message.phone_number_id, token, recipient, part.text, quote
+            )
+            await self.messages.sent(part, sent[0])
+            wamids.append(sent[0])
+        return Outcome(
+            "answered", wamids=tuple(wamids), fallback=fallback, resent=resent, notes=tuple(notes)
+        )
+
+    async def _mark_read(self, message: InboundMessage, token: str, notes: list[str]) -> None:
+        """Blue ticks and the typing indicator while the LLM thinks. Only a rejected token
+        stops the answer: the same token could not send it either."""
+        try:
+            await self.whatsapp.mark_read(
+                message.phone_number_id, token, message.wamid, typing=self.settings.typing_indicator
+            )
+        except ProviderAuthError:
+            raise
+        except ProviderError as exc:
+            notes.append(f"could not mark the message read: {exc.message}")
+
+    async def _compose(self, message: InboundMessage, notes: list[str]) -> tuple[str, bool]:
+        """The reply text, and whether it is the fallback text."""
+        since = message.sent_at - SERVICE_WINDOW
+        history = await self.messages.history(
+            message, since=since, limit=max(0, self.settings.history_limit - 1)
+        )
+        conversation = [*history, ChatMessage(role="user", content=(message.text or "").strip())]
+        last_attempt = message.attempts >= self.settings.max_attempts
+        try:
+            reply = await self.assistant.reply(message.tenant_id, conversation)
+        except RetryableProviderError as exc:
+            if not last_attempt:
+                raise
+            notes.append(f"the LLM is still failing on the last attempt: {exc.message}")
+        except StorageError:
+            raise
+        except ChangarritoError as exc:
+            notes.append(f"the LLM cannot answer: {exc.message}")
+        else:
+            if reply.text.strip():
+                return reply.text.strip(), False
+            notes.append("the LLM answered with an empty text")
+        return await self.assistant.fallback_text(message.tenant_id), True
+
+
+#: Stands for "the platform" where the LLM use case wants a tenant id (the platform's number).
+PLATFORM = UUID(int=0)
+
+
+class PlatformCredentials:
+    """A ``CredentialSource`` that only knows the platform's defaults (for its own number)."""
+
+    def __init__(self, platform: PlatformDefaults) -> None:
+        self.platform = platform
+
+    async def resolve(
+        self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
+    ) -> Resolved:
+        return resolution.resolve(tenant_id, itype, [], self.platform, provider)
+
+
+class Assistant:
+    """The LLM side of the pipeline: a tenant's own settings (with the platform fallback
+    policy of ``Responder``), the platform's for its own number, and the fallback text."""
+
+    def __init__(
+        self,
+        credentials: CredentialSource,
+        providers: ProviderLookup,
+        *,
+        platform_fallback: bool = False,
+        fallback_text: str = DEFAULT_FALLBACK_TEXT,
+    ) -> None:
+        self.credentials = credentials
+        self.tenants = Responder(credentials, providers, platform_fallback=platform_fallback)
+        self.platform = Responder(PlatformCredentials(credentials.platform), providers)
+        self.default_fallback = fallback_text.strip() or DEFAULT_FALLBACK_TEXT
+
+    async def reply(self, tenant_id: UUID | None, messages: Sequence[ChatMessage]) -> Reply:
+        if tenant_id is None:
+            return await self.platform.reply(PLATFORM, messages)
+        return await self.tenants.reply(tenant_id, messages)
+
+    async def fallback_text(self, tenant_id: UUID | None) -> str:
+        """The tenant's LLM ``fallbackText`` when it set one, else the platform's."""
+        if tenant_id is not None:
+            try:
+                resolved = await self.credentials.resolve(tenant_id, IntegrationType.LLM)
+            except ChangarritoError:
+                resolved = None
+            own = resolved.config.get("fallbackText") if resolved is not None else None
+            if isinstance(own, str) and own.strip():
+                return own.strip()
+        return self.default_fallback
+
+
+def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
+    """``text`` in parts of at most ``limit`` characters, cut at the last paragraph break,
+    else line break, else sentence end, else space that keeps a part at least half full;
+    a word longer than that is cut where it must be. Parts are stripped and never empty."""
+    parts: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[: limit + 1]  # a boundary right after the limit still counts
+        cut = _boundary(window, limit)
+        part, rest = rest[:cut].rstrip(), rest[cut:].lstrip()
+        if part:
+            parts.append(part)
+    if rest:
+        parts.append(rest)
+    return parts
+
+
+def _boundary(window: str, limit: int) -> int:
+    floor = limit // 2
+    for separator in ("\n\n", "\n"):
+        at = window.rfind(separator, floor)
+        if at > 0:
+            return at
+    ends = [m.end() for m in _SENTENCE_END.finditer(window, floor) if m.end() <= limit]
+    if ends:
+        return ends[-1]
+    at = window.rfind(" ", floor)
+    if at > 0:
+        return at
+    at = window.rfind(" ", 1)
+    return at if at > 0 else limit
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds before retry number ``attempt`` (1-based): exponential from ``base``, capped at
+    ``cap``, with "equal jitter" (between half and all of it), never sooner than the
+    provider's ``retry_after``."""
+    exponential = min(cap, base * 2.0 ** max(0, attempt - 1))
+    jitter = (rng or random).uniform(0, exponential / 2)  # jitter, not a secret
+    delay = exponential / 2 + jitter
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay

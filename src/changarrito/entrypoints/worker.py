@@ -1,0 +1,306 @@
+"""The message workers: ``changarrito worker``, and the same loop inside ``serve``.
+
+Each process runs ``CHANGARRITO_WORKERS_CONCURRENCY`` tasks. A task claims one stored inbound
+message at a time, answers it through ``domain.pipeline`` and settles it in the queue. Tasks
+wake on the intake's ``changarrito_inbound`` notification and poll every
+``CHANGARRITO_WORKER_POLL`` seconds in case one was missed. While a task answers a message it
+renews the message's lease; if the process dies, the lease runs out and another worker resumes
+the message where it stopped. SIGTERM (or cancelling the supervisor) stops claiming and lets
+the messages in hand finish for up to ``CHANGARRITO_WORKER_GRACE`` seconds.
+
+Every log line of a message's journey carries ``tenant_id``, ``phone_number_id`` and ``wamid``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import psycopg
+import structlog
+from psycopg import sql
+
+from changarrito.adapters.postgres.queue import INBOUND_CHANNEL, MessageQueue, PostgresMessageLog
+from changarrito.adapters.whatsapp.graph import GraphClient
+from changarrito.domain.errors import ConfigurationError, StorageError
+from changarrito.domain.pipeline import (
+    DEFAULT_FALLBACK_TEXT,
+    Assistant,
+    InboundMessage,
+    Outcome,
+    Pipeline,
+    PipelineSettings,
+    backoff_delay,
+)
+
+if TYPE_CHECKING:
+    from changarrito.bootstrap import Container
+    from changarrito.entrypoints.settings import Settings
+
+log = structlog.get_logger("changarrito.worker")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum:g}, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """The workers' settings (environment variable in each comment)."""
+
+    concurrency: int = 4  # CHANGARRITO_WORKERS_CONCURRENCY (0: serve runs no workers)
+    max_attempts: int = 8  # CHANGARRITO_MAX_ATTEMPTS, then the message is dead-lettered
+    retry_base: float = 2.0  # CHANGARRITO_RETRY_BASE: first backoff, seconds, then doubling
+    retry_max: float = 600.0  # CHANGARRITO_RETRY_MAX: longest backoff, seconds
+    lease: float = 120.0  # CHANGARRITO_WORKER_LEASE: seconds a crashed worker holds a message
+    poll: float = 1.0  # CHANGARRITO_WORKER_POLL: seconds between polls without notification
+    grace: float = 30.0  # CHANGARRITO_WORKER_GRACE: seconds to finish work in hand on stop
+    history: int = 20  # CHANGARRITO_HISTORY_LIMIT: messages of the conversation sent to the LLM
+    graph_timeout: float = 20.0  # CHANGARRITO_GRAPH_TIMEOUT: seconds per Graph API call
+    fallback_text: str = DEFAULT_FALLBACK_TEXT  # CHANGARRITO_FALLBACK_TEXT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WorkerSettings:
+        return cls(
+            concurrency=int(_number(env, "CHANGARRITO_WORKERS_CONCURRENCY", 4)),
+            max_attempts=int(_number(env, "CHANGARRITO_MAX_ATTEMPTS", 8, minimum=1)),
+            retry_base=_number(env, "CHANGARRITO_RETRY_BASE", 2.0),
+            retry_max=_number(env, "CHANGARRITO_RETRY_MAX", 600.0),
+            lease=_number(env, "CHANGARRITO_WORKER_LEASE", 120.0, minimum=1),
+            poll=_number(env, "CHANGARRITO_WORKER_POLL", 1.0, minimum=0.05),
+            grace=_number(env, "CHANGARRITO_WORKER_GRACE", 30.0),
+            history=int(_number(env, "CHANGARRITO_HISTORY_LIMIT", 20, minimum=1)),
+            graph_timeout=_number(env, "CHANGARRITO_GRAPH_TIMEOUT", 20.0, minimum=0.1),
+            fallback_text=env.get("CHANGARRITO_FALLBACK_TEXT", "").strip() or DEFAULT_FALLBACK_TEXT,
+        )
+
+
+def build_pipeline(container: Container, ws: WorkerSettings) -> Pipeline:
+    settings = container.settings
+    graph = GraphClient(
+        container.http,
+        settings.whatsapp_api_base_url,
+        settings.whatsapp_api_version,
+        timeout=ws.graph_timeout,
+    )
+    assistant = Assistant(
+        container.resolver,
+        container.registry,
+        platform_fallback=settings.llm_platform_fallback,
+        fallback_text=ws.fallback_text,
+    )
+    return Pipeline(
+        senders=container.resolver,
+        assistant=assistant,
+        whatsapp=graph,
+        messages=PostgresMessageLog(container.pool),
+        verifications=container.store,
+        settings=PipelineSettings(max_attempts=ws.max_attempts, history_limit=ws.history),
+    )
+
+
+class Workers:
+    """The worker tasks of one process. ``run()`` until cancelled or ``stop()``."""
+
+    def __init__(self, container: Container, settings: WorkerSettings) -> None:
+        self.container = container
+        self.settings = settings
+        self.pipeline = build_pipeline(container, settings)
+        self.queue = MessageQueue(
+            container.pool, lease=settings.lease, max_attempts=settings.max_attempts
+        )
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._stopping = asyncio.Event()
+        self._wakeups: list[asyncio.Event] = []
+
+    def stop(self) -> None:
+        """Stop claiming; messages in hand finish (``run`` returns when they have)."""
+        self._stopping.set()
+        for event in self._wakeups:
+            event.set()
+
+    async def run(self) -> None:
+        count = max(1, self.settings.concurrency)
+        self._wakeups = [asyncio.Event() for _ in range(count)]
+        tasks = [
+            asyncio.create_task(self._loop(f"{self.name}:{n}", self._wakeups[n]))
+            for n in range(count)
+        ]
+        listener = asyncio.create_task(self._listen())
+        log.info("workers.started", worker=self.name, concurrency=count)
+        try:
+            await asyncio.shield(asyncio.gather(*tasks))
+        except asyncio.CancelledError:
+            # Cancelled (serve's shutdown): finish the messages in hand, within the grace time.
+            self.stop()
+            _, late = await asyncio.wait(tasks, timeout=self.settings.grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            log.info("workers.stopped", worker=self.name)
+
+    async def _loop(self, worker: str, wakeup: asyncio.Event) -> None:
+        while not self._stopping.is_set():
+            wakeup.clear()
+            try:
+                claimed = await self.queue.claim(worker)
+            except StorageError as exc:
+                log.warning("workers.claim_failed", worker=worker, error=exc.message)
+                claimed = []
+            if not claimed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), timeout=self.settings.poll)
+                continue
+            for message in claimed:
+                await self._process(worker, message)
+
+    async def _process(self, worker: str, message: InboundMessage) -> None:
+        context = {
+            "tenant_id": str(message.tenant_id) if message.tenant_id else None,
+            "phone_number_id": message.phone_number_id,
+            "wamid": message.wamid,
+            "message_id": message.id,
+        }
+        with structlog.contextvars.bound_contextvars(**context):
+            log.info("message.claimed", worker=worker, attempt=message.attempts)
+            heartbeat = asyncio.create_task(self._heartbeat(worker, message.id))
+            try:
+                outcome = await self.pipeline.handle(message)
+            except StorageError as exc:
+                outcome = Outcome("retry", f"the database failed: {exc.message}")
+            except Exception as exc:  # a bug must not kill the worker: retry, then dead-letter
+                log.exception("message.crashed")
+                outcome = Outcome("retry", f"unexpected {type(exc).__name__}")
+            finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+            try:
+                await self._settle(worker, message, outcome)
+            except StorageError as exc:
+                # The lease runs out and the message is claimed again: nothing is lost.
+                log.warning("message.settle_failed", error=exc.message)
+
+    async def _settle(self, worker: str, message: InboundMessage, outcome: Outcome) -> None:
+        for note in outcome.notes:
+            log.warning("message.note", note=note)
+        if outcome.kind == "retry":
+            delay = backoff_delay(
+                message.attempts,
+                base=self.settings.retry_base,
+                cap=self.settings.retry_max,
+                retry_after=outcome.retry_after,
+            )
+            state = await self.queue.retry(
+                worker,
+                message,
+                delay=delay,
+                error=outcome.reason,
+                per_recipient=outcome.per_recipient,
+            )
+            event = "message.dead_lettered" if state == "dead" else "message.retry_scheduled"
+            if state is None:
+                event = "message.lease_lost"
+            log.warning(event, error=outcome.reason, attempt=message.attempts, delay=delay)
+            return
+        settled = await self.queue.finish(worker, message.id, outcome.kind, outcome.reason)
+        if not settled:
+            log.warning("message.lease_lost", outcome=outcome.kind)
+        elif outcome.kind == "answered":
+            log.info(
+                "message.answered",
+                reply_wamids=list(outcome.wamids),
+                fallback=outcome.fallback,
+                resent_parts=outcome.resent,
+            )
+        elif outcome.kind == "ignored":
+            log.info("message.ignored", reason=outcome.reason)
+        else:
+            log.error(f"message.{outcome.kind}", error=outcome.reason)
+
+    async def _heartbeat(self, worker: str, message_id: int) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease / 3)
+            try:
+                held = await self.queue.extend(worker, [message_id])
+            except StorageError as exc:
+                log.warning("message.lease_renewal_failed", error=exc.message)
+                continue
+            if not held:
+                log.warning("message.lease_lost")
+                return
+
+    async def _listen(self) -> None:
+        """Wakes the tasks on each ``changarrito_inbound`` notification; reconnects on loss
+        (polling covers the gap)."""
+        url = self.container.database.url
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+            except psycopg.Error:
+                await asyncio.sleep(max(self.settings.poll, 1.0))
+                continue
+            try:
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(INBOUND_CHANNEL)))
+                while True:
+                    async for _ in conn.notifies(timeout=30.0):
+                        for event in self._wakeups:
+                            event.set()
+                    await conn.execute("SELECT 1")
+            except psycopg.Error:
+                await asyncio.sleep(max(self.settings.poll, 1.0))
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.close()
+
+
+def start_workers(container: Container) -> asyncio.Task[None] | None:
+    """Starts the workers inside ``serve`` (one task; cancelling it stops them gracefully).
+    ``None`` when ``CHANGARRITO_WORKERS_CONCURRENCY`` is 0."""
+    ws = WorkerSettings.from_env(container.settings.env)
+    if ws.concurrency <= 0:
+        return None
+    return asyncio.create_task(Workers(container, ws).run(), name="changarrito-workers")
+
+
+def run(settings: Settings) -> int:
+    """``changarrito worker``: the workers alone, until SIGTERM or SIGINT."""
+    from changarrito.bootstrap import bootstrap, prepare_database
+
+    ws = WorkerSettings.from_env(settings.env)
+    database = prepare_database(settings)
+
+    async def main() -> None:
+        container = await bootstrap(settings, database, listen=True)
+        try:
+            workers = Workers(container, ws)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, workers.stop)
+            await workers.run()
+        finally:
+            await container.aclose()
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,646 @@
+"""The message pipeline as a pure use case: fakes for every port, one inbound message at a time."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from changarrito.domain.errors import (
+    NotConfigured,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderError,
+    ProviderQuotaExceeded,
+    RecipientRateLimited,
+    RetryableProviderError,
+    UnknownPhoneNumber,
+)
+from changarrito.domain.llm import ChatMessage, Reply, Usage
+from changarrito.domain.model import (
+    IntegrationType,
+    PlatformCredential,
+    PlatformDefaults,
+    Resolved,
+    Secrets,
+    Source,
+)
+from changarrito.domain.pipeline import (
+    DEFAULT_FALLBACK_TEXT,
+    Assistant,
+    InboundMessage,
+    OutboundPart,
+    Pipeline,
+    PipelineSettings,
+    backoff_delay,
+    split_text,
+)
+
+TENANT = UUID("11111111-1111-1111-1111-111111111111")
+PNID = "106540352242922"
+CUSTOMER = "16505551234"
+
+
+def inbound(**changes: Any) -> InboundMessage:
+    message = InboundMessage(
+        id=7,
+        wamid="wamid.IN7",
+        phone_number_id=PNID,
+        tenant_id=TENANT,
+        type="text",
+        text="¿Tienen tallas grandes?",
+        sent_at=datetime(2026, 5, 1, 12, 0, tzinfo=UTC),
+        attempts=1,
+        customer_id=CUSTOMER,
+        customer_phone=CUSTOMER,
+    )
+    return replace(message, **changes)
+
+
+def sender(tenant_id: UUID | None = TENANT, token: str = "EAAtenant-token") -> Resolved:
+    return Resolved(
+        tenant_id=tenant_id,
+        integration_type=IntegrationType.WHATSAPP,
+        provider="meta",
+        secrets=Secrets({"accessToken": token}),
+        config={"phoneNumberId": PNID},
+        source=Source.TENANT if tenant_id else Source.PLATFORM,
+    )
+
+
+class FakeSenders:
+    def __init__(self, resolved: Resolved | Exception) -> None:
+        self.resolved = resolved
+
+    async def sender(self, phone_number_id: str) -> Resolved:
+        if isinstance(self.resolved, Exception):
+            raise self.resolved
+        return self.resolved
+
+
+class FakeAssistant:
+    def __init__(self, *answers: str | Exception, fallback: str = "Te respondemos pronto") -> None:
+        self.answers = list(answers) or ["Sí, hasta la XL."]
+        self.fallback = fallback
+        self.calls: list[tuple[UUID | None, list[ChatMessage]]] = []
+
+    async def reply(self, tenant_id: UUID | None, messages: Sequence[ChatMessage]) -> Reply:
+        self.calls.append((tenant_id, list(messages)))
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return Reply(text=answer, model="m", usage=Usage(), latency_ms=1.0, provider="fake")
+
+    async def fallback_text(self, tenant_id: UUID | None) -> str:
+        return self.fallback
+
+
+@dataclass
+class FakeWhatsApp:
+    errors: list[Exception] = field(default_factory=list)
+    sends: list[dict[str, Any]] = field(default_factory=list)
+    reads: list[dict[str, Any]] = field(default_factory=list)
+    read_error: Exception | None = None
+
+    async def send_text(
+        self, phone_number_id: str, token: str, to: str, body: str, reply_to_wamid: str | None
+    ) -> list[str]:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sends.append(
+            {
+                "from": phone_number_id,
+                "token": token,
+                "to": to,
+                "body": body,
+                "quote": reply_to_wamid,
+            }
+        )
+        return [f"wamid.OUT{len(self.sends)}"]
+
+    async def mark_read(
+        self, phone_number_id: str, token: str, wamid: str, *, typing: bool = False
+    ) -> None:
+        if self.read_error is not None:
+            raise self.read_error
+        self.reads.append({"from": phone_number_id, "wamid": wamid, "typing": typing})
+
+
+class Crash(Exception):
+    """The process dies here."""
+
+
+@dataclass
+class FakeLog:
+    earlier: list[ChatMessage] = field(default_factory=list)
+    parts: list[OutboundPart] = field(default_factory=list)
+    crash_after_send: bool = False
+    history_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    async def history(
+        self, message: InboundMessage, *, since: datetime, limit: int
+    ) -> list[ChatMessage]:
+        self.history_calls.append({"since": since, "limit": limit})
+        return self.earlier[-limit:] if limit else []
+
+    async def planned(self, message: InboundMessage) -> list[OutboundPart]:
+        return list(self.parts)
+
+    async def plan(
+        self, message: InboundMessage, recipient: str, parts: Sequence[str], *, fallback: bool
+    ) -> list[OutboundPart]:
+        if not self.parts:
+            self.parts = [OutboundPart(id=n, part=n, text=t) for n, t in enumerate(parts, 1)]
+        return list(self.parts)
+
+    def _replace(self, part: OutboundPart, **changes: Any) -> None:
+        self.parts = [replace(p, **changes) if p.id == part.id else p for p in self.parts]
+
+    async def sending(self, part: OutboundPart) -> None:
+        self._replace(part, send_attempts=part.send_attempts + 1)
+
+    async def sent(self, part: OutboundPart, wamid: str) -> None:
+        if self.crash_after_send:
+            self.crash_after_send = False
+            raise Crash
+        self._replace(part, wamid=wamid)
+
+
+@dataclass
+class FakeVerifications:
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+
+    async def set_verified(
+        self,
+        tenant_id: UUID,
+        integration_type: IntegrationType,
+        provider: str,
+        verified: bool,
+        error: str | None = None,
+    ) -> None:
+        self.calls.append((tenant_id, integration_type, provider, verified, error))
+
+
+@dataclass
+class World:
+    senders: FakeSenders
+    assistant: FakeAssistant
+    whatsapp: FakeWhatsApp
+    log: FakeLog
+    verifications: FakeVerifications
+    pipeline: Pipeline
+
+
+def world(
+    *,
+    resolved: Resolved | Exception | None = None,
+    assistant: FakeAssistant | None = None,
+    whatsapp: FakeWhatsApp | None = None,
+    log: FakeLog | None = None,
+    max_attempts: int = 3,
+) -> World:
+    w = World(
+        FakeSenders(resolved or sender()),
+        assistant or FakeAssistant(),
+        whatsapp or FakeWhatsApp(),
+        log or FakeLog(),
+        FakeVerifications(),
+        pipeline=None,  # type: ignore[arg-type]
+    )
+    w.pipeline = Pipeline(
+        senders=w.senders,
+        assistant=w.assistant,
+        whatsapp=w.whatsapp,
+        messages=w.log,
+        verifications=w.verifications,
+        settings=PipelineSettings(max_attempts=max_attempts, history_limit=5),
+    )
+    return w
+
+
+async def test_a_customer_message_is_answered_from_the_number_that_received_it() -> None:
+    earlier = [
+        ChatMessage(role="user", content="Hola"),
+        ChatMessage(role="assistant", content="¡Hola!"),
+    ]
+    w = world(log=FakeLog(earlier=earlier))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "answered"
+    assert outcome.wamids == ("wamid.OUT1",)
+    assert w.whatsapp.sends == [
+        {
+            "from": PNID,
+            "token": "EAAtenant-token",
+            "to": CUSTOMER,
+            "body": "Sí, hasta la XL.",
+            "quote": "wamid.IN7",
+        }
+    ]
+    assert w.whatsapp.reads == [{"from": PNID, "wamid": "wamid.IN7", "typing": True}]
+    tenant_id, conversation = w.assistant.calls[0]
+    assert tenant_id == TENANT
+    assert conversation == [*earlier, ChatMessage(role="user", content="¿Tienen tallas grandes?")]
+    assert w.log.parts[0].wamid == "wamid.OUT1"
+
+
+async def test_the_conversation_is_limited_to_the_24_hour_window_and_the_history_limit() -> None:
+    w = world()
+
+    await w.pipeline.handle(inbound())
+
+    (call,) = w.log.history_calls
+    assert (inbound().sent_at - call["since"]).total_seconds() == 24 * 3600
+    assert call["limit"] == 4  # the history limit counts the message being answered
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"type": "reaction", "text": None},
+        {"type": "reaction", "text": "👍"},
+        {"type": "system", "text": "User changed number"},
+        {"type": "unsupported", "text": None},
+        {"type": "image", "text": None},
+        {"type": "text", "text": "   "},
+        {"customer_id": None, "customer_phone": None},
+    ],
+)
+async def test_messages_with_nothing_to_answer_are_ignored(changes: dict[str, Any]) -> None:
+    w = world()
+
+    outcome = await w.pipeline.handle(inbound(**changes))
+
+    assert outcome.kind == "ignored"
+    assert w.whatsapp.sends == [] and w.whatsapp.reads == [] and w.assistant.calls == []
+
+
+async def test_a_number_nobody_owns_is_never_answered() -> None:
+    w = world(resolved=UnknownPhoneNumber("nobody owns it"))
+
+    outcome = await w.pipeline.handle(inbound(tenant_id=None))
+
+    assert outcome.kind == "ignored"
+    assert w.whatsapp.sends == [] and w.assistant.calls == []
+
+
+async def test_a_number_that_changed_owner_is_not_answered_with_the_new_owners_settings() -> None:
+    w = world(resolved=sender(tenant_id=uuid4()))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "failed"
+    assert w.whatsapp.sends == [] and w.assistant.calls == []
+
+
+async def test_a_tenant_number_without_whatsapp_credentials_fails_with_the_fix() -> None:
+    w = world(resolved=NotConfigured("PUT /api/v1/integrations/whatsapp"))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "failed"
+    assert "PUT /api/v1/integrations/whatsapp" in (outcome.reason or "")
+
+
+async def test_the_platforms_own_number_is_answered_with_the_platforms_credentials() -> None:
+    w = world(resolved=sender(tenant_id=None, token="EAAplatform"))
+
+    outcome = await w.pipeline.handle(inbound(tenant_id=None))
+
+    assert outcome.kind == "answered"
+    assert w.whatsapp.sends[0]["token"] == "EAAplatform"
+    assert w.assistant.calls[0][0] is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ProviderAuthError("bad key"),
+        ProviderQuotaExceeded("no credit"),
+        ProviderBadRequest("bad model"),
+        NotConfigured("no LLM"),
+    ],
+)
+async def test_when_the_llm_cannot_answer_the_fallback_text_is_sent(error: Exception) -> None:
+    w = world(assistant=FakeAssistant(error, fallback="Gracias, te escribimos en breve"))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "answered" and outcome.fallback
+    assert [s["body"] for s in w.whatsapp.sends] == ["Gracias, te escribimos en breve"]
+
+
+async def test_an_empty_llm_answer_is_replaced_by_the_fallback_text() -> None:
+    w = world(assistant=FakeAssistant("  "))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.fallback
+    assert w.whatsapp.sends[0]["body"] == "Te respondemos pronto"
+
+
+async def test_a_busy_llm_is_retried_later_without_sending_anything() -> None:
+    busy = RetryableProviderError("overloaded", status=529, retry_after=3.0)
+    w = world(assistant=FakeAssistant(busy))
+
+    outcome = await w.pipeline.handle(inbound(attempts=1))
+
+    assert outcome.kind == "retry"
+    assert outcome.retry_after == 3.0
+    assert w.whatsapp.sends == [] and w.log.parts == []
+
+
+async def test_a_busy_llm_on_the_last_attempt_gets_the_fallback_instead_of_silence() -> None:
+    w = world(assistant=FakeAssistant(RetryableProviderError("overloaded")), max_attempts=3)
+
+    outcome = await w.pipeline.handle(inbound(attempts=3))
+
+    assert outcome.kind == "answered" and outcome.fallback
+    assert w.whatsapp.sends[0]["body"] == "Te respondemos pronto"
+
+
+async def test_the_pair_rate_limit_retries_later_for_that_recipient_only() -> None:
+    limited = RecipientRateLimited("pair rate limit", retry_after=6.0)
+    w = world(whatsapp=FakeWhatsApp(errors=[limited]))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "retry"
+    assert outcome.per_recipient
+    assert outcome.retry_after == 6.0
+
+
+async def test_a_throughput_limit_is_retried_without_holding_back_the_recipient() -> None:
+    w = world(whatsapp=FakeWhatsApp(errors=[RetryableProviderError("130429")]))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "retry" and not outcome.per_recipient
+
+
+async def test_a_rejected_token_fails_at_once_and_marks_the_tenant_credential_unverified() -> None:
+    rejected = ProviderAuthError("WhatsApp rejected the access token", provider_code="190")
+    w = world(whatsapp=FakeWhatsApp(errors=[rejected]))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "failed"
+    assert w.verifications.calls == [
+        (TENANT, IntegrationType.WHATSAPP, "meta", False, "WhatsApp rejected the access token")
+    ]
+
+
+async def test_a_rejected_platform_token_fails_without_touching_any_tenant() -> None:
+    w = world(
+        resolved=sender(tenant_id=None),
+        whatsapp=FakeWhatsApp(errors=[ProviderAuthError("bad token")]),
+    )
+
+    outcome = await w.pipeline.handle(inbound(tenant_id=None))
+
+    assert outcome.kind == "failed"
+    assert w.verifications.calls == []
+
+
+async def test_a_rejected_token_on_mark_read_stops_before_the_llm_is_asked() -> None:
+    whatsapp = FakeWhatsApp(read_error=ProviderAuthError("bad token"))
+    w = world(whatsapp=whatsapp)
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "failed"
+    assert w.assistant.calls == []
+
+
+async def test_a_failed_read_receipt_does_not_stop_the_answer() -> None:
+    w = world(whatsapp=FakeWhatsApp(read_error=RetryableProviderError("busy")))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "answered"
+    assert any("read" in note for note in outcome.notes)
+
+
+async def test_outside_the_24_hour_window_the_message_fails_without_retrying() -> None:
+    window = ProviderError("131047 re-engagement", provider_code="131047")
+    w = world(whatsapp=FakeWhatsApp(errors=[_final(window)]))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "failed"
+    assert "131047" in (outcome.reason or "")
+
+
+def _final(error: ProviderError) -> Exception:
+    from changarrito.domain.errors import FinalProviderError
+
+    return FinalProviderError(error.message, provider_code=error.provider_code)
+
+
+async def test_a_long_reply_is_recorded_whole_then_sent_part_by_part_quoting_only_once() -> None:
+    long_reply = "\n\n".join(f"Sección {n}. " + "texto " * 500 for n in range(3))
+    w = world(assistant=FakeAssistant(long_reply))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "answered"
+    assert len(w.whatsapp.sends) == len(w.log.parts) == 3
+    assert [s["quote"] for s in w.whatsapp.sends] == ["wamid.IN7", None, None]
+    assert all(p.wamid for p in w.log.parts)
+
+
+async def test_a_reclaimed_message_resumes_and_never_resends_a_part_with_a_wamid() -> None:
+    log = FakeLog(
+        parts=[
+            OutboundPart(id=1, part=1, text="uno", wamid="wamid.SENT", send_attempts=1),
+            OutboundPart(id=2, part=2, text="dos"),
+        ]
+    )
+    w = world(log=log)
+
+    outcome = await w.pipeline.handle(inbound(attempts=2))
+
+    assert outcome.kind == "answered"
+    assert [s["body"] for s in w.whatsapp.sends] == ["dos"]
+    assert outcome.wamids == ("wamid.SENT", "wamid.OUT1")
+    assert w.assistant.calls == [] and w.whatsapp.reads == []  # no second LLM answer
+    assert outcome.resent == 0
+
+
+async def test_a_crash_between_metas_acceptance_and_the_wamid_commit_resends_that_part_once() -> (
+    None
+):
+    # The one documented window: the send reached Meta, the process died before recording it.
+    log = FakeLog(crash_after_send=True)
+    w = world(log=log)
+
+    with pytest.raises(Crash):
+        await w.pipeline.handle(inbound(attempts=1))
+    outcome = await w.pipeline.handle(inbound(attempts=2))
+
+    assert outcome.kind == "answered" and outcome.resent == 1
+    assert [s["body"] for s in w.whatsapp.sends] == ["Sí, hasta la XL.", "Sí, hasta la XL."]
+    assert len(w.assistant.calls) == 1  # the recorded reply was reused, not regenerated
+
+
+async def test_a_message_past_its_attempts_is_dead_lettered_untouched() -> None:
+    w = world(max_attempts=3)
+
+    outcome = await w.pipeline.handle(inbound(attempts=4))
+
+    assert outcome.kind == "dead"
+    assert w.whatsapp.sends == [] and w.assistant.calls == []
+
+
+# -- the Assistant: tenant or platform LLM, and the fallback text ----------------------------
+
+
+class FakeCredentials:
+    def __init__(self, platform: PlatformDefaults, tenant_config: dict[str, Any] | None) -> None:
+        self.platform = platform
+        self.tenant_config = tenant_config
+        self.asked: list[UUID] = []
+
+    async def resolve(
+        self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
+    ) -> Resolved:
+        self.asked.append(tenant_id)
+        if self.tenant_config is None:
+            raise NotConfigured("no LLM")
+        return Resolved(
+            tenant_id,
+            itype,
+            "fake",
+            Secrets({"apiKey": "sk-tenant"}),
+            self.tenant_config,
+            Source.TENANT,
+        )
+
+
+class EchoProvider:
+    def __init__(self) -> None:
+        self.seen: list[tuple[dict[str, Any], Any]] = []
+
+    def parse_credentials(self, data: Any) -> Any:
+        return dict(data)
+
+    def parse_config(self, data: Any) -> Any:
+        return dict(data)
+
+    async def chat(self, messages: Sequence[ChatMessage], config: Any, credentials: Any) -> Reply:
+        self.seen.append((config, credentials))
+        return Reply(text="ok", model="m", usage=Usage(), latency_ms=1.0, provider="fake")
+
+
+class Providers:
+    def __init__(self, provider: EchoProvider) -> None:
+        self.provider = provider
+
+    def llm(self, provider_id: str) -> EchoProvider:
+        return self.provider
+
+
+PLATFORM = PlatformDefaults(
+    credentials={
+        (IntegrationType.LLM, "fake"): PlatformCredential(
+            IntegrationType.LLM, "fake", Secrets({"apiKey": "sk-platform"}), {"model": "small"}
+        )
+    },
+    default_providers={IntegrationType.LLM: "fake"},
+)
+
+
+async def test_the_assistant_answers_the_platforms_number_with_the_platforms_llm_only() -> None:
+    provider = EchoProvider()
+    credentials = FakeCredentials(PLATFORM, {"systemPrompt": "tenant"})
+    assistant = Assistant(credentials, Providers(provider))
+
+    await assistant.reply(None, [ChatMessage(role="user", content="hi")])
+
+    config, secrets = provider.seen[0]
+    assert secrets == {"apiKey": "sk-platform"}
+    assert config == {"model": "small"}
+    assert credentials.asked == []  # no tenant's settings were looked at
+
+
+async def test_the_assistant_answers_a_tenant_with_its_own_llm_settings() -> None:
+    provider = EchoProvider()
+    assistant = Assistant(
+        FakeCredentials(PLATFORM, {"systemPrompt": "Eres Lupita"}), Providers(provider)
+    )
+
+    await assistant.reply(TENANT, [ChatMessage(role="user", content="hi")])
+
+    config, secrets = provider.seen[0]
+    assert secrets == {"apiKey": "sk-tenant"}
+    assert config["systemPrompt"] == "Eres Lupita"
+
+
+@pytest.mark.parametrize(
+    ("tenant_config", "tenant_id", "expected"),
+    [
+        ({"fallbackText": "Vuelvo en un momento"}, TENANT, "Vuelvo en un momento"),
+        ({"fallbackText": "  "}, TENANT, "Platform says hi"),
+        ({}, TENANT, "Platform says hi"),
+        (None, TENANT, "Platform says hi"),
+        ({"fallbackText": "Vuelvo en un momento"}, None, "Platform says hi"),
+    ],
+)
+async def test_the_fallback_text_is_the_tenants_own_else_the_platforms(
+    tenant_config: dict[str, Any] | None, tenant_id: UUID | None, expected: str
+) -> None:
+    credentials = FakeCredentials(PLATFORM, tenant_config)
+    assistant = Assistant(credentials, Providers(EchoProvider()), fallback_text="Platform says hi")
+
+    assert await assistant.fallback_text(tenant_id) == expected
+
+
+def test_the_default_fallback_text_speaks_spanish_and_english() -> None:
+    assert "Gracias" in DEFAULT_FALLBACK_TEXT and "Thanks" in DEFAULT_FALLBACK_TEXT
+
+
+# -- splitting and backoff ---------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(alphabet="abcdeéñ ..!?\n👍", min_size=0, max_size=600),
+    limit=st.integers(min_value=8, max_value=120),
+)
+def test_split_parts_fit_the_limit_and_keep_every_word(text: str, limit: int) -> None:
+    parts = split_text(text, limit)
+
+    assert all(0 < len(p) <= limit for p in parts)
+    assert all(p == p.strip() for p in parts)
+    assert "".join("".join(parts).split()) == "".join(text.split())
+
+
+def test_split_prefers_paragraphs_then_sentences_then_words() -> None:
+    assert split_text("Uno dos.\n\nTres cuatro.", 15) == ["Uno dos.", "Tres cuatro."]
+    assert split_text("Hola amigo. Qué tal estás hoy", 20) == ["Hola amigo.", "Qué tal estás hoy"]
+    assert split_text("palabra palabra palabra", 16) == ["palabra palabra", "palabra"]
+    assert split_text("x" * 10, 4) == ["xxxx", "xxxx", "xx"]
+    assert split_text("short", 4096) == ["short"]
+    assert split_text("  \n ", 4096) == []
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_a_cap() -> None:
+    rng = random.Random(7)
+    delays = [backoff_delay(n, base=1.0, cap=30.0, rng=rng) for n in range(1, 9)]
+
+    for attempt, delay in enumerate(delays, start=1):
+        full = min(30.0, 2.0 ** (attempt - 1))
+        assert full / 2 <= delay <= full
+    assert max(delays) <= 30.0
+
+
+def test_backoff_never_retries_sooner_than_the_provider_asked() -> None:
+    assert backoff_delay(1, base=0.1, cap=1.0, retry_after=12.0) == 12.0
