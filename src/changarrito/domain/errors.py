@@ -60,6 +60,14 @@ class ValidationFailed(ClientError):
 
     code = "validation"
 
+    def __init__(
+        self, message: str | None = None, *, errors: list[tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        #: Field-level problems as ``(field path, message)``, e.g. ``("credentials.apiKey",
+        #: "is required")``; rendered as the problem's ``errors`` member.
+        self.errors = list(errors or [])
+
 
 class NotConfigured(ClientError):
     """No credentials are configured for this integration."""

@@ -187,3 +187,20 @@ class Route:
 
     phone_number_id: str
     tenant_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One change to a tenant's integrations: who, what, when and from where. Never a secret:
+    ``details`` names fields and outcomes, not values."""
+
+    tenant_id: UUID
+    actor: str
+    integration: str
+    action: str
+    provider: str | None = None
+    outcome: str = "ok"
+    client_ip: str | None = None
+    user_agent: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    at: datetime = field(default_factory=utcnow)

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from changarrito.domain.model import (
+    AuditEntry,
     Credential,
     IntegrationType,
     Resolved,
@@ -109,3 +110,13 @@ class ResolutionCache(Protocol):
     def invalidate_number(self, phone_number_id: str) -> None: ...
 
     def clear(self) -> None: ...
+
+
+class AuditLog(Protocol):
+    """An append-only record of changes to tenants' integrations."""
+
+    async def record(self, entry: AuditEntry) -> None: ...
+
+    async def entries_for(self, tenant_id: UUID, limit: int = 100) -> list[AuditEntry]:
+        """The tenant's most recent entries, newest first."""
+        ...

@@ -30,7 +30,10 @@ def handlers_for(role: Role) -> list[Any]:
     ``whatsapp`` the Meta webhook; ``all`` both. Register new controllers here."""
     handlers: list[Any] = [health, ready]
     if role in ("all", "backend"):
-        handlers += []
+        from changarrito.entrypoints.http.integrations import IntegrationsController
+        from changarrito.entrypoints.http.internal import InternalController
+
+        handlers += [IntegrationsController, InternalController]
     if role in ("all", "whatsapp"):
         handlers += []
     return handlers

@@ -94,7 +94,10 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
     # A 401 names the scheme the client should use (RFC 9110 §11.6.1), e.g. ``Bearer``.
     challenge = getattr(exc, "challenge", None) if status == 401 else None
     headers = {"WWW-Authenticate": challenge} if challenge else None
-    return problem(status, exc.code, detail, headers=headers)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, errors.ValidationFailed) and exc.errors:
+        extra["errors"] = [{"field": f, "message": m} for f, m in exc.errors]
+    return problem(status, exc.code, detail, headers=headers, **extra)
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -1,0 +1,242 @@
+"""Wire shapes of the tenant API (``/api/v1/integrations``): msgspec Structs, camelCase.
+
+Reading never shows a secret: each secret field appears as ``{"hint": "…a1b2",
+"fingerprint": "<12 hex>"}``. On a ``PUT``, a secret field that is omitted, ``null`` or equal
+to its hint keeps the stored value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar.openapi.datastructures import ResponseSpec
+
+from changarrito.domain.integrations import IntegrationView, Status, Verification
+from changarrito.entrypoints.http.problems import PROBLEM_JSON
+
+#: A secret as sent by a tenant (``null``/omitted: keep the stored one).
+SecretValue = Annotated[str, msgspec.Meta(max_length=4096)]
+ProviderId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+class _Wire(msgspec.Struct, frozen=True, rename="camel", kw_only=True):
+    pass
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class WhatsAppCredentialsUpdate(_Wire, frozen=True, forbid_unknown_fields=True):
+    """``accessToken`` is required unless one is stored already (then omit it or send its
+    hint to keep it). The ids are Graph's decimal ids."""
+
+    phone_number_id: str
+    business_account_id: str
+    access_token: SecretValue | None = None
+    app_secret: SecretValue | None = None
+    verify_token: SecretValue | None = None
+
+
+class WhatsAppIntegrationUpdate(_Wire, frozen=True, forbid_unknown_fields=True):
+    credentials: WhatsAppCredentialsUpdate
+    phone_number: str | None = None
+    display_name: str | None = None
+
+
+class LLMIntegrationUpdate(_Wire, frozen=True, forbid_unknown_fields=True):
+    """``credentials`` and ``config`` follow the provider's schemas (``changarrito plugins``
+    lists their fields): e.g. ``{"apiKey"}`` and ``{"model", "maxTokens", "temperature",
+    "systemPrompt"}``."""
+
+    provider: str
+    credentials: dict[str, SecretValue | None] = msgspec.field(default_factory=dict)
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class PaymentIntegrationUpdate(_Wire, frozen=True, forbid_unknown_fields=True):
+    """``credentials`` and ``config`` follow the provider's schemas: Stripe ``{"apiKey",
+    "webhookSecret"?}``, Mercado Pago ``{"accessToken", "webhookSecret"?}``, Clip
+    ``{"apiKey", "secretKey"}``."""
+
+    credentials: dict[str, SecretValue | None] = msgspec.field(default_factory=dict)
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class SecretHint(_Wire, frozen=True):
+    hint: str
+    fingerprint: str
+
+
+class Integration(_Wire, frozen=True):
+    """One of the tenant's own integrations."""
+
+    integration: str
+    provider: str
+    is_active: bool
+    is_verified: bool
+    verified_at: datetime | None
+    verification_error: str | None
+    updated_at: datetime
+    credentials: dict[str, SecretHint]
+    config: dict[str, Any]
+
+    @classmethod
+    def of(cls, v: IntegrationView) -> Integration:
+        return cls(
+            integration=v.integration.value,
+            provider=v.provider,
+            is_active=v.is_active,
+            is_verified=v.is_verified,
+            verified_at=v.verified_at,
+            verification_error=v.verification_error,
+            updated_at=v.updated_at,
+            credentials={
+                k: SecretHint(hint=s.hint, fingerprint=s.fingerprint) for k, s in v.secrets.items()
+            },
+            config=v.config,
+        )
+
+
+class VerificationResult(_Wire, frozen=True):
+    """The provider's answer. ``isVerified`` false with ``error`` when it refused (or could
+    not be reached: ``retryable`` true)."""
+
+    integration: str
+    provider: str
+    is_verified: bool
+    checked_at: datetime
+    error: str | None = None
+    error_code: str | None = None
+    retryable: bool = False
+
+    @classmethod
+    def of(cls, v: Verification) -> VerificationResult:
+        return cls(
+            integration=v.integration.value,
+            provider=v.provider,
+            is_verified=v.is_verified,
+            checked_at=v.checked_at,
+            error=v.error,
+            error_code=v.error_code,
+            retryable=v.retryable,
+        )
+
+
+# The status: the contract's keys first, in its order; extras only once configured.
+
+
+class WhatsAppStatus(_Wire, frozen=True, omit_defaults=True):
+    configured: bool
+    uses_platform_number: bool
+    is_verified: bool
+    phone_number_id: str | None = None
+    phone_number: str | None = None
+    display_name: str | None = None
+    verified_at: datetime | None = None
+    verification_error: str | None = None
+
+
+class LLMStatus(_Wire, frozen=True, omit_defaults=True):
+    configured: bool
+    uses_platform_default: bool
+    provider: str
+    model: str | None
+    is_verified: bool | None = None
+    verified_at: datetime | None = None
+    verification_error: str | None = None
+
+
+class PaymentStatus(_Wire, frozen=True, omit_defaults=True):
+    configured: bool
+    is_verified: bool | None = None
+    verified_at: datetime | None = None
+    verification_error: str | None = None
+
+
+class IntegrationsStatus(_Wire, frozen=True):
+    whatsapp: WhatsAppStatus
+    llm: LLMStatus
+    payments: dict[str, PaymentStatus]
+
+    @classmethod
+    def of(cls, s: Status) -> IntegrationsStatus:
+        wa = s.whatsapp
+        number = s.whatsapp_numbers[0] if s.whatsapp_numbers else None
+        whatsapp = WhatsAppStatus(
+            configured=wa is not None,
+            uses_platform_number=wa is None,
+            is_verified=bool(wa and wa.is_verified),
+            phone_number_id=str(wa.config.get("phoneNumberId")) if wa else None,
+            phone_number=number.phone_number if wa and number else None,
+            display_name=number.display_name if wa and number else None,
+            verified_at=wa.verified_at if wa else None,
+            verification_error=wa.verification_error if wa else None,
+        )
+        llm = s.llm
+        return cls(
+            whatsapp=whatsapp,
+            llm=LLMStatus(
+                configured=llm is not None,
+                uses_platform_default=llm is None,
+                provider=s.llm_provider,
+                model=s.llm_model,
+                is_verified=llm.is_verified if llm else None,
+                verified_at=llm.verified_at if llm else None,
+                verification_error=llm.verification_error if llm else None,
+            ),
+            payments={
+                p: PaymentStatus(
+                    configured=c is not None,
+                    is_verified=c.is_verified if c else None,
+                    verified_at=c.verified_at if c else None,
+                    verification_error=c.verification_error if c else None,
+                )
+                for p, c in s.payments.items()
+            },
+        )
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """RFC 9457 problem details (``application/problem+json``). ``type`` is stable per kind
+    of error (e.g. ``https://changarrito.dev/problems/invalid-token``); ``errors`` lists
+    field-level problems of a request (``{"field": "credentials.apiKey", "message": ...}``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "The request body or parameters do not match the documented shape.",
+    401: "Missing, invalid or expired credentials (tenant JWT or X-Internal-Key).",
+    404: "No such resource (tenant, provider, phone number, integration).",
+    409: "Conflicts with stored state (a phone number owned by another account; nothing "
+    "configured to verify or resolve).",
+    413: "The request body is too large.",
+    422: "The values are not valid for the provider; `errors` lists the fields.",
+    502: "The upstream provider failed.",
+    503: "The database is unavailable.",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI documentation of the problem responses an endpoint may give."""
+    return {
+        status: ResponseSpec(
+            Problem,
+            description=_PROBLEM_DESCRIPTIONS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in statuses
+    }
