@@ -22,11 +22,13 @@ from changarrito.adapters.crypto.pgcrypto import PgcryptoCipher
 from changarrito.adapters.crypto.suite import CipherSuite
 from changarrito.adapters.embedded import EmbeddedPostgres
 from changarrito.adapters.http import HttpClients
+from changarrito.adapters.postgres.group_commit import GroupCommit
 from changarrito.adapters.postgres.migrate import migrate
 from changarrito.adapters.postgres.notify import listen_for_changes
 from changarrito.adapters.postgres.pool import open_pool
 from changarrito.adapters.postgres.rotation import check_keyring
 from changarrito.adapters.postgres.store import PostgresStore
+from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
 from changarrito.domain.errors import ConfigurationError
 from changarrito.domain.model import (
     WHATSAPP_PROVIDER,
@@ -162,8 +164,13 @@ class Container:
     platform: PlatformDefaults
     database: Database
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: The webhook intake's group commit, and the tenants' Meta apps (verify tokens, secrets).
+    intake: GroupCommit | None = None
+    whatsapp_apps: WhatsAppApps | None = None
 
     async def aclose(self) -> None:
+        if self.intake is not None:
+            await self.intake.aclose()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -214,11 +221,18 @@ async def bootstrap(
         http=http,
         platform=platform,
         database=database,
+        intake=GroupCommit(pool),
+        whatsapp_apps=(apps := WhatsAppApps(pool, cipher)),
     )
     if listen:
+
+        def on_change(kind: str, value: str) -> None:
+            cache.on_change(kind, value)
+            apps.on_change(kind, value)
+
         ready = asyncio.Event()
         task = asyncio.create_task(
-            listen_for_changes(database.url, cache.on_change, ready=ready),
+            listen_for_changes(database.url, on_change, ready=ready),
             name="changarrito-change-listener",
         )
         container.tasks.append(task)

@@ -192,3 +192,9 @@ class InvalidSignature(ClientError):
     """The notification's signature is missing or does not match."""
 
     code = "invalid-signature"
+
+
+class InvalidWebhook(ClientError):
+    """The body is not a WhatsApp webhook."""
+
+    code = "invalid-webhook"

@@ -35,7 +35,9 @@ def handlers_for(role: Role) -> list[Any]:
 
         handlers += [IntegrationsController, InternalController]
     if role in ("all", "whatsapp"):
-        handlers += []
+        from changarrito.entrypoints.http.webhook import WhatsAppWebhook
+
+        handlers += [WhatsAppWebhook]
     return handlers
 
 

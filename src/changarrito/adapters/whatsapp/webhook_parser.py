@@ -1,0 +1,289 @@
+"""Decoding Meta's WhatsApp webhook (PROVIDERS.md §1.3-1.8) into the domain's records.
+
+``parse(body)`` decodes a POST body once, or raises ``InvalidWebhook`` (a 400). Decoding is
+lenient where Meta may evolve: unknown fields are skipped, unknown message types and fields are
+kept (as their raw JSON), every member but the ids is optional, and numbers that Meta might
+send as text are accepted either way. ``to_intake`` turns the parsed webhook into the domain's
+records once the business numbers are routed. Every message, status and event keeps its JSON
+exactly as sent (``msgspec.Raw``), for the ``raw`` columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from changarrito.adapters.whatsapp.webhook_schema import (
+    Contact,
+    Error,
+    Message,
+    Status,
+    Value,
+    text_to_answer,
+)
+from changarrito.domain.errors import InvalidWebhook
+from changarrito.domain.whatsapp import (
+    MAX_UPDATES,
+    Customer,
+    InboundMessage,
+    Intake,
+    RouteKind,
+    StatusUpdate,
+    WebhookEvent,
+    meta_time,
+)
+
+OBJECT = "whatsapp_business_account"
+MESSAGES_FIELD = "messages"
+
+
+class _Change(msgspec.Struct):
+    field: str
+    value: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Entry(msgspec.Struct):
+    id: str | None = None
+    changes: list[_Change] = []
+
+
+class _Webhook(msgspec.Struct):
+    object: str
+    entry: list[_Entry]
+
+
+class _Probe(msgspec.Struct):
+    """The business number of a change of another field, when its value names one."""
+
+    metadata: dict[str, Any] | None = None
+
+
+_webhook = msgspec.json.Decoder(_Webhook)
+_value = msgspec.json.Decoder(Value)
+_message = msgspec.json.Decoder(Message)
+_status = msgspec.json.Decoder(Status)
+_error = msgspec.json.Decoder(Error)
+_probe = msgspec.json.Decoder(_Probe)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedChange:
+    field: str
+    waba_id: str | None
+    raw: bytes
+    #: The decoded value of a ``messages`` change (``None`` for other fields).
+    value: Value | None
+    #: The business number it concerns (``value.metadata.phone_number_id``), when named.
+    phone_number_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedWebhook:
+    changes: list[ParsedChange]
+
+    @property
+    def phone_number_ids(self) -> set[str]:
+        return {c.phone_number_id for c in self.changes if c.phone_number_id is not None}
+
+    @property
+    def unnumbered_wabas(self) -> set[str | None]:
+        """Business accounts of changes that name no number (their app decides the secret)."""
+        return {c.waba_id for c in self.changes if c.phone_number_id is None}
+
+
+def parse(body: bytes) -> ParsedWebhook:
+    """The decoded webhook, or ``InvalidWebhook`` saying why it is not one."""
+    body = _sanitised(body)
+    try:
+        hook = _webhook.decode(body)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise InvalidWebhook(f"not a WhatsApp webhook: {_why(exc)}") from None
+    if hook.object != OBJECT:
+        raise InvalidWebhook(f"not a WhatsApp webhook: object is not {OBJECT!r}")
+    changes: list[ParsedChange] = []
+    updates = 0
+    for entry in hook.entry:
+        for change in entry.changes:
+            raw = bytes(change.value)
+            if change.field == MESSAGES_FIELD:
+                try:
+                    value = _value.decode(raw)
+                except (msgspec.DecodeError, RecursionError) as exc:
+                    raise InvalidWebhook(f"not a WhatsApp webhook: {_why(exc)}") from None
+                pnid = value.metadata.phone_number_id if value.metadata else None
+                updates += len(value.messages) + len(value.statuses) + len(value.errors)
+                if (value.messages or value.statuses) and pnid is None:
+                    raise InvalidWebhook(
+                        "not a WhatsApp webhook: messages or statuses without "
+                        "value.metadata.phone_number_id"
+                    )
+            else:
+                value, pnid = None, _probe_number(raw)
+                updates += 1
+            if updates > MAX_UPDATES:
+                raise InvalidWebhook(
+                    f"more than {MAX_UPDATES} updates in one webhook (Meta sends at most 1,000)"
+                )
+            changes.append(ParsedChange(change.field, entry.id, raw, value, pnid))
+    return ParsedWebhook(changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a business number's updates go (from the resolver's route)."""
+
+    route: RouteKind
+    tenant_id: UUID | None
+
+
+def to_intake(
+    hook: ParsedWebhook, destinations: Mapping[str, Destination], received: datetime
+) -> Intake:
+    """The domain records of ``hook``; ``destinations`` covers its ``phone_number_ids``."""
+    intake = Intake()
+    unrouted = Destination(RouteKind.UNROUTED, None)
+    for change in hook.changes:
+        pnid = change.phone_number_id
+        where = destinations.get(pnid, unrouted) if pnid is not None else unrouted
+        value = change.value
+        if value is None:
+            intake.events.append(
+                WebhookEvent(
+                    "field", change.field, change.raw, change.waba_id, pnid, where.tenant_id
+                )
+            )
+            continue
+        for raw_error in value.errors:
+            intake.events.append(_error_event(bytes(raw_error), change, where))
+        if pnid is None:
+            continue
+        contacts = value.contacts
+        display = value.metadata.display_phone_number if value.metadata else None
+        for raw_message in value.messages:
+            raw = bytes(raw_message)
+            message = _decode(_message, raw)
+            intake.messages.append(
+                InboundMessage(
+                    wamid=message.id,
+                    phone_number_id=pnid,
+                    route=where.route,
+                    tenant_id=where.tenant_id,
+                    type=message.type,
+                    customer=_customer(message, contacts),
+                    text=None if message.errors else text_to_answer(message),
+                    sent_at=meta_time(message.timestamp, received),
+                    raw=raw,
+                    display_phone_number=display,
+                    waba_id=change.waba_id,
+                    context_wamid=message.context.id if message.context else None,
+                )
+            )
+        for raw_status in value.statuses:
+            raw = bytes(raw_status)
+            status = _decode(_status, raw)
+            error = status.errors[0] if status.errors else None
+            intake.statuses.append(
+                StatusUpdate(
+                    wamid=status.id,
+                    status=status.status,
+                    phone_number_id=pnid,
+                    tenant_id=where.tenant_id,
+                    occurred_at=meta_time(status.timestamp, received),
+                    raw=raw,
+                    recipient_id=status.recipient_id,
+                    recipient_user_id=status.recipient_user_id,
+                    error_code=_code(error),
+                    error_title=error.title if error else None,
+                    error_details=error.error_data.details if error and error.error_data else None,
+                )
+            )
+    return intake
+
+
+def _customer(message: Message, contacts: list[Contact]) -> Customer:
+    phone, user_id = message.from_, message.from_user_id
+    contact = next(
+        (c for c in contacts if (phone and c.wa_id == phone) or (user_id and c.user_id == user_id)),
+        contacts[0] if len(contacts) == 1 else None,
+    )
+    name = None
+    if contact is not None:
+        phone = phone or contact.wa_id
+        user_id = user_id or contact.user_id
+        name = contact.profile.name if contact.profile else None
+    return Customer(phone=phone or None, user_id=user_id or None, name=name)
+
+
+def _error_event(raw: bytes, change: ParsedChange, where: Destination) -> WebhookEvent:
+    try:
+        code = _code(_error.decode(raw))
+    except msgspec.DecodeError:
+        code = None
+    return WebhookEvent(
+        "error", change.field, raw, change.waba_id, change.phone_number_id, where.tenant_id, code
+    )
+
+
+def _code(error: Error | None) -> int | None:
+    if error is None or error.code is None:
+        return None
+    try:
+        code = int(error.code)
+    except ValueError:
+        return None
+    return code if -(2**31) <= code < 2**31 else None
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes) -> Any:
+    try:
+        return decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise InvalidWebhook(f"not a WhatsApp webhook: {_why(exc)}") from None
+
+
+def _probe_number(raw: bytes) -> str | None:
+    try:
+        probe = _probe.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    pnid = (probe.metadata or {}).get("phone_number_id")
+    return pnid if isinstance(pnid, str) else None
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)[:200]
+
+
+def _sanitised(body: bytes) -> bytes:
+    """``body`` as text PostgreSQL can store: valid UTF-8 (else ``InvalidWebhook``) and, in
+    the rare body that escapes a NUL character (``\\u0000``, refused by ``jsonb`` and ``text``),
+    re-encoded without it. Signatures are checked on the original bytes, never on these."""
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidWebhook("not a WhatsApp webhook: the body is not UTF-8") from None
+    if b"\\u0000" not in body:
+        return body
+    try:
+        data = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise InvalidWebhook(f"not a WhatsApp webhook: {_why(exc)}") from None
+    return msgspec.json.encode(_without_nul(data))
+
+
+def _without_nul(data: Any) -> Any:
+    if isinstance(data, str):
+        return data.replace("\x00", "")
+    if isinstance(data, list):
+        return [_without_nul(v) for v in data]
+    if isinstance(data, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in data.items()}
+    return data
