@@ -144,3 +144,15 @@ async def test_a_server_without_pgcrypto_says_to_use_aesgcm(
         assert "\n" not in str(caught.value)
     finally:
         await pool.close()
+
+
+async def test_a_pgcrypto_row_in_a_database_without_the_extension_says_so(
+    fresh_database_url: str, keyring: KeyRing
+) -> None:
+    envelope = {"v": 1, "alg": "pgcrypto", "kid": "k1", "ct": base64.b64encode(b"x").decode()}
+    pool = await open_pool(fresh_database_url, max_size=1)
+    try:
+        with pytest.raises(DecryptionFailed, match="extension is not installed"):
+            await PgcryptoCipher(pool, keyring).decrypt(envelope, CONTEXT)
+    finally:
+        await pool.close()

@@ -93,6 +93,11 @@ class PgcryptoCipher:
             # connection or a server in trouble is not about the ciphertext.
             if is_unavailable(exc):
                 raise translate(exc) from exc
+            if isinstance(exc, psycopg.errors.UndefinedFunction):
+                raise DecryptionFailed(
+                    "a stored credential is encrypted with pgcrypto, but the pgcrypto extension "
+                    "is not installed in this database (CREATE EXTENSION pgcrypto)"
+                ) from None
             raise failed from None
         data = bytes(row[0]) if row and row[0] is not None else b""
         if len(data) < _FRAME.size:
