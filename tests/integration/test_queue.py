@@ -1,0 +1,373 @@
+"""The inbound message queue and the reply log on real PostgreSQL: claims, leases, retries,
+dead letters, SKIP LOCKED between workers, and the conversation the LLM sees."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from changarrito.adapters.postgres.migrate import migrate
+from changarrito.adapters.postgres.pool import Pool, open_pool
+from changarrito.adapters.postgres.queue import MessageQueue, PostgresMessageLog
+from changarrito.domain.errors import Conflict, NotFound
+from changarrito.domain.llm import ChatMessage
+
+PNID = "106540352242922"
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+def queue_database_url(pg_admin_url: str) -> Iterator[str]:
+    """A migrated database for this module alone: the queue hands out any due message, so
+    these tests must not share their tables with others."""
+    name = f"chg_queue_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_conninfo(pg_admin_url, dbname=name)
+
+    async def setup() -> None:
+        pool = await open_pool(url, max_size=1)
+        try:
+            await migrate(pool)
+        finally:
+            await pool.close()
+
+    with ThreadPoolExecutor(1) as thread:  # its own event loop, apart from the tests'
+        thread.submit(asyncio.run, setup()).result()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            conn.execute(drop.format(sql.Identifier(name)))
+
+
+@pytest.fixture
+async def db(queue_database_url: str) -> AsyncIterator[Pool]:
+    """A pool on empty message tables."""
+    pool = await open_pool(queue_database_url, min_size=1, max_size=6)
+    try:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "TRUNCATE whatsapp_outbound_messages, whatsapp_inbound_messages, "
+                "whatsapp_message_statuses"
+            )
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def store_inbound(
+    pool: Pool,
+    *,
+    customer: str = "16505551234",
+    tenant_id: UUID | None = None,
+    text: str | None = "hola",
+    type: str = "text",
+    sent_at: datetime | None = None,
+    state: str = "pending",
+    available_in: float = 0.0,
+    phone_number_id: str = PNID,
+) -> int:
+    wamid = f"wamid.{uuid4().hex}"
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            """
+            INSERT INTO whatsapp_inbound_messages
+                (wamid, phone_number_id, tenant_id, route, customer_id, customer_phone, type,
+                 text, raw, sent_at, state, available_at)
+            VALUES (%(wamid)s, %(pnid)s, %(tenant)s, %(route)s, %(customer)s, %(customer)s,
+                    %(type)s, %(text)s, %(raw)s, %(sent_at)s, %(state)s,
+                    now() + make_interval(secs => %(available_in)s))
+            RETURNING id
+            """,
+            {
+                "wamid": wamid,
+                "pnid": phone_number_id,
+                "tenant": tenant_id,
+                "route": "tenant" if tenant_id else "platform",
+                "customer": customer,
+                "type": type,
+                "text": text,
+                "raw": json.dumps({"id": wamid}),
+                "sent_at": sent_at or datetime.now(UTC),
+                "state": state,
+                "available_in": available_in,
+            },
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def row(pool: Pool, message_id: int) -> dict[str, Any]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT state, attempts, locked_by, last_error, available_at - now() AS wait "
+            "FROM whatsapp_inbound_messages WHERE id = %(id)s",
+            {"id": message_id},
+        )
+        names = [c.name for c in cur.description or ()]
+        found = await cur.fetchone()
+    assert found is not None
+    return dict(zip(names, found, strict=True))
+
+
+async def test_a_claim_leases_the_oldest_due_message_to_one_worker(db: Pool) -> None:
+    first = await store_inbound(db, customer="1")
+    await store_inbound(db, customer="2")
+    queue = MessageQueue(db, lease=60)
+
+    (claimed,) = await queue.claim("w1")
+
+    assert claimed.id == first and claimed.attempts == 1 and claimed.text == "hola"
+    state = await row(db, first)
+    assert state["state"] == "processing" and state["locked_by"] == "w1"
+
+
+async def test_messages_waiting_for_their_backoff_or_already_settled_are_not_claimed(
+    db: Pool,
+) -> None:
+    await store_inbound(db, available_in=60)
+    await store_inbound(db, customer="2", state="answered")
+    await store_inbound(db, customer="3", state="ignored", text=None)
+
+    assert await MessageQueue(db).claim("w1") == []
+
+
+async def test_two_workers_never_claim_the_same_message(db: Pool) -> None:
+    ids = {await store_inbound(db, customer=str(n)) for n in range(30)}
+    queue = MessageQueue(db, lease=60)
+
+    async def drain(worker: str) -> list[int]:
+        got: list[int] = []
+        while claimed := await queue.claim(worker, limit=2):
+            got += [m.id for m in claimed]
+        return got
+
+    results = await asyncio.gather(*(drain(f"w{n}") for n in range(4)))
+
+    everything = [i for r in results for i in r]
+    assert sorted(everything) == sorted(ids)  # each exactly once
+    assert sum(1 for r in results if r) >= 2  # the work really was shared
+
+
+async def test_a_claim_skips_rows_another_transaction_has_locked(db: Pool) -> None:
+    locked = await store_inbound(db, customer="1")
+    free = await store_inbound(db, customer="2")
+    async with db.connection() as other, other.transaction():
+        await other.execute(
+            "SELECT 1 FROM whatsapp_inbound_messages WHERE id = %(id)s FOR UPDATE", {"id": locked}
+        )
+        claimed = await asyncio.wait_for(MessageQueue(db).claim("w1", limit=5), timeout=5)
+
+    assert [m.id for m in claimed] == [free]
+
+
+async def test_an_expired_lease_is_reclaimed_and_the_old_worker_can_no_longer_settle(
+    db: Pool,
+) -> None:
+    message_id = await store_inbound(db)
+    crashed = MessageQueue(db, lease=0.2)
+    await crashed.claim("w-crashed")
+    assert await MessageQueue(db).claim("w2") == []  # the lease still holds
+
+    await asyncio.sleep(0.3)
+    (again,) = await MessageQueue(db, lease=60).claim("w2")
+
+    assert again.id == message_id and again.attempts == 2
+    assert not await crashed.finish("w-crashed", message_id, "answered")
+    assert await MessageQueue(db).finish("w2", message_id, "answered")
+    assert (await row(db, message_id))["state"] == "answered"
+
+
+async def test_a_renewed_lease_keeps_a_slow_message_with_its_worker(db: Pool) -> None:
+    message_id = await store_inbound(db)
+    queue = MessageQueue(db, lease=0.3)
+    await queue.claim("w1")
+
+    await asyncio.sleep(0.2)
+    assert await queue.extend("w1", [message_id]) == {message_id}
+    await asyncio.sleep(0.2)
+
+    assert await MessageQueue(db).claim("w2") == []
+    assert await queue.extend("w-other", [message_id]) == set()
+
+
+async def test_a_retry_waits_its_backoff_and_records_the_error(db: Pool) -> None:
+    message_id = await store_inbound(db)
+    queue = MessageQueue(db, max_attempts=3)
+    (message,) = await queue.claim("w1")
+
+    state = await queue.retry("w1", message, delay=30, error="WhatsApp is busy (130429)")
+
+    assert state == "pending"
+    stored = await row(db, message_id)
+    assert stored["last_error"] == "WhatsApp is busy (130429)"
+    assert timedelta(seconds=25) < stored["wait"] <= timedelta(seconds=30)
+    assert await queue.claim("w1") == []
+
+
+async def test_a_message_out_of_attempts_is_dead_lettered_then_replayed_on_request(
+    db: Pool,
+) -> None:
+    message_id = await store_inbound(db)
+    queue = MessageQueue(db, max_attempts=2)
+    states = []
+    for _ in range(2):
+        (message,) = await queue.claim("w1")
+        states.append(await queue.retry("w1", message, delay=0, error="still down"))
+
+    assert states == ["pending", "dead"]
+    assert await queue.claim("w1") == []
+
+    await queue.requeue(message_id)
+
+    (replayed,) = await queue.claim("w1")
+    assert replayed.id == message_id and replayed.attempts == 1
+
+
+async def test_only_failed_or_dead_messages_can_be_replayed(db: Pool) -> None:
+    answered = await store_inbound(db, state="answered")
+    queue = MessageQueue(db)
+
+    with pytest.raises(Conflict, match="answered"):
+        await queue.requeue(answered)
+    with pytest.raises(NotFound):
+        await queue.requeue(987654)
+
+
+async def test_a_replay_wakes_the_workers(db: Pool, queue_database_url: str) -> None:
+    message_id = await store_inbound(db, state="failed")
+    async with await psycopg.AsyncConnection.connect(
+        queue_database_url, autocommit=True
+    ) as listener:
+        await listener.execute("LISTEN changarrito_inbound")
+        await MessageQueue(db).requeue(message_id)
+        notes = [n async for n in listener.notifies(timeout=2.0, stop_after=1)]
+
+    assert [n.payload for n in notes] == [str(message_id)]
+
+
+async def test_the_pair_rate_limit_holds_back_that_customers_messages_only(db: Pool) -> None:
+    first = await store_inbound(db, customer="111")
+    same_customer = await store_inbound(db, customer="111")
+    other_customer = await store_inbound(db, customer="222")
+    queue = MessageQueue(db, lease=60)
+    (message,) = await queue.claim("w1")
+    assert message.id == first
+
+    await queue.retry("w1", message, delay=30, error="131056", per_recipient=True)
+
+    assert (await row(db, same_customer))["wait"] > timedelta(seconds=25)
+    assert (await row(db, other_customer))["wait"] <= timedelta(0)
+    assert [m.id for m in await queue.claim("w2", limit=5)] == [other_customer]
+
+
+async def test_a_customers_next_message_waits_while_their_previous_one_is_being_answered(
+    db: Pool,
+) -> None:
+    first = await store_inbound(db, customer="111")
+    second = await store_inbound(db, customer="111")
+    queue = MessageQueue(db, lease=60)
+
+    assert [m.id for m in await queue.claim("w1")] == [first]
+    assert await queue.claim("w2") == []
+
+    await queue.finish("w1", first, "answered")
+    assert [m.id for m in await queue.claim("w2")] == [second]
+
+
+async def test_the_conversation_holds_that_customers_messages_and_replies_oldest_first(
+    db: Pool,
+) -> None:
+    tenant = uuid4()
+    log = PostgresMessageLog(db)
+    queue = MessageQueue(db, lease=60)
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    earlier = await store_inbound(db, tenant_id=tenant, text="¿Abren hoy?", sent_at=t0)
+    (claimed,) = await queue.claim("w1")
+    assert claimed.id == earlier
+    parts = await log.plan(
+        claimed, "16505551234", ["Sí, de 9 a 18.", "¡Te esperamos!"], fallback=False
+    )
+    for n, part in enumerate(parts):
+        await log.sent(part, f"wamid.R{n}")
+    await queue.finish("w1", earlier, "answered")
+    # Noise the conversation must not contain:
+    await store_inbound(db, tenant_id=tenant, text="too old", sent_at=t0 - timedelta(days=2))
+    await store_inbound(db, tenant_id=tenant, customer="999", text="someone else", sent_at=t0)
+    await store_inbound(db, tenant_id=uuid4(), text="another tenant", sent_at=t0)
+    await store_inbound(db, tenant_id=tenant, type="reaction", text="👍", sent_at=t0)
+    current_id = await store_inbound(db, tenant_id=tenant, text="¿Y mañana?")
+    current = next(m for m in await queue.claim("w1", limit=10) if m.id == current_id)
+
+    history = await log.history(current, since=current.sent_at - timedelta(hours=24), limit=10)
+
+    assert history == [
+        ChatMessage(role="user", content="¿Abren hoy?"),
+        ChatMessage(role="assistant", content="Sí, de 9 a 18.\n\n¡Te esperamos!"),
+    ]
+    assert await log.history(current, since=current.sent_at, limit=10) == []
+    assert await log.history(current, since=t0 - timedelta(1), limit=1) == history[-1:]
+
+
+async def test_a_reply_is_recorded_once_whole_and_its_wamid_takes_a_status_that_came_first(
+    db: Pool,
+) -> None:
+    await store_inbound(db)
+    (message,) = await MessageQueue(db).claim("w1")
+    log = PostgresMessageLog(db)
+
+    parts = await log.plan(message, "16505551234", ["uno", "dos"], fallback=False)
+    again = await log.plan(message, "16505551234", ["otra", "respuesta", "distinta"], fallback=True)
+
+    assert [p.text for p in again] == ["uno", "dos"]
+    assert [p.part for p in parts] == [1, 2] and all(p.wamid is None for p in parts)
+    await log.sending(parts[0])
+    async with db.connection() as conn:  # Meta's "delivered" webhook beat our commit
+        await conn.execute(
+            "INSERT INTO whatsapp_message_statuses (wamid, status, phone_number_id, occurred_at,"
+            " raw) VALUES ('wamid.FAST', 'delivered', %(pnid)s, now(), '{}')",
+            {"pnid": PNID},
+        )
+    await log.sent(parts[0], "wamid.FAST")
+
+    first, second = await log.planned(message)
+    assert (first.wamid, first.send_attempts) == ("wamid.FAST", 1)
+    assert (second.wamid, second.send_attempts) == (None, 0)
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT status FROM whatsapp_outbound_messages WHERE wamid = 'wamid.FAST'"
+        )
+        assert await cur.fetchone() == ("delivered",)
+
+
+async def test_recent_messages_are_listed_per_tenant_newest_first_with_their_state(
+    db: Pool,
+) -> None:
+    tenant, other = uuid4(), uuid4()
+    old = await store_inbound(db, tenant_id=tenant, customer="1")
+    new = await store_inbound(db, tenant_id=tenant, customer="2", state="failed")
+    await store_inbound(db, tenant_id=other, customer="3")
+    platform = await store_inbound(db, customer="4")
+    queue = MessageQueue(db)
+
+    listed = await queue.recent(tenant)
+    failed = await queue.recent(tenant, state="failed")
+
+    assert [m.id for m in listed] == [new, old]
+    assert [m.id for m in failed] == [new]
+    assert [m.id for m in await queue.recent(None)] == [platform]
+    assert [m.id for m in await queue.recent(tenant, limit=1)] == [new]
