@@ -6,18 +6,23 @@ Adapters implement these without inheriting from them; tests pass fakes the same
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
 from changarrito.domain.model import (
     AuditEntry,
     Credential,
     IntegrationType,
+    PlatformDefaults,
     Resolved,
     Route,
     Tenant,
     WhatsAppNumber,
 )
+
+if TYPE_CHECKING:
+    from changarrito.domain.payments import EventOutcome, PaymentEventRecord, PaymentLinkRecord
 
 
 class Cipher(Protocol):
@@ -119,4 +124,117 @@ class AuditLog(Protocol):
 
     async def entries_for(self, tenant_id: UUID, limit: int = 100) -> list[AuditEntry]:
         """The tenant's most recent entries, newest first."""
+        ...
+
+
+class Resolver(Protocol):
+    """Which credential serves a tenant or a WhatsApp number, and forgetting cached answers.
+
+    ``services.CredentialResolver`` reads the store (roles ``all`` and ``backend``);
+    ``adapters.remote.RemoteResolver`` reads the backend's internal API (role ``whatsapp``).
+    """
+
+    #: What this process falls back to: the platform's credentials from its own environment.
+    platform: PlatformDefaults
+
+    async def resolve(
+        self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
+    ) -> Resolved: ...
+
+    async def route(self, phone_number_id: str) -> Route: ...
+
+    async def sender(self, phone_number_id: str) -> Resolved:
+        """The WhatsApp credential that replies from ``phone_number_id``."""
+        ...
+
+    def invalidate_tenant(self, tenant_id: UUID) -> None: ...
+
+    def invalidate_number(self, phone_number_id: str) -> None: ...
+
+
+# --- payments -------------------------------------------------------------------------------
+
+
+class GatewayLink(Protocol):
+    """What a payment provider answers when it creates a hosted link."""
+
+    @property
+    def provider_id(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class GatewayEvent(Protocol):
+    """A provider notification the provider has verified."""
+
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def provider_link_id(self) -> str | None: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def reference(self) -> str | None: ...
+
+    @property
+    def raw(self) -> Mapping[str, Any]: ...
+
+
+class PaymentGateway(Protocol):
+    """A payment provider (``plugins.base.PaymentProvider`` satisfies it)."""
+
+    def parse_credentials(self, data: Mapping[str, Any]) -> Any: ...
+
+    def parse_config(self, data: Mapping[str, Any]) -> Any: ...
+
+    async def create_payment_link(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        description: str,
+        reference: str,
+        credentials: Any,
+        config: Any,
+    ) -> GatewayLink: ...
+
+    async def parse_webhook(
+        self, headers: Mapping[str, str], raw_body: bytes, credentials: Any, config: Any
+    ) -> GatewayEvent:
+        """The verified event; ``InvalidSignature`` when it is not genuine."""
+        ...
+
+
+class PaymentGateways(Protocol):
+    """The installed payment providers (the plugin registry satisfies it)."""
+
+    def payment(self, provider_id: str) -> PaymentGateway: ...
+
+    def ids(self, kind: Literal["llm", "payment"]) -> list[str]: ...
+
+
+class PaymentStore(Protocol):
+    async def save_link(self, link: PaymentLinkRecord) -> PaymentLinkRecord:
+        """Stores a new link; the same provider link again (an idempotent retry) returns the
+        stored one. ``Conflict`` if that provider link belongs to another tenant."""
+        ...
+
+    async def get_link(self, tenant_id: UUID, link_id: UUID) -> PaymentLinkRecord | None:
+        """The tenant's link ``link_id``; ``None`` when missing or another tenant's."""
+        ...
+
+    async def record_event(self, event: PaymentEventRecord) -> EventOutcome:
+        """Stores the event unless its (provider, event id) is already stored, and in the same
+        transaction moves the tenant's matching link (by provider link id, else by reference)
+        to ``payments.next_status``."""
         ...

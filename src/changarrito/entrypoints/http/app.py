@@ -34,6 +34,9 @@ def handlers_for(role: Role) -> list[Any]:
         from changarrito.entrypoints.http.internal import InternalController
 
         handlers += [IntegrationsController, InternalController]
+        from changarrito.entrypoints.http.payments import PAYMENT_HANDLERS
+
+        handlers += PAYMENT_HANDLERS
     if role in ("all", "whatsapp"):
         from changarrito.entrypoints.http.webhook import WhatsAppWebhook
 
