@@ -29,6 +29,7 @@ from changarrito.adapters.postgres.pool import open_pool
 from changarrito.adapters.postgres.rotation import check_keyring
 from changarrito.adapters.postgres.store import PostgresStore
 from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
+from changarrito.adapters.remote import RemoteResolver
 from changarrito.domain.errors import ConfigurationError
 from changarrito.domain.model import (
     WHATSAPP_PROVIDER,
@@ -37,7 +38,7 @@ from changarrito.domain.model import (
     PlatformDefaults,
     Secrets,
 )
-from changarrito.domain.ports import Cipher
+from changarrito.domain.ports import Cipher, Resolver
 from changarrito.domain.services import CredentialResolver
 from changarrito.entrypoints.settings import Settings
 from changarrito.plugins.manager import ProviderRegistry, load_plugins
@@ -158,7 +159,7 @@ class Container:
     cipher: Cipher
     store: PostgresStore
     cache: TTLResolutionCache
-    resolver: CredentialResolver
+    resolver: Resolver
     registry: ProviderRegistry
     http: HttpClients
     platform: PlatformDefaults
@@ -184,6 +185,7 @@ async def bootstrap(
     settings: Settings,
     database: Database,
     *,
+    role: str = "all",
     listen: bool = True,
     apply_migrations: bool = True,
     check_keys: bool = True,
@@ -191,7 +193,8 @@ async def bootstrap(
 ) -> Container:
     """Builds the process's adapters. ``listen`` starts the change listener that keeps this
     process's cache in step with writes made by others; overrides replace any piece by name
-    (``http``, ``registry``, ``cache``, ``cipher``...)."""
+    (``http``, ``registry``, ``cache``, ``cipher``...). Role ``whatsapp`` resolves credentials
+    through the backend's internal API (``adapters.remote``), the others from the store."""
     pool = overrides.get("pool") or await open_pool(database.url, max_size=20)
     try:
         if apply_migrations:
@@ -206,7 +209,10 @@ async def bootstrap(
         platform = overrides.get("platform") or platform_defaults(settings, registry)
         store = PostgresStore(pool, cipher)
         cache = overrides.get("cache") or TTLResolutionCache(ttl=settings.credentials_cache_ttl)
-        resolver = CredentialResolver(store, cache, platform)
+        resolver: Resolver = CredentialResolver(store, cache, platform)
+        remote = None
+        if role == "whatsapp":
+            resolver = remote = RemoteResolver.from_settings(settings, http, platform)
     except BaseException:
         await pool.close()
         raise
@@ -229,6 +235,8 @@ async def bootstrap(
         def on_change(kind: str, value: str) -> None:
             cache.on_change(kind, value)
             apps.on_change(kind, value)
+            if remote is not None:
+                remote.on_change(kind, value)
 
         ready = asyncio.Event()
         task = asyncio.create_task(

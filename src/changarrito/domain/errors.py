@@ -158,6 +158,13 @@ class RecipientRateLimited(RetryableProviderError):
     code = "recipient-rate-limited"
 
 
+class CredentialsUnavailable(RetryableProviderError):
+    """The backend that holds the credentials (BACKEND_URL) cannot be reached and nothing is
+    cached to serve meanwhile; retry shortly."""
+
+    code = "credentials-unavailable"
+
+
 class FinalProviderError(ProviderError):
     """The provider refused the call; retrying it unchanged will not help."""
 

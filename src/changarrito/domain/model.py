@@ -179,6 +179,8 @@ class Resolved:
     source: Source
     credential_id: UUID | None = None
     is_verified: bool = False
+    #: Served past its cache lifetime because its source (the backend) could not be reached.
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)

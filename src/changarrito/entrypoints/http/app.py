@@ -64,7 +64,7 @@ def create_app(
             yield
             return
         assert database is not None, "create_app needs a database or a container"
-        built = await bootstrap(settings, database, listen=True)
+        built = await bootstrap(settings, database, role=role, listen=True)
         app.state.container = built
         if role in ("all", "whatsapp"):  # message workers in-process; aclose stops them
             from changarrito.entrypoints.worker import start_workers
