@@ -19,6 +19,7 @@ contain a recorded secret.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -137,10 +138,8 @@ def record_exchange(ledger: SecretLedger) -> dict[str, list[Callable[..., Any]]]
         if request.method in ("PUT", "POST") and request.url.path.startswith(
             "/api/v1/integrations"
         ):
-            try:
+            with contextlib.suppress(ValueError):
                 ledger.remember_credentials(json.loads(request.content or b"null"))
-            except ValueError:
-                pass
 
     async def on_response(response: httpx.Response) -> None:
         await response.aread()

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
+from typing import Any
 
+import httpx
+import jwt
 import pytest
-from conftest import PLATFORM_PHONE_NUMBER_ID
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from litestar.testing import AsyncTestClient
 
+from changarrito.adapters.http import HttpClients
 from changarrito.domain.errors import UnknownPhoneNumber
 from changarrito.domain.model import IntegrationType, Source
+from changarrito.entrypoints.http.app import create_app
+from changarrito.entrypoints.settings import Settings
+from conftest import (
+    _LEDGER,
+    JWT_SECRET,
+    PLATFORM_PHONE_NUMBER_ID,
+    TEST_ENV,
+    bearer,
+    record_exchange,
+    token_for,
+)
 
 STATUS_ON_A_FRESH_TENANT = (
     '{"whatsapp": {"configured": false, "usesPlatformNumber": true, "isVerified": false},'
@@ -492,3 +510,149 @@ async def test_a_body_past_the_tenant_api_limit_is_a_413(app_client, make_tenant
     }
     response = await app_client.put("/api/v1/integrations/llm", json=body, headers=headers)
     assert response.status_code == 413
+
+
+# --- authentication -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("authorization", "problem"),
+    [
+        (None, "missing-token"),
+        ("", "missing-token"),
+        ("Basic dXNlcjpwYXNz", "missing-token"),
+        ("Bearer ", "missing-token"),
+        ("Bearer not.a.jwt", "invalid-token"),
+    ],
+)
+async def test_a_request_without_a_usable_bearer_token_is_a_401_problem(
+    app_client, authorization, problem
+) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    response = await app_client.get("/api/v1/integrations/status", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["type"] == f"https://changarrito.dev/problems/{problem}"
+
+
+async def test_expired_forged_and_unsigned_tokens_are_refused(app_client, make_tenant) -> None:
+    tenant_id, _ = await make_tenant()
+    cases = {
+        "expired-token": token_for(tenant_id, ttl=-120),
+        "invalid-token": token_for(tenant_id, secret="not-the-secret-" + "z" * 32),
+    }
+    unsigned = jwt.encode(
+        {"tenant_id": str(tenant_id), "exp": int(time.time()) + 60}, None, algorithm="none"
+    )
+    no_exp = token_for(tenant_id, exp=None)
+    for expected, token in [*cases.items(), ("invalid-token", unsigned), ("invalid-token", no_exp)]:
+        response = await app_client.get("/api/v1/integrations/status", headers=bearer(token))
+        assert response.status_code == 401, expected
+        assert response.json()["type"].endswith("/" + expected)
+        assert JWT_SECRET not in response.text
+
+
+async def test_a_token_naming_no_existing_tenant_is_refused(app_client) -> None:
+    for tenant in (uuid.uuid4(), "not-a-uuid"):
+        response = await app_client.get(
+            "/api/v1/integrations/status", headers=bearer(token_for(tenant))
+        )
+        assert response.status_code == 401
+        assert response.json()["type"].endswith("/invalid-token")
+    missing_claim = jwt.encode({"sub": "x", "exp": int(time.time()) + 60}, JWT_SECRET)
+    response = await app_client.get("/api/v1/integrations/status", headers=bearer(missing_claim))
+    assert response.status_code == 401
+
+
+async def test_issuer_and_audience_are_checked_when_configured(
+    app_container, make_tenant, app_client
+) -> None:
+    tenant_id, _ = await make_tenant()
+    settings = Settings.from_env({**TEST_ENV, "JWT_ISSUER": "https://idp", "JWT_AUDIENCE": "chg"})
+    object.__setattr__(app_container, "settings", settings)
+    app = create_app(settings, container=app_container)
+    async with AsyncTestClient(app=app) as client:
+        client.event_hooks = record_exchange(_LEDGER)
+        good = token_for(tenant_id, iss="https://idp", aud="chg")
+        for token, status in [
+            (good, 200),
+            (token_for(tenant_id, iss="https://idp", aud="other"), 401),
+            (token_for(tenant_id, iss="https://idp"), 401),
+            (token_for(tenant_id, iss="https://evil", aud="chg"), 401),
+            (token_for(tenant_id, aud="chg"), 401),
+        ]:
+            response = await client.get("/api/v1/integrations/status", headers=bearer(token))
+            assert response.status_code == status, response.text
+
+
+def _jwks_app(app_container, keys: list[tuple[str, Any]]) -> tuple[Any, list[httpx.Request]]:
+    fetched: list[httpx.Request] = []
+
+    def jwks(request: httpx.Request) -> httpx.Response:
+        fetched.append(request)
+        body = {"keys": []}
+        for kid, key in keys:
+            jwk = json.loads(
+                jwt.algorithms.get_default_algorithms()[
+                    "RS256" if isinstance(key, rsa.RSAPrivateKey) else "ES256"
+                ].to_jwk(key.public_key())
+            )
+            body["keys"].append({**jwk, "kid": kid, "use": "sig"})
+        return httpx.Response(200, json=body)
+
+    settings = Settings.from_env(
+        {
+            **{k: v for k, v in TEST_ENV.items() if k != "JWT_SECRET"},
+            "JWT_JWKS_URL": "https://idp.test/.well-known/jwks.json",
+            "JWT_AUDIENCE": "chg",
+        }
+    )
+    object.__setattr__(app_container, "settings", settings)
+    object.__setattr__(app_container, "http", HttpClients(transport=httpx.MockTransport(jwks)))
+    return create_app(settings, container=app_container), fetched
+
+
+async def test_rs256_and_es256_tokens_are_checked_against_the_jwks(
+    app_container, make_tenant
+) -> None:
+    tenant_id, _ = await make_tenant()
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    app, fetched = _jwks_app(app_container, [("r1", rsa_key), ("e1", ec_key)])
+    claims = {"tenant_id": str(tenant_id), "exp": int(time.time()) + 60, "aud": "chg"}
+    async with AsyncTestClient(app=app) as client:
+        for token, status in [
+            (jwt.encode(claims, rsa_key, "RS256", headers={"kid": "r1"}), 200),
+            (jwt.encode(claims, ec_key, "ES256", headers={"kid": "e1"}), 200),
+            (jwt.encode(claims, stranger, "RS256", headers={"kid": "r1"}), 401),
+            (jwt.encode(claims, stranger, "RS256", headers={"kid": "unknown"}), 401),
+            (jwt.encode(claims, ec_key, "ES256", headers={"kid": "r1"}), 401),
+            (jwt.encode({**claims, "aud": "x"}, rsa_key, "RS256", headers={"kid": "r1"}), 401),
+            (token_for(tenant_id, aud="chg"), 401),  # HS256 is off without JWT_SECRET
+        ]:
+            response = await client.get("/api/v1/integrations/status", headers=bearer(token))
+            assert response.status_code == status, response.text
+    assert 1 <= len(fetched) <= 2  # cached, refetched at most once for the unknown kid
+
+
+async def test_a_jwks_that_cannot_be_fetched_is_a_502_not_a_crash(
+    app_container, make_tenant
+) -> None:
+    tenant_id, _ = await make_tenant()
+    settings = Settings.from_env(
+        {**TEST_ENV, "JWT_SECRET": "", "JWT_JWKS_URL": "https://idp.test/jwks.json"}
+    )
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    object.__setattr__(app_container, "settings", settings)
+    object.__setattr__(app_container, "http", HttpClients(transport=httpx.MockTransport(down)))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode({"tenant_id": str(tenant_id), "exp": int(time.time()) + 60}, key, "RS256")
+    async with AsyncTestClient(app=create_app(settings, container=app_container)) as client:
+        response = await client.get("/api/v1/integrations/status", headers=bearer(token))
+    assert response.status_code == 502
+    assert response.json()["type"].endswith("/jwks-unavailable")
