@@ -89,3 +89,25 @@ def test_an_unknown_tenant_id_is_one_clear_line(pg_admin_url: str, database_url:
         CHANGARRITO_ENCRYPTION_KEYS=GOOD_RING,
     )
     assert _one_clear_line(result) == f"changarrito: no tenant {missing}"
+
+
+@pytest.mark.parametrize(
+    ("role", "env", "expected"),
+    [
+        ("backend", {}, "INTERNAL_API_KEY is not set"),
+        ("whatsapp", {"INTERNAL_API_KEY": "k"}, "BACKEND_URL is not set"),
+        ("whatsapp", {"BACKEND_URL": "http://127.0.0.1:9"}, "INTERNAL_API_KEY is not set"),
+    ],
+)
+def test_a_role_missing_its_settings_stops_with_one_line(
+    role: str, env: dict[str, str], expected: str
+) -> None:
+    base = {k: v for k, v in os.environ.items() if k not in ("INTERNAL_API_KEY", "BACKEND_URL")}
+    result = subprocess.run(
+        [*CLI, "serve", "--role", role, "--port", "9"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert expected in _one_clear_line(result)

@@ -119,7 +119,11 @@ def secret_ledger() -> Iterator[SecretLedger]:
     yield _LEDGER
     leaks = _LEDGER.leaks()
     assert not leaks, "secrets leaked:\n" + "\n".join(sorted(set(leaks))[:20])
-    assert _LEDGER.bodies, "the secret scan saw no response at all"
+    # A run of modules that never use the app client has nothing to scan; when secrets were
+    # stored through the API, though, their responses must have been seen.
+    assert _LEDGER.bodies or len(_LEDGER.secrets) <= len(PLATFORM_SECRETS), (
+        "the secret scan saw no response at all"
+    )
 
 
 @pytest.fixture(autouse=True)

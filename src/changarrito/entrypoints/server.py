@@ -26,13 +26,15 @@ def serve(
 ) -> int:
     from changarrito.bootstrap import bootstrap, prepare_database
     from changarrito.entrypoints.http.app import create_app
+    from changarrito.entrypoints.http.auth import check_role_settings
 
+    check_role_settings(settings, role)
     database = prepare_database(settings)
 
     async def check() -> None:
         # Migrations, the key ring and the plugins are checked here, once, so a bad
         # configuration stops start-up with one line instead of failing the first request.
-        container = await bootstrap(settings, database, listen=False)
+        container = await bootstrap(settings, database, listen=False, role=role)
         await container.aclose()
 
     asyncio.run(check())

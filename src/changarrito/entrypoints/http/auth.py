@@ -303,6 +303,17 @@ def check_role_settings(settings: Settings, role: str) -> None:
             "INTERNAL_API_KEY is not set: the backend role serves the internal API and will "
             "not start without its key"
         )
+    if role == "whatsapp":
+        if not settings.backend_url:
+            raise ConfigurationError(
+                "BACKEND_URL is not set: the whatsapp role reads credentials from the "
+                "backend's internal API (e.g. BACKEND_URL=http://backend:3141)"
+            )
+        if not settings.internal_api_key:
+            raise ConfigurationError(
+                "INTERNAL_API_KEY is not set: the whatsapp role needs it to call the "
+                "backend's internal API"
+            )
 
 
 #: OpenAPI security schemes of the two APIs (``components.securitySchemes``).
