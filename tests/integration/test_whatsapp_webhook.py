@@ -248,3 +248,16 @@ async def test_a_status_that_arrives_before_its_reply_is_recorded_is_applied_lat
         changed = await apply_statuses(conn, [wamid])
 
     assert [r[2] for r in changed] == ["delivered"]
+
+
+async def test_a_webhook_that_cannot_be_stored_is_not_acknowledged(
+    post_webhook: Any, wa_env: dict[str, str], wa_container: Container
+) -> None:
+    await wa_container.pool.close()
+    response = await post_webhook(
+        webhook(change(wa_env["WHATSAPP_PHONE_NUMBER_ID"], messages=[text_message()]))
+    )
+
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"].endswith("/storage-unavailable")

@@ -1,4 +1,4 @@
-"""Fixtures of the WhatsApp webhook tests: a ``whatsapp``-role app on the test database.
+"""Fixtures of the WhatsApp webhook tests: the app (role ``all``) on the test database.
 
 - ``wa_container``: a bootstrapped container with the platform's WhatsApp settings below;
 - ``wa_client``: an ``AsyncTestClient`` on the webhook app (lifespan run);
@@ -72,7 +72,7 @@ async def wa_client(
     wa_container: Container, request: pytest.FixtureRequest
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A truly concurrent client (Litestar's test client runs requests one at a time)."""
-    app = create_app(wa_container.settings, container=wa_container, role="whatsapp")
+    app = create_app(wa_container.settings, container=wa_container, role="all")
     app.state.container = wa_container  # what the lifespan does with a given container
     hooks: dict[str, list[Callable[..., Any]]] = {}
     try:  # feed the session's secret scan (tests/integration/conftest.py) when it runs

@@ -1,55 +1,49 @@
 -- The WhatsApp webhook intake's writes. Loaded at import by messages.py (same block format as
--- queries.sql). Each insert takes one array per column and writes every row in one statement.
+-- queries.sql). Each insert takes all its rows as one JSON array and writes them in one
+-- statement; the raw JSON Meta sent is embedded as is, never parsed and re-encoded here.
 
 -- name: insert_inbound
--- New inbound messages; a wamid already stored (a redelivery, or another process that got
--- the same webhook) is skipped. Returns the wamids actually inserted.
+-- New inbound messages, given as one JSON array of row objects (encoded by msgspec: far
+-- cheaper than one array parameter per column); a wamid already stored (a redelivery, or
+-- another process that got the same webhook) is skipped. Returns the wamids inserted.
 INSERT INTO whatsapp_inbound_messages
     (wamid, phone_number_id, display_phone_number, waba_id, tenant_id, route, customer_id,
      customer_phone, customer_user_id, customer_name, type, text, context_wamid, raw, sent_at,
      state)
 SELECT u.wamid, u.phone_number_id, u.display_phone_number, u.waba_id, u.tenant_id, u.route,
        u.customer_id, u.customer_phone, u.customer_user_id, u.customer_name, u.type, u.text,
-       u.context_wamid, u.raw::jsonb, u.sent_at, u.state
-FROM unnest(%(wamid)s::text[], %(phone_number_id)s::text[], %(display_phone_number)s::text[],
-            %(waba_id)s::text[], %(tenant_id)s::uuid[], %(route)s::text[],
-            %(customer_id)s::text[], %(customer_phone)s::text[], %(customer_user_id)s::text[],
-            %(customer_name)s::text[], %(type)s::text[], %(text)s::text[],
-            %(context_wamid)s::text[], %(raw)s::text[], %(sent_at)s::timestamptz[],
-            %(state)s::text[])
-     AS u(wamid, phone_number_id, display_phone_number, waba_id, tenant_id, route, customer_id,
-          customer_phone, customer_user_id, customer_name, type, text, context_wamid, raw,
-          sent_at, state)
+       u.context_wamid, u.raw, u.sent_at, u.state
+FROM json_to_recordset(%(rows)s::json)
+     AS u(wamid text, phone_number_id text, display_phone_number text, waba_id text,
+          tenant_id uuid, route text, customer_id text, customer_phone text,
+          customer_user_id text, customer_name text, type text, text text, context_wamid text,
+          raw jsonb, sent_at timestamptz, state text)
 ORDER BY u.wamid
 ON CONFLICT (wamid) DO NOTHING
 RETURNING wamid;
 
 -- name: insert_statuses
--- New status webhooks, once per (wamid, status).
+-- New status webhooks (a JSON array of rows), once per (wamid, status).
 INSERT INTO whatsapp_message_statuses
     (wamid, status, phone_number_id, tenant_id, recipient_id, recipient_user_id, occurred_at,
      error_code, error_title, error_details, raw)
 SELECT u.wamid, u.status, u.phone_number_id, u.tenant_id, u.recipient_id, u.recipient_user_id,
-       u.occurred_at, u.error_code, u.error_title, u.error_details, u.raw::jsonb
-FROM unnest(%(wamid)s::text[], %(status)s::text[], %(phone_number_id)s::text[],
-            %(tenant_id)s::uuid[], %(recipient_id)s::text[], %(recipient_user_id)s::text[],
-            %(occurred_at)s::timestamptz[], %(error_code)s::int[], %(error_title)s::text[],
-            %(error_details)s::text[], %(raw)s::text[])
-     AS u(wamid, status, phone_number_id, tenant_id, recipient_id, recipient_user_id,
-          occurred_at, error_code, error_title, error_details, raw)
+       u.occurred_at, u.error_code, u.error_title, u.error_details, u.raw
+FROM json_to_recordset(%(rows)s::json)
+     AS u(wamid text, status text, phone_number_id text, tenant_id uuid, recipient_id text,
+          recipient_user_id text, occurred_at timestamptz, error_code int, error_title text,
+          error_details text, raw jsonb)
 ORDER BY u.wamid, u.status
 ON CONFLICT (wamid, status) DO NOTHING;
 
 -- name: insert_events
--- Changes of other fields and value-level errors, as sent.
+-- Changes of other fields and value-level errors, as sent (a JSON array of rows).
 INSERT INTO whatsapp_webhook_events
     (kind, field, waba_id, phone_number_id, tenant_id, error_code, payload)
-SELECT u.kind, u.field, u.waba_id, u.phone_number_id, u.tenant_id, u.error_code,
-       u.payload::jsonb
-FROM unnest(%(kind)s::text[], %(field)s::text[], %(waba_id)s::text[],
-            %(phone_number_id)s::text[], %(tenant_id)s::uuid[], %(error_code)s::int[],
-            %(payload)s::text[])
-     AS u(kind, field, waba_id, phone_number_id, tenant_id, error_code, payload);
+SELECT u.kind, u.field, u.waba_id, u.phone_number_id, u.tenant_id, u.error_code, u.payload
+FROM json_to_recordset(%(rows)s::json)
+     AS u(kind text, field text, waba_id text, phone_number_id text, tenant_id uuid,
+          error_code int, payload jsonb);
 
 -- name: apply_statuses
 -- Moves outbound messages by every status stored for them, so the answer is the same
