@@ -29,3 +29,34 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# --- Benchmarks (bench/README.md, docs/performance.md) ----------------------------------------
+# Their own virtualenv, bench/.venv, holds the peers they compare against (pywa, FastAPI,
+# LiteLLM...): never the project's dependencies. Each bench prints a table and writes
+# bench/results/<name>-<timestamp>.json. BENCH_ARGS passes options (e.g. --duration 30).
+BENCH_STAMP := bench/.venv/.installed-stamp
+BENCH_PY    := bench/.venv/bin/python
+
+.PHONY: bench-setup bench-intake bench-resolution bench-llm bench-e2e
+
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt bench/setup.sh pyproject.toml
+	PYTHON=$(PYTHON) bash bench/setup.sh
+
+## Set up bench/.venv (and wrk from Debian when missing).
+bench-setup: $(BENCH_STAMP)
+
+## Webhook intake: changarrito serve vs a bare Litestar endpoint vs pywa (wrk, one run).
+bench-intake: $(BENCH_STAMP)
+	$(BENCH_PY) -m bench.intake $(BENCH_ARGS)
+
+## Cached and uncached credential resolution at 10, 10,000 and 100,000 tenants.
+bench-resolution: $(BENCH_STAMP)
+	$(BENCH_PY) -m bench.resolution $(BENCH_ARGS)
+
+## LLM call overhead: our OpenAI provider vs litellm.acompletion on one local fake.
+bench-llm: $(BENCH_STAMP)
+	$(BENCH_PY) -m bench.llm $(BENCH_ARGS)
+
+## Webhook to reply at 200 messages/s for 60 s, nothing lost.
+bench-e2e: $(BENCH_STAMP)
+	$(BENCH_PY) -m bench.e2e $(BENCH_ARGS)
