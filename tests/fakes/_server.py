@@ -1,0 +1,139 @@
+"""A small threaded HTTP server that records JSON requests and answers from a script."""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A scripted answer: ``status`` and JSON ``body`` after ``delay`` seconds. ``hang`` keeps
+    the request open longer than any client waits, like an upstream that stopped answering."""
+
+    status: int = 200
+    body: Any = None
+    delay: float = 0.0
+    hang: bool = False
+
+
+@dataclass
+class Recorded:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    at: float = field(default_factory=time.monotonic)
+    #: False when the client hung up before the answer was ready (it never saw one).
+    answered: bool = True
+    #: The status and body answered.
+    status: int = 0
+    response: Any = None
+
+
+class FakeServer:
+    """Base of the fakes: ``handle(recorded) -> Answer`` decides each answer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: list[Recorded] = []
+        self.in_flight = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def do_GET(self) -> None:
+                self._serve()
+
+            def do_POST(self) -> None:
+                self._serve()
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode("utf-8", "replace")
+                recorded = Recorded(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                )
+                answer = fake.answer(recorded)
+                recorded.status, recorded.response = answer.status, answer.body
+                with fake._lock:
+                    fake.in_flight += 1
+                try:
+                    if answer.hang:
+                        time.sleep(30)
+                    elif answer.delay:
+                        time.sleep(answer.delay)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+                if answer.hang or _client_gone(self.connection):
+                    recorded.answered = False
+                with fake._lock:
+                    fake.requests.append(recorded)
+                if not recorded.answered:
+                    self.close_connection = True
+                    return
+                payload = json.dumps(answer.body if answer.body is not None else {}).encode()
+                self.send_response(answer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def answer(self, recorded: Recorded) -> Answer:
+        raise NotImplementedError
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def recorded(self, where: Callable[[Recorded], bool] = lambda r: True) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if where(r)]
+
+
+def _client_gone(conn: socket.socket) -> bool:
+    """True when the client closed its end (a killed process): reading would give EOF."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        if not readable:
+            return False
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
