@@ -1,0 +1,209 @@
+"""Faults, end to end: Graph throttling, a rejected token and timeouts, an overloaded or broken
+LLM, and a worker process killed with SIGKILL in the middle of a batch."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fakes._server import Answer
+from fakes.fake_graph import FakeGraph, quoted
+from fakes.fake_llm import FakeLLM
+from fakes.world import PLATFORM_PNID, World, fakes, wait_for
+from whatsapp_payloads import text_message
+
+
+@pytest.fixture
+def upstreams() -> Iterator[tuple[FakeGraph, FakeLLM]]:
+    yield from fakes()
+
+
+@pytest.fixture
+def world(fresh_database_url: str, upstreams: tuple[FakeGraph, FakeLLM]) -> World:
+    graph, llm = upstreams
+    return World(fresh_database_url, graph, llm)
+
+
+def attempts_to(world: World, wamid: str) -> list[object]:
+    """Every send quoting ``wamid`` that reached the fake, accepted or not."""
+    return [s for s in world.graph.sends(accepted_only=False) if quoted(s) == wamid]
+
+
+def test_a_throughput_limit_is_retried_and_the_customer_gets_one_reply(
+    world: World, start_server
+) -> None:
+    shop = world.shop("pan", "111000000000011")
+    world.graph.script_sends(FakeGraph.error(130429, message="Rate limit hit"))
+    server = start_server("all", world.env())
+
+    wamid = world.say(server.url, shop, "¿Hay conchas?")
+
+    wait_for("the answer", lambda: world.inbound(wamid)["state"] == "answered")
+    assert len(attempts_to(world, wamid)) == 2
+    assert len(world.graph.replies_to(wamid)) == 1
+    assert world.inbound(wamid)["attempts"] == 2
+    assert len(world.llm.chats()) == 1  # the recorded reply was re-sent, not regenerated
+
+
+def test_a_rejected_token_fails_at_once_and_marks_the_credential_unverified(
+    world: World, start_server
+) -> None:
+    shop = world.shop("tacos", "222000000000022")
+    world.graph.script_sends(FakeGraph.error(190, 401, "Error validating access token"))
+    server = start_server("all", world.env())
+
+    wamid = world.say(server.url, shop, "Tres al pastor")
+
+    failed = wait_for("the failure", lambda: (m := world.inbound(wamid))["state"] == "failed" and m)
+    assert failed["attempts"] == 1
+    assert "access token" in failed["last_error"]
+    assert shop.token not in failed["last_error"]
+    verified, error = world.credential_verification(shop.tenant_id)
+    assert not verified and "access token" in (error or "")
+    assert len(attempts_to(world, wamid)) == 1  # never retried
+
+
+def test_a_graph_api_that_stops_answering_is_retried_after_the_timeout(
+    world: World, start_server
+) -> None:
+    shop = world.shop("jugos", "333000000000033")
+    world.graph.script_sends(Answer(hang=True))
+    server = start_server("all", world.env(CHANGARRITO_GRAPH_TIMEOUT="0.5"))
+
+    wamid = world.say(server.url, shop, "Un jugo verde")
+
+    wait_for("the answer", lambda: world.inbound(wamid)["state"] == "answered")
+    assert len(world.graph.replies_to(wamid)) == 1
+    assert world.inbound(wamid)["attempts"] == 2
+
+
+def test_an_overloaded_llm_is_retried_and_its_answer_is_sent(world: World, start_server) -> None:
+    shop = world.shop("cafe", "444000000000044")
+    world.llm.script(FakeLLM.error(529, "Overloaded"))
+    server = start_server("all", world.env())
+
+    wamid = world.say(server.url, shop, "Un café de olla")
+
+    (reply,) = wait_for("the reply", lambda: world.graph.replies_to(wamid))
+    assert reply.body["text"]["body"] == "Respuesta a: Un café de olla"
+    assert [c.status for c in world.llm.chats()] == [529, 200]
+
+
+def test_an_llm_that_stays_overloaded_gets_the_shops_fallback_text_instead_of_silence(
+    world: World, start_server
+) -> None:
+    shop = world.shop("nieves", "555000000000055", fallback_text="¡Gracias! Te respondo en breve.")
+    world.llm.script(*[FakeLLM.error(529, "Overloaded")] * 10)
+    server = start_server("all", world.env(CHANGARRITO_MAX_ATTEMPTS="3"))
+
+    wamid = world.say(server.url, shop, "¿De qué sabores?")
+
+    (reply,) = wait_for("the reply", lambda: world.graph.replies_to(wamid))
+    assert reply.body["text"]["body"] == "¡Gracias! Te respondo en breve."
+    assert len(world.llm.chats()) == 3
+
+
+def test_an_llm_that_refuses_the_key_gets_the_platforms_fallback_text_at_once(
+    world: World, start_server
+) -> None:
+    world.llm.script(FakeLLM.error(401, "Incorrect API key provided"))
+    server = start_server("all", world.env(CHANGARRITO_FALLBACK_TEXT="Volvemos pronto."))
+
+    wamid = world.say(server.url, PLATFORM_PNID, "Hola")
+
+    (reply,) = wait_for("the reply", lambda: world.graph.replies_to(wamid))
+    assert reply.body["text"]["body"] == "Volvemos pronto."
+    assert len(world.llm.chats()) == 1
+    assert world.inbound(wamid)["attempts"] == 1
+
+
+class Worker:
+    """A ``changarrito worker`` process of its own, in its own process group."""
+
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.log = folder / "worker.log"
+        self._out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("changarrito")), "worker"],
+            env={"PATH": os.environ.get("PATH", ""), "CHANGARRITO_HOME": str(folder), **env},
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=self._out,
+            start_new_session=True,
+        )
+        wait_for("the worker to start", lambda: "workers.started" in self.output(), 30)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self._out.close()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.close()
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_answers_nothing_twice(
+    world: World, start_server, workers: list[Worker], tmp_path: Path
+) -> None:
+    shop = world.shop("dulces", "666000000000066")
+    env = world.env(CHANGARRITO_WORKERS_CONCURRENCY="1", CHANGARRITO_WORKER_LEASE="1.5")
+    server = start_server("all", {**env, "CHANGARRITO_WORKERS_CONCURRENCY": "0"})  # intake only
+    world.graph.send_delay = 0.3
+    workers.append(Worker(env, tmp_path / "worker-1"))
+    messages = [text_message(f"pedido {n}", sender=f"52155100000{n:02d}") for n in range(8)]
+    world.post(server.url, World.text_webhook(shop.phone_number_id, *messages), shop.webhook_secret)
+
+    # Kill it while a send is in flight, after a few replies went out.
+    wait_for("three replies", lambda: len(world.graph.sends()) >= 3 and world.graph.in_flight)
+    workers[0].signal(signal.SIGKILL)
+    workers[0].process.wait(timeout=10)
+    done_before = len(world.graph.sends())
+    assert done_before < len(messages)
+    workers.append(Worker(env, tmp_path / "worker-2"))
+
+    wamids = [m["id"] for m in messages]
+    wait_for("every reply", lambda: all(world.graph.replies_to(w) for w in wamids), 30)
+    wait_for("every answer", lambda: all(world.inbound(w)["state"] == "answered" for w in wamids))
+    assert sorted(quoted(s) for s in world.graph.sends()) == sorted(wamids)  # once each
+    assert len(world.graph.sends(accepted_only=False)) > len(messages)  # one was cut short
+    assert '"resent_parts": 1' in workers[1].output()
+
+
+def test_a_worker_stopped_with_sigterm_finishes_the_message_in_hand(
+    world: World, start_server, workers: list[Worker], tmp_path: Path
+) -> None:
+    shop = world.shop("chiles", "777000000000077")
+    env = world.env(CHANGARRITO_WORKERS_CONCURRENCY="1")
+    server = start_server("all", {**env, "CHANGARRITO_WORKERS_CONCURRENCY": "0"})
+    world.graph.send_delay = 0.5
+    worker = Worker(env, tmp_path / "worker")
+    workers.append(worker)
+
+    wamid = world.say(server.url, shop, "Chiles en nogada")
+    wait_for("the send in flight", lambda: world.graph.in_flight)
+    worker.signal(signal.SIGTERM)
+
+    assert worker.process.wait(timeout=10) == 0
+    assert world.inbound(wamid)["state"] == "answered"
+    assert len(world.graph.replies_to(wamid)) == 1
