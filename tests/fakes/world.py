@@ -10,14 +10,25 @@ with ``asyncio.run``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
 import httpx
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from changarrito.adapters.crypto.aesgcm import AesGcmCipher
 from changarrito.adapters.crypto.keyring import KeyRing
@@ -210,6 +221,17 @@ class World:
         assert row is not None, f"no inbound message {wamid}"
         return dict(zip(names, row, strict=True))
 
+    def chats_about(self, text: str) -> list[Any]:
+        """The LLM requests whose last message is ``text`` (the message being answered)."""
+        return [c for c in self.llm.chats() if c.body["messages"][-1]["content"] == text]
+
+    def reset(self) -> None:
+        """Back to well-behaved fakes (after a test scripted faults)."""
+        self.graph.script_sends()
+        self.graph.script_reads()
+        self.graph.send_delay = 0.0
+        self.llm.script()
+
     def credential_verification(self, tenant_id: UUID) -> tuple[bool, str | None]:
         with psycopg.connect(self.database_url) as conn:
             row = conn.execute(
@@ -243,3 +265,69 @@ def fakes() -> Iterator[tuple[FakeGraph, FakeLLM]]:
     finally:
         graph.stop()
         llm.stop()
+
+
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A new empty database on the test server (for a module's shared world), dropped after."""
+    name = f"chg_e2e_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(admin_url, dbname=name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            conn.execute(drop.format(sql.Identifier(name)))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_server(env: dict[str, str], folder: Path, role: str = "all") -> Iterator[str]:
+    """``changarrito serve`` for a whole module (the e2e ``start_server`` fixture starts one
+    per test); yields its URL once ``/ready`` answers, stops its process group after."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    log = (folder / "serve.log").open("ab")
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("changarrito")),
+            "serve",
+            "--port",
+            str(port),
+            "--role",
+            role,
+        ],
+        env={"PATH": os.environ.get("PATH", ""), "CHANGARRITO_HOME": str(folder), **env},
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError((folder / "serve.log").read_text(errors="replace"))
+        try:
+            return httpx.get(url + "/ready", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for("the server to be ready", ready, 30)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        log.close()
