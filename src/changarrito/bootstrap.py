@@ -22,6 +22,7 @@ from changarrito.adapters.crypto.pgcrypto import PgcryptoCipher
 from changarrito.adapters.crypto.suite import CipherSuite
 from changarrito.adapters.embedded import EmbeddedPostgres
 from changarrito.adapters.http import HttpClients
+from changarrito.adapters.metrics import MeteredResolver, Metrics, MetricsSettings
 from changarrito.adapters.postgres.group_commit import GroupCommit
 from changarrito.adapters.postgres.migrate import migrate
 from changarrito.adapters.postgres.notify import listen_for_changes
@@ -168,6 +169,8 @@ class Container:
     #: The webhook intake's group commit, and the tenants' Meta apps (verify tokens, secrets).
     intake: GroupCommit | None = None
     whatsapp_apps: WhatsAppApps | None = None
+    #: This process's Prometheus metrics (``GET /metrics``).
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def aclose(self) -> None:
         if self.intake is not None:
@@ -213,6 +216,11 @@ async def bootstrap(
         remote = None
         if role == "whatsapp":
             resolver = remote = RemoteResolver.from_settings(settings, http, platform)
+        metrics = overrides.get("metrics") or Metrics(MetricsSettings.from_env(settings.env))
+        metrics.watch_cache("credentials", cache)
+        if remote is not None:
+            metrics.watch_cache("backend", remote)
+        resolver = MeteredResolver(resolver, metrics)
     except BaseException:
         await pool.close()
         raise
@@ -229,6 +237,7 @@ async def bootstrap(
         database=database,
         intake=GroupCommit(pool),
         whatsapp_apps=(apps := WhatsAppApps(pool, cipher)),
+        metrics=metrics,
     )
     if listen:
 

@@ -160,6 +160,9 @@ class RemoteResolver:
         self._stale_logged: set[Hashable] = set()
         #: Requests sent to the backend (diagnostics and tests: a cache hit sends none).
         self.requests = 0
+        #: Answers served from the cache, and those that were not (``/metrics``).
+        self.hits = 0
+        self.misses = 0
 
     def __repr__(self) -> str:
         return f"RemoteResolver(backend_url={self.backend_url!r})"
@@ -265,7 +268,9 @@ class RemoteResolver:
         good one when the backend is unreachable."""
         fresh = store.fresh(key)
         if fresh is not None:
+            self.hits += 1
             return fresh, False
+        self.misses += 1
         try:
             value: V = await self._once((id(store), key), fetch)
         except _Unreachable as exc:

@@ -28,6 +28,7 @@ import msgspec
 from changarrito.domain import resolution
 from changarrito.domain.errors import NotConfigured, ProviderAuthError, ProviderQuotaExceeded
 from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved, Source
+from changarrito.domain.ports import Metrics
 
 #: Environment variable that turns on the platform fallback for failing tenant keys.
 PLATFORM_FALLBACK_ENV = "CHANGARRITO_LLM_PLATFORM_FALLBACK"
@@ -114,10 +115,12 @@ class Responder:
         providers: ProviderLookup,
         *,
         platform_fallback: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self.credentials = credentials
         self.providers = providers
         self.platform_fallback = platform_fallback
+        self.metrics = metrics
 
     async def reply(self, tenant_id: UUID, messages: Sequence[ChatMessage]) -> Reply:
         resolved = await self.credentials.resolve(tenant_id, IntegrationType.LLM)
@@ -143,9 +146,20 @@ class Responder:
         # tenant's endpoint is never paired with the platform's key.
         credentials = provider.parse_credentials(resolved.secrets.reveal())
         started = time.perf_counter()
-        reply = await provider.chat(messages, provider.parse_config(config), credentials)
+        try:
+            reply = await provider.chat(messages, provider.parse_config(config), credentials)
+        except Exception as exc:
+            self._record(resolved, started, exc)
+            raise
+        self._record(resolved, started, None)
         if reply.latency_ms <= 0:
             reply = msgspec.structs.replace(
                 reply, latency_ms=(time.perf_counter() - started) * 1000
             )
         return msgspec.structs.replace(reply, source=resolved.source.value)
+
+    def _record(self, resolved: Resolved, started: float, error: Exception | None) -> None:
+        if self.metrics is not None:
+            seconds = time.perf_counter() - started
+            source = resolved.source.value
+            self.metrics.llm_call(resolved.provider, source, resolved.tenant_id, seconds, error)

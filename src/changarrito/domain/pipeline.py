@@ -45,6 +45,7 @@ from changarrito.domain.errors import (
 )
 from changarrito.domain.llm import ChatMessage, CredentialSource, ProviderLookup, Reply, Responder
 from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved, Source
+from changarrito.domain.ports import Metrics
 
 #: Meta's limit on a text message body.
 MAX_TEXT_CHARS = 4096
@@ -313,10 +314,15 @@ class Assistant:
         *,
         platform_fallback: bool = False,
         fallback_text: str = DEFAULT_FALLBACK_TEXT,
+        metrics: Metrics | None = None,
     ) -> None:
         self.credentials = credentials
-        self.tenants = Responder(credentials, providers, platform_fallback=platform_fallback)
-        self.platform = Responder(PlatformCredentials(credentials.platform), providers)
+        self.tenants = Responder(
+            credentials, providers, platform_fallback=platform_fallback, metrics=metrics
+        )
+        self.platform = Responder(
+            PlatformCredentials(credentials.platform), providers, metrics=metrics
+        )
         self.default_fallback = fallback_text.strip() or DEFAULT_FALLBACK_TEXT
 
     async def reply(self, tenant_id: UUID | None, messages: Sequence[ChatMessage]) -> Reply:

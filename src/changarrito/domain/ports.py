@@ -127,6 +127,22 @@ class AuditLog(Protocol):
         ...
 
 
+class Metrics(Protocol):
+    """What the use cases report for monitoring (``adapters.metrics.Metrics`` implements it).
+    Recording never fails the caller."""
+
+    def llm_call(
+        self,
+        provider: str,
+        source: str,
+        tenant_id: UUID | None,
+        seconds: float,
+        error: BaseException | None = None,
+    ) -> None:
+        """One LLM chat call: who served it, from whose credential, how long, how it ended."""
+        ...
+
+
 class Resolver(Protocol):
     """Which credential serves a tenant or a WhatsApp number, and forgetting cached answers.
 

@@ -98,12 +98,14 @@ def build_pipeline(container: Container, ws: WorkerSettings) -> Pipeline:
         settings.whatsapp_api_base_url,
         settings.whatsapp_api_version,
         timeout=ws.graph_timeout,
+        metrics=container.metrics,
     )
     assistant = Assistant(
         container.resolver,
         container.registry,
         platform_fallback=settings.llm_platform_fallback,
         fallback_text=ws.fallback_text,
+        metrics=container.metrics,
     )
     return Pipeline(
         senders=container.resolver,
@@ -287,19 +289,24 @@ def start_workers(container: Container) -> asyncio.Task[None] | None:
 def run(settings: Settings) -> int:
     """``changarrito worker``: the workers alone, until SIGTERM or SIGINT."""
     from changarrito.bootstrap import bootstrap, prepare_database
+    from changarrito.entrypoints.http.metrics import serve_worker
 
     ws = WorkerSettings.from_env(settings.env)
     database = prepare_database(settings)
 
     async def main() -> None:
         container = await bootstrap(settings, database, listen=True)
+        exporter = None
         try:
+            exporter = serve_worker(container.metrics)  # CHANGARRITO_METRICS_PORT, when set
             workers = Workers(container, ws)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, workers.stop)
             await workers.run()
         finally:
+            if exporter is not None:
+                exporter.shutdown()
             await container.aclose()
 
     asyncio.run(main())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
@@ -34,6 +34,9 @@ from changarrito.domain.errors import (
     RetryableProviderError,
 )
 from changarrito.domain.pipeline import MAX_TEXT_CHARS, split_text
+
+if TYPE_CHECKING:
+    from changarrito.adapters.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -144,8 +147,10 @@ class GraphClient:
         version: str,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        metrics: Metrics | None = None,
     ) -> None:
         self.http = http
+        self.metrics = metrics
         self.base_url = base_url.rstrip("/")
         self.version = version.strip("/")
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
@@ -214,11 +219,18 @@ class GraphClient:
         url = self.messages_url(phone_number_id)
         client = self.http.get(url)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        async with translate_transport_errors(PROVIDER):
-            response = await client.post(url, json=body, headers=headers, timeout=self.timeout)
+        kind = "read" if body.get("status") == "read" else "message"
+        try:
+            async with translate_transport_errors(PROVIDER):
+                response = await client.post(url, json=body, headers=headers, timeout=self.timeout)
+        except ProviderError as exc:
+            self._count(kind, exc)
+            raise
         if response.is_success:
+            self._count(kind, None)
             return response
         error = classify_graph_error(response, secrets=[token])
+        self._count(kind, error)
         log.warning(
             "whatsapp.graph_failed",
             status=response.status_code,
@@ -227,3 +239,7 @@ class GraphClient:
             error=error.message,
         )
         raise error
+
+    def _count(self, kind: str, error: ProviderError | None) -> None:
+        if self.metrics is not None:
+            self.metrics.graph_call(kind, error, error.provider_code if error else None)

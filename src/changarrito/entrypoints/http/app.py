@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components
 from changarrito import __version__
 from changarrito.entrypoints.http.auth import check_role_settings, security_schemes
 from changarrito.entrypoints.http.health import health, ready
+from changarrito.entrypoints.http.metrics import metrics
 from changarrito.entrypoints.http.problems import EXCEPTION_HANDLERS
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 def handlers_for(role: Role) -> list[Any]:
     """The route handlers a role serves: ``backend`` the tenant, internal and payment APIs,
     ``whatsapp`` the Meta webhook; ``all`` both. Register new controllers here."""
-    handlers: list[Any] = [health, ready]
+    handlers: list[Any] = [health, ready, metrics]
     if role in ("all", "backend"):
         from changarrito.entrypoints.http.integrations import IntegrationsController
         from changarrito.entrypoints.http.internal import InternalController

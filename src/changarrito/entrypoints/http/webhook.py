@@ -31,6 +31,7 @@ from changarrito.adapters.whatsapp.webhook_parser import (
 from changarrito.domain.errors import InvalidSignature, StorageUnavailable, UnknownPhoneNumber
 from changarrito.domain.model import utcnow
 from changarrito.domain.whatsapp import RouteKind
+from changarrito.entrypoints.http.metrics import WebhookMetrics, mark_webhook_outcome
 from changarrito.entrypoints.http.problems import problem
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ MAX_NUMBERS_UNSIGNED = 20
 class WhatsAppWebhook(Controller):
     path = "/webhooks/whatsapp"
     tags = ["whatsapp"]
+    middleware = [WebhookMetrics]
 
     @get(media_type="text/plain", summary="Meta's verification handshake")
     async def verify(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
@@ -82,6 +84,8 @@ class WhatsAppWebhook(Controller):
         if container.intake is None:
             raise StorageUnavailable("the webhook intake is not running")
         new = await container.intake.submit(intake)
+        if intake.messages and not new:
+            mark_webhook_outcome(request, "duplicate")
         for m in intake.messages:
             log.info(
                 "whatsapp.message.received" if m.wamid in new else "whatsapp.message.duplicate",

@@ -1,0 +1,312 @@
+"""Prometheus metrics: every definition of the service, in one registry per process.
+
+``Metrics`` owns a private ``CollectorRegistry`` (tests build many apps in one process) and a
+small recording API that the intake, the workers, the LLM use case and the resolver call. It
+never raises into its caller. What is exported (``docs/scaling.md`` has the table):
+
+- ``changarrito_webhook_requests_total{outcome}`` and ``..._duration_seconds{outcome}``;
+- ``changarrito_queue_depth{state}`` and ``changarrito_queue_oldest_age_seconds``, read from
+  PostgreSQL when scraped (``refresh_queue``), at most once per ``CHANGARRITO_METRICS_QUEUE_CACHE``
+  seconds (default 5) whatever the scrape rate;
+- ``changarrito_whatsapp_sends_total{kind,outcome,graph_code}``;
+- ``changarrito_llm_calls_total{provider,outcome,source}`` and ``..._duration_seconds{provider}``;
+- ``changarrito_cache_{hits,misses}_total{cache}`` and ``changarrito_cache_hit_ratio{cache}``;
+- ``changarrito_credential_resolutions_total{integration,source}``.
+
+Tenant ids become a ``tenant`` label of the LLM and credential counters only with
+``CHANGARRITO_METRICS_TENANT_LABELS=on`` (default off): one series per tenant is fine for a
+few hundred shops and ruinous for a hundred thousand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+import structlog
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from changarrito.adapters.postgres.pool import Pool
+from changarrito.adapters.postgres.queue_stats import QueueStats, queue_stats
+from changarrito.domain.errors import ChangarritoError, ConfigurationError, StorageError
+from changarrito.domain.model import IntegrationType, Resolved, Route
+from changarrito.domain.ports import Resolver
+
+log = structlog.get_logger(__name__)
+
+# No ``*_created`` series: they double the output and nothing here reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+WEBHOOK_OUTCOMES = (
+    "accepted",
+    "duplicate",
+    "invalid-signature",
+    "bad-request",
+    "too-large",
+    "unavailable",
+    "error",
+)
+_FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: Stands for the platform where a tenant id is expected (``domain.pipeline.PLATFORM``).
+_NO_TENANT = UUID(int=0)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """``CHANGARRITO_METRICS_TENANT_LABELS`` (off|on), ``CHANGARRITO_METRICS_QUEUE_CACHE``
+    (seconds), and for ``changarrito worker`` ``CHANGARRITO_METRICS_PORT`` (unset: no
+    listener) on ``CHANGARRITO_METRICS_HOST`` (default 127.0.0.1)."""
+
+    tenant_labels: bool = False
+    queue_cache: float = 5.0
+    port: int | None = None
+    host: str = "127.0.0.1"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MetricsSettings:
+        labels = env.get("CHANGARRITO_METRICS_TENANT_LABELS", "").strip().lower() or "off"
+        if labels not in ("on", "off", "true", "false", "1", "0"):
+            raise ConfigurationError(
+                f"CHANGARRITO_METRICS_TENANT_LABELS must be 'on' or 'off', got {labels!r}"
+            )
+        port = env.get("CHANGARRITO_METRICS_PORT", "").strip()
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigurationError(f"CHANGARRITO_METRICS_PORT must be a TCP port, got {port!r}")
+        cache = env.get("CHANGARRITO_METRICS_QUEUE_CACHE", "").strip() or "5"
+        try:
+            seconds = float(cache)
+        except ValueError:
+            seconds = -1.0
+        if not 0 <= seconds < math.inf:
+            raise ConfigurationError(
+                f"CHANGARRITO_METRICS_QUEUE_CACHE must be seconds (>= 0), got {cache!r}"
+            )
+        return cls(
+            tenant_labels=labels in ("on", "true", "1"),
+            queue_cache=seconds,
+            port=int(port) if port else None,
+            host=env.get("CHANGARRITO_METRICS_HOST", "").strip() or "127.0.0.1",
+        )
+
+
+class CountsHits(Protocol):
+    """A cache that counts its hits and misses (``TTLResolutionCache``, ``RemoteResolver``)."""
+
+    hits: int
+    misses: int
+
+
+def outcome_of(error: BaseException | None, ok: str = "ok") -> str:
+    """A bounded label for how a call ended: ``ok``, else the error's stable ``code``."""
+    if error is None:
+        return ok
+    return error.code if isinstance(error, ChangarritoError) else "error"
+
+
+class Metrics:
+    """The metrics of one process (see the module doc). Implements ``domain.ports.Metrics``."""
+
+    def __init__(self, settings: MetricsSettings | None = None) -> None:
+        self.settings = settings or MetricsSettings()
+        self.registry = r = CollectorRegistry()
+        tenant = ["tenant"] if self.settings.tenant_labels else []
+        self._webhooks = Counter(
+            "changarrito_webhook_requests", "Meta webhook POSTs by outcome", ["outcome"], registry=r
+        )
+        self._webhook_seconds = Histogram(
+            "changarrito_webhook_request_duration_seconds",
+            "Meta webhook POSTs: time to answer (accepted ones include the group commit)",
+            ["outcome"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self._sends = Counter(
+            "changarrito_whatsapp_sends",
+            "Graph API calls by kind (message, read), outcome and Graph error code",
+            ["kind", "outcome", "graph_code"],
+            registry=r,
+        )
+        self._llm = Counter(
+            "changarrito_llm_calls",
+            "LLM chat calls by provider, outcome and credential source (tenant, platform)",
+            ["provider", "outcome", "source", *tenant],
+            registry=r,
+        )
+        self._llm_seconds = Histogram(
+            "changarrito_llm_call_duration_seconds",
+            "LLM chat calls: time to answer",
+            ["provider"],
+            buckets=_SLOW,
+            registry=r,
+        )
+        self._credentials = Counter(
+            "changarrito_credential_resolutions",
+            "Credentials served, by integration and source (tenant, platform)",
+            ["integration", "source", *tenant],
+            registry=r,
+        )
+        for outcome in WEBHOOK_OUTCOMES:
+            self._webhooks.labels(outcome)
+        self._caches: dict[str, CountsHits] = {}
+        self._queue = _QueueCollector(self.settings.queue_cache)
+        r.register(_CacheCollector(self._caches))
+        r.register(self._queue)
+
+    # --- recording ---------------------------------------------------------------------
+
+    def webhook(self, outcome: str, seconds: float) -> None:
+        outcome = outcome if outcome in WEBHOOK_OUTCOMES else "error"
+        self._webhooks.labels(outcome).inc()
+        self._webhook_seconds.labels(outcome).observe(max(0.0, seconds))
+
+    def graph_call(self, kind: str, error: BaseException | None, graph_code: str | None) -> None:
+        self._sends.labels(kind, outcome_of(error, "sent"), graph_code or "").inc()
+
+    def llm_call(
+        self,
+        provider: str,
+        source: str,
+        tenant_id: UUID | None,
+        seconds: float,
+        error: BaseException | None = None,
+    ) -> None:
+        labels = [provider, outcome_of(error), source, *self._tenant(tenant_id)]
+        self._llm.labels(*labels).inc()
+        self._llm_seconds.labels(provider).observe(max(0.0, seconds))
+
+    def credential(self, resolved: Resolved) -> None:
+        source = getattr(resolved.source, "value", str(resolved.source))
+        integration = getattr(resolved.integration_type, "value", str(resolved.integration_type))
+        self._credentials.labels(integration, source, *self._tenant(resolved.tenant_id)).inc()
+
+    def watch_cache(self, name: str, cache: CountsHits) -> None:
+        """Exports ``cache``'s own hit and miss counts at each scrape."""
+        self._caches[name] = cache
+
+    def _tenant(self, tenant_id: UUID | None) -> list[str]:
+        if not self.settings.tenant_labels:
+            return []
+        return ["platform" if tenant_id in (None, _NO_TENANT) else str(tenant_id)]
+
+    # --- exposition --------------------------------------------------------------------
+
+    async def refresh_queue(self, pool: Pool) -> None:
+        """Reads the queue's depth unless a reading younger than the cache time exists."""
+        await self._queue.refresh(pool)
+
+    def render(self) -> bytes:
+        """The text exposition format (``CONTENT_TYPE``)."""
+        return generate_latest(self.registry)
+
+
+class _CacheCollector:
+    def __init__(self, caches: dict[str, CountsHits]) -> None:
+        self.caches = caches
+
+    def collect(self) -> Iterator[Metric]:
+        hits = CounterMetricFamily(
+            "changarrito_cache_hits", "Resolution cache hits", labels=["cache"]
+        )
+        misses = CounterMetricFamily(
+            "changarrito_cache_misses", "Resolution cache misses", labels=["cache"]
+        )
+        ratio = GaugeMetricFamily(
+            "changarrito_cache_hit_ratio",
+            "Hits / (hits + misses) since the process started",
+            labels=["cache"],
+        )
+        for name, cache in self.caches.items():
+            h, m = cache.hits, cache.misses
+            hits.add_metric([name], h)
+            misses.add_metric([name], m)
+            ratio.add_metric([name], h / (h + m) if h + m else 0.0)
+        yield from (hits, misses, ratio)
+
+
+class _QueueCollector:
+    def __init__(self, cache_seconds: float) -> None:
+        self.cache_seconds = cache_seconds
+        self.stats: QueueStats | None = None
+        self.read_at = -math.inf
+        self.failures = 0
+        self._lock: asyncio.Lock | None = None
+
+    async def refresh(self, pool: Pool) -> None:
+        if time.monotonic() - self.read_at < self.cache_seconds:
+            return
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:  # concurrent scrapes share one query
+            if time.monotonic() - self.read_at < self.cache_seconds:
+                return
+            try:
+                self.stats = await queue_stats(pool)
+            except StorageError as exc:
+                self.failures += 1
+                log.warning("metrics.queue_unreadable", error=exc.message)
+            self.read_at = time.monotonic()
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily(
+            "changarrito_queue_depth",
+            "Inbound messages waiting (pending, due: claimable now) or being answered",
+            labels=["state"],
+        )
+        age = GaugeMetricFamily(
+            "changarrito_queue_oldest_age_seconds",
+            "Since the oldest pending or processing inbound message was received",
+        )
+        if self.stats is not None:
+            depth.add_metric(["pending"], self.stats.pending)
+            depth.add_metric(["due"], self.stats.due)
+            depth.add_metric(["processing"], self.stats.processing)
+            age.add_metric([], self.stats.oldest_age_seconds)
+        failures = CounterMetricFamily(
+            "changarrito_queue_stats_failures",
+            "Scrapes that could not read the queue (the last good reading is kept)",
+            value=self.failures,
+        )
+        yield from (depth, age, failures)
+
+
+class MeteredResolver:
+    """A ``Resolver`` that counts every credential it serves by source (tenant/platform);
+    everything else is the wrapped resolver's."""
+
+    def __init__(self, inner: Resolver, metrics: Metrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self.platform = inner.platform
+
+    async def resolve(
+        self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
+    ) -> Resolved:
+        resolved = await self.inner.resolve(tenant_id, itype, provider)
+        self.metrics.credential(resolved)
+        return resolved
+
+    async def route(self, phone_number_id: str) -> Route:
+        return await self.inner.route(phone_number_id)
+
+    async def sender(self, phone_number_id: str) -> Resolved:
+        resolved = await self.inner.sender(phone_number_id)
+        self.metrics.credential(resolved)
+        return resolved
+
+    def invalidate_tenant(self, tenant_id: UUID) -> None:
+        self.inner.invalidate_tenant(tenant_id)
+
+    def invalidate_number(self, phone_number_id: str) -> None:
+        self.inner.invalidate_number(phone_number_id)
