@@ -46,6 +46,9 @@ PLATFORM_APP_SECRET = "platform-app-secret-e2e"
 PLATFORM_LLM_KEY = "sk-platform-llm-key-e2e-000000"
 PLATFORM_MODEL = "platform-model"
 
+#: Seconds a freshly seeded shop may take to reach a running server (a change notification).
+SETTLE = 3.0
+
 T = TypeVar("T")
 
 
@@ -74,6 +77,7 @@ class World:
         self.graph = graph
         self.llm = llm
         self.keyring = KeyRing.generate("e2e")
+        self.seeded_at = 0.0
         asyncio.run(self._migrate())
 
     async def _migrate(self) -> None:
@@ -177,6 +181,7 @@ class World:
                 )
         finally:
             await pool.close()
+        self.seeded_at = time.monotonic()
         return Shop(**{**shop.__dict__, "tenant_id": tenant.id})
 
     # Meta's side ------------------------------------------------------------------------------
@@ -185,15 +190,22 @@ class World:
     def text_webhook(phone_number_id: str, *messages: dict[str, Any]) -> dict[str, Any]:
         return webhook(change(phone_number_id, messages=list(messages)))
 
-    @staticmethod
-    def post(server_url: str, payload: dict[str, Any], secret: str) -> httpx.Response:
+    def post(self, server_url: str, payload: dict[str, Any], secret: str) -> httpx.Response:
+        """Posts a signed webhook and expects 200. A shop seeded a moment ago reaches the
+        server through a change notification; until it has (milliseconds), its app secret is
+        unknown there and the post is a 401, retried here for up to ``SETTLE`` seconds."""
         body = encode(payload)
-        response = httpx.post(
-            server_url + "/webhooks/whatsapp",
-            content=body,
-            headers=signed_headers(body, secret),
-            timeout=10,
-        )
+        while True:
+            response = httpx.post(
+                server_url + "/webhooks/whatsapp",
+                content=body,
+                headers=signed_headers(body, secret),
+                timeout=10,
+            )
+            settling = time.monotonic() - self.seeded_at < SETTLE
+            if response.status_code != 401 or not settling:
+                break
+            time.sleep(0.05)
         assert response.status_code == 200, response.text
         return response
 
