@@ -3,12 +3,15 @@ A customer writes (a signed webhook), the shop answers (what reaches the fake Gr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,11 +39,24 @@ def world(pg_admin_url: str) -> Iterator[World]:
 
 
 @pytest.fixture(scope="module")
-def server(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def serve_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serve")
+
+
+@pytest.fixture(scope="module")
+def server(world: World, serve_folder: Path) -> Iterator[str]:
     """One real ``changarrito serve`` (role all, its workers in-process) for every test here."""
     env = world.env(CHANGARRITO_WORKERS_CONCURRENCY="4")
-    with running_server(env, tmp_path_factory.mktemp("serve")) as url:
+    with running_server(env, serve_folder) as url:
         yield url
+
+
+def log_lines(folder: Path) -> list[dict[str, Any]]:
+    lines = []
+    for line in (folder / "serve.log").read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            lines.append(json.loads(line))
+    return lines
 
 
 def test_a_shop_with_its_own_credentials_answers_from_its_number_with_its_llm(
@@ -64,6 +80,26 @@ def test_a_shop_with_its_own_credentials_answers_from_its_number_with_its_llm(
     assert read.body["message_id"] == wamid and read.body["typing_indicator"] == {"type": "text"}
     assert read.headers["authorization"] == f"Bearer {shop.token}"
     wait_for("the answered state", lambda: world.inbound(wamid)["state"] == "answered")
+
+
+def test_every_log_line_of_a_messages_journey_names_tenant_number_and_wamid(
+    world: World, server: str, serve_folder: Path
+) -> None:
+    shop = world.shop("cocina", "121000000000012")
+    wamid = world.say(server, shop, "¿Qué hay de comer?")
+    wait_for("the answer", lambda: world.inbound(wamid)["state"] == "answered")
+
+    journey = [line for line in log_lines(serve_folder) if line.get("wamid") == wamid]
+
+    events = [line["event"] for line in journey]
+    assert "message.claimed" in events and "message.answered" in events
+    assert any(str(e).startswith("HTTP Request: POST") for e in events)  # httpx's lines too
+    for line in journey:
+        assert line["tenant_id"] == str(shop.tenant_id), line
+        assert line["phone_number_id"] == shop.phone_number_id, line
+    text = (serve_folder / "serve.log").read_text()
+    for secret in (shop.token, shop.llm_key, shop.app_secret):
+        assert secret and secret not in text
 
 
 def test_a_shop_on_the_platforms_llm_answers_from_its_own_number_with_its_own_token(

@@ -96,6 +96,8 @@ def configure_logging(
         structlog.stdlib.ProcessorFormatter(
             processor=renderer,
             foreign_pre_chain=[
+                # Lines from libraries (httpx, psycopg) carry the bound context too.
+                structlog.contextvars.merge_contextvars,
                 structlog.stdlib.add_logger_name,
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
