@@ -190,6 +190,14 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM exits through ``SystemExit``, so the scratch database and the started
+    processes are still cleaned up (Python's default would skip every ``finally``)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def say(*parts: Any) -> None:
     print(*parts, file=sys.stderr, flush=True)
 

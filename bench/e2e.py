@@ -31,6 +31,7 @@ from typing import Any
 from bench.common import (
     admin_url,
     describe_machine,
+    exit_on_sigterm,
     free_port,
     machine,
     ratio,
@@ -202,6 +203,7 @@ def report(data: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=TARGET_RATE, help="webhooks per second")
     parser.add_argument("--duration", type=float, default=60, help="seconds of load")

@@ -34,6 +34,7 @@ from bench.common import (
     ROOT,
     admin_url,
     describe_machine,
+    exit_on_sigterm,
     machine,
     ratio,
     say,
@@ -369,6 +370,7 @@ def report(data: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=float, default=15, help="seconds of the peak phase")

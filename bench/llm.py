@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from typing import Any
 
 from bench.common import (
     describe_machine,
+    exit_on_sigterm,
     free_port,
     machine,
     ratio,
@@ -62,9 +64,16 @@ async def build_calls(base_url: str) -> tuple[dict[str, Call], Callable[[], Awai
     import msgspec
 
     from changarrito.adapters.http import DEFAULT_LIMITS, DEFAULT_TIMEOUT, HttpClients
+    from changarrito.adapters.logs import configure_logging
     from changarrito.domain.llm import ChatMessage
     from changarrito.plugins.manager import load_plugins
 
+    # Logging as the service configures it (CHANGARRITO_LOG_LEVEL, default INFO).
+    configure_logging(os.environ.get("CHANGARRITO_LOG_LEVEL", "INFO"))
+    # ... which sets the root logger: keep LiteLLM's own loggers at LITELLM_LOG (ERROR), as
+    # they are without it, so that neither client pays for log lines.
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     # Ours: the registry as the composition root builds it, with the platform's endpoint
     # pointed at the fake through OPENAI_BASE_URL.
     http = HttpClients()
@@ -236,6 +245,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=400, help="calls per client per round")
