@@ -91,6 +91,23 @@ def test_a_rejected_token_fails_at_once_and_marks_the_credential_unverified(
     assert not verified and "access token" in (error or "")
     assert len(attempts_to(world, wamid)) == 1  # never retried
 
+    # Once the shop fixed its token, an operator replays the message.
+    replay = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("changarrito")),
+            "messages",
+            "retry",
+            str(failed["id"]),
+        ],
+        env={"PATH": os.environ.get("PATH", ""), **world.env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert replay.returncode == 0, replay.stderr
+    wait_for("the replayed answer", lambda: world.inbound(wamid)["state"] == "answered")
+    assert len(world.graph.replies_to(wamid)) == 1
+
 
 def test_a_graph_api_that_stops_answering_is_retried_after_the_timeout(
     world: World, server: str
