@@ -64,3 +64,28 @@ def test_an_unknown_notification_clears_everything() -> None:
     cache.put_resolved(tenant, LLM, None, _resolved(tenant))
     cache.on_change("all", "")
     assert cache.get_resolved(tenant, LLM, None) is None
+
+
+def test_a_full_cache_forgets_the_oldest_entries_first() -> None:
+    cache = TTLResolutionCache(maxsize=3)
+    for n in range(5):
+        cache.put_route(Route(str(n), None))
+    assert [cache.get_route(str(n)) is not None for n in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+
+
+def test_an_expired_tenant_entry_is_replaced_not_extended() -> None:
+    now = [0.0]
+    cache = TTLResolutionCache(ttl=10, clock=lambda: now[0])
+    tenant = uuid.uuid4()
+    cache.put_resolved(tenant, LLM, None, _resolved(tenant))
+    now[0] = 11
+    assert cache.get_resolved(tenant, LLM, None) is None
+    cache.put_resolved(tenant, LLM, "other", _resolved(tenant))
+    assert cache.get_resolved(tenant, LLM, None) is None
+    assert cache.get_resolved(tenant, LLM, "other") is not None

@@ -1,40 +1,55 @@
-"""The resolution cache: cachetools TTL caches scoped by tenant, invalidated on change."""
+"""The resolution cache: plain dicts with monotonic expiry, scoped by tenant.
+
+A hit is two dictionary lookups and a clock read (no locks, no cachetools bookkeeping): the
+WhatsApp hot path resolves a sender on every message. Entries live under their tenant's id,
+so invalidating a tenant is one ``pop`` and an entry can only be stored under the tenant it
+was resolved for (anything else is refused). A tenant's entries expire together, at most
+``ttl`` seconds after the first was stored.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import TypeVar
 from uuid import UUID
-
-from cachetools import TTLCache
 
 from changarrito.domain.model import IntegrationType, Resolved, Route
 
 _Entries = dict[tuple[IntegrationType, str | None], Resolved]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class TTLResolutionCache:
-    """Implements the domain's ``ResolutionCache``.
+    """Implements the domain's ``ResolutionCache``."""
 
-    Entries live under their tenant's id, so invalidating a tenant is one ``pop`` and an entry
-    can only be stored under the tenant it was resolved for (anything else is refused).
-    A tenant's entries expire together, at most ``ttl`` seconds after the first was stored.
-    """
-
-    def __init__(self, ttl: float = 300.0, maxsize: int = 200_000) -> None:
-        self._tenants: TTLCache[UUID, _Entries] = TTLCache(maxsize=maxsize, ttl=ttl)
-        self._routes: TTLCache[str, Route] = TTLCache(maxsize=maxsize, ttl=ttl)
+    def __init__(
+        self,
+        ttl: float = 300.0,
+        maxsize: int = 200_000,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.maxsize = maxsize
+        self._clock = clock
+        self._tenants: dict[UUID, tuple[float, _Entries]] = {}
+        self._routes: dict[str, tuple[float, Route]] = {}
         self.hits = 0
         self.misses = 0
 
     def get_resolved(
         self, tenant_id: UUID, integration_type: IntegrationType, provider: str | None
     ) -> Resolved | None:
-        entries = self._tenants.get(tenant_id)
-        value = entries.get((integration_type, provider)) if entries is not None else None
-        if value is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return value
+        item = self._tenants.get(tenant_id)
+        if item is not None and item[0] > self._clock():
+            value = item[1].get((integration_type, provider))
+            if value is not None:
+                self.hits += 1
+                return value
+        self.misses += 1
+        return None
 
     def put_resolved(
         self,
@@ -45,29 +60,32 @@ class TTLResolutionCache:
     ) -> None:
         if value.tenant_id != tenant_id:
             raise ValueError("refusing to cache a resolution under another tenant's key")
-        entries = self._tenants.get(tenant_id)
-        if entries is None:
-            entries = self._tenants[tenant_id] = {}
-        entries[(integration_type, provider)] = value
+        now = self._clock()
+        item = self._tenants.get(tenant_id)
+        if item is None or item[0] <= now:
+            item = (now + self.ttl, {})
+            self._store(self._tenants, tenant_id, item, now)
+        item[1][(integration_type, provider)] = value
 
     def get_route(self, phone_number_id: str) -> Route | None:
-        route = self._routes.get(phone_number_id)
-        if route is None:
-            self.misses += 1
-        else:
+        item = self._routes.get(phone_number_id)
+        if item is not None and item[0] > self._clock():
             self.hits += 1
-        return route
+            return item[1]
+        self.misses += 1
+        return None
 
     def put_route(self, route: Route) -> None:
-        self._routes[route.phone_number_id] = route
+        now = self._clock()
+        self._store(self._routes, route.phone_number_id, (now + self.ttl, route), now)
 
     def invalidate_tenant(self, tenant_id: UUID) -> None:
         self._tenants.pop(tenant_id, None)
 
     def invalidate_number(self, phone_number_id: str) -> None:
-        route = self._routes.pop(phone_number_id, None)
-        if route is not None and route.tenant_id is not None:
-            self._tenants.pop(route.tenant_id, None)
+        item = self._routes.pop(phone_number_id, None)
+        if item is not None and item[1].tenant_id is not None:
+            self._tenants.pop(item[1].tenant_id, None)
 
     def clear(self) -> None:
         self._tenants.clear()
@@ -84,3 +102,14 @@ class TTLResolutionCache:
             self.invalidate_number(value)
         else:
             self.clear()
+
+    def _store(
+        self, table: dict[K, tuple[float, V]], key: K, item: tuple[float, V], now: float
+    ) -> None:
+        table[key] = item
+        if len(table) > self.maxsize:
+            # Drop what has expired; if still full, the oldest insertions (dicts keep order).
+            for stale in [k for k, (expiry, _) in table.items() if expiry <= now]:
+                del table[stale]
+            while len(table) > self.maxsize:
+                del table[next(iter(table))]
