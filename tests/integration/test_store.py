@@ -245,3 +245,34 @@ async def test_a_number_can_only_be_claimed_with_its_own_tenants_credential(
     cred, number = whatsapp(tenant.id, "EAAG-mismatch")
     with pytest.raises(ValidationFailed):
         await store.save_credential(cred, WhatsAppNumber(uuid4(), number.phone_number_id))
+
+
+async def test_a_number_and_its_owners_whatsapp_credentials_come_back_together(
+    pool, cipher
+) -> None:
+    from changarrito.adapters.postgres.store import PostgresStore
+    from changarrito.domain.model import (
+        WHATSAPP_PROVIDER,
+        Credential,
+        IntegrationType,
+        Secrets,
+        WhatsAppNumber,
+    )
+
+    store = PostgresStore(pool, cipher)
+    tenant = await store.create_tenant("Tortillería La Güera")
+    pnid = str(uuid4().int)[:15]
+    assert await store.number_with_credentials(pnid) == (None, [])
+    await store.save_credential(
+        Credential(
+            tenant.id,
+            IntegrationType.WHATSAPP,
+            WHATSAPP_PROVIDER,
+            Secrets({"accessToken": "EAAtoken-number-with-credentials"}),
+            {"phoneNumberId": pnid},
+        ),
+        WhatsAppNumber(tenant.id, pnid, "+5215512345678"),
+    )
+    number, credentials = await store.number_with_credentials(pnid)
+    assert number is not None and number.tenant_id == tenant.id
+    assert [c.secrets["accessToken"] for c in credentials] == ["EAAtoken-number-with-credentials"]

@@ -103,6 +103,19 @@ class FakeCredentialStore:
         self.calls["number_owner"] += 1
         return self.numbers.get(phone_number_id)
 
+    async def number_with_credentials(
+        self, phone_number_id: str
+    ) -> tuple[WhatsAppNumber | None, list[Credential]]:
+        self.calls["number_with_credentials"] += 1
+        owner = self.numbers.get(phone_number_id)
+        if owner is None:
+            return None, []
+        return owner, [
+            c
+            for c in self.credentials
+            if c.tenant_id == owner.tenant_id and c.integration_type == IntegrationType.WHATSAPP
+        ]
+
     async def numbers_for(self, tenant_id: UUID) -> list[WhatsAppNumber]:
         self.calls["numbers_for"] += 1
         return [n for n in self.numbers.values() if n.tenant_id == tenant_id]

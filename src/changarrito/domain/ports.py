@@ -88,6 +88,13 @@ class CredentialStore(Protocol):
 
     async def number_owner(self, phone_number_id: str) -> WhatsAppNumber | None: ...
 
+    async def number_with_credentials(
+        self, phone_number_id: str
+    ) -> tuple[WhatsAppNumber | None, list[Credential]]:
+        """The number's owner (``None``: nobody) and that tenant's WhatsApp credentials, in
+        one round trip."""
+        ...
+
     async def numbers_for(self, tenant_id: UUID) -> list[WhatsAppNumber]: ...
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from uuid import UUID
 
 from changarrito.domain import resolution
-from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved, Route
+from changarrito.domain.model import (
+    Credential,
+    IntegrationType,
+    PlatformDefaults,
+    Resolved,
+    Route,
+)
 from changarrito.domain.ports import CredentialStore, ResolutionCache
 
 #: Prefix of the cache slot holding a WhatsApp sender, keyed by the receiving number.
@@ -51,21 +57,32 @@ class CredentialResolver:
         return route
 
     async def sender(self, phone_number_id: str) -> Resolved:
-        """The WhatsApp credential that replies from ``phone_number_id``."""
-        route = await self.route(phone_number_id)
-        key = route.tenant_id
+        """The WhatsApp credential that replies from ``phone_number_id``.
+
+        A hit is two cache lookups; a miss on both the route and the sender is one store
+        round trip (the number's owner together with its WhatsApp credentials).
+        """
         # Its own cache slot: a provider id can never look like this.
         slot = SENDER_SLOT + phone_number_id
-        if key is not None:
+        route = self.cache.get_route(phone_number_id)
+        stored: list[Credential] | None = None
+        if route is None:
+            if phone_number_id == self.platform.whatsapp_phone_number_id:
+                owner = None
+            else:
+                owner, stored = await self.store.number_with_credentials(phone_number_id)
+            route = resolution.route_number(phone_number_id, owner, self.platform)
+            self.cache.put_route(route)
+        key = route.tenant_id
+        if key is None:
+            return resolution.resolve_sender(route, [], self.platform)
+        if stored is None:
             cached = self.cache.get_resolved(key, IntegrationType.WHATSAPP, slot)
             if cached is not None:
                 return cached
             stored = await self.store.credentials_for(key, IntegrationType.WHATSAPP)
-        else:
-            stored = []
         resolved = resolution.resolve_sender(route, stored, self.platform)
-        if key is not None:
-            self.cache.put_resolved(key, IntegrationType.WHATSAPP, slot, resolved)
+        self.cache.put_resolved(key, IntegrationType.WHATSAPP, slot, resolved)
         return resolved
 
     def invalidate_tenant(self, tenant_id: UUID) -> None:

@@ -98,6 +98,20 @@ RETURNING id;
 SELECT tenant_id, phone_number_id, phone_number, display_name, is_active, id
 FROM tenant_whatsapp_numbers WHERE phone_number_id = %(phone_number_id)s;
 
+-- name: number_with_credentials
+-- A number's owner and that tenant's WhatsApp credentials in one round trip (the webhook's
+-- uncached path): no row when nobody owns the number, one row of credential nulls when the
+-- owner has none.
+SELECT n.tenant_id AS number_tenant_id, n.phone_number_id, n.phone_number, n.display_name,
+       n.is_active AS number_is_active, n.id AS number_id,
+       c.id, c.tenant_id, c.integration_type, c.provider, c.credentials, c.config, c.is_active,
+       c.is_verified, c.priority, c.created_at, c.updated_at, c.verified_at,
+       c.verification_error
+FROM tenant_whatsapp_numbers n
+LEFT JOIN tenant_integration_credentials c
+       ON c.tenant_id = n.tenant_id AND c.integration_type = 'whatsapp'
+WHERE n.phone_number_id = %(phone_number_id)s;
+
 -- name: numbers_for
 -- The tenant's numbers; a single row of nulls when it has none, no row when no such tenant.
 SELECT t.id AS owner_id, n.tenant_id, n.phone_number_id, n.phone_number, n.display_name,

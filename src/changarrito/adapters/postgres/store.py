@@ -215,6 +215,35 @@ class PostgresStore:
                 await cur.execute(QUERIES["number_owner"], {"phone_number_id": phone_number_id})
                 return await cur.fetchone()
 
+    async def number_with_credentials(
+        self, phone_number_id: str
+    ) -> tuple[WhatsAppNumber | None, list[Credential]]:
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    QUERIES["number_with_credentials"], {"phone_number_id": phone_number_id}
+                )
+                names = [c.name for c in cur.description or ()]
+                rows = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+        if not rows:
+            return None, []
+        first = rows[0]
+        number = WhatsAppNumber(
+            tenant_id=first["number_tenant_id"],
+            phone_number_id=first["phone_number_id"],
+            phone_number=first["phone_number"],
+            display_name=first["display_name"],
+            is_active=first["number_is_active"],
+            id=first["number_id"],
+        )
+        fields = set(CredentialRow.__dataclass_fields__)
+        stored = [
+            CredentialRow(**{k: v for k, v in r.items() if k in fields})
+            for r in rows
+            if r["id"] is not None
+        ]
+        return number, [await self._decrypt(row) for row in stored]
+
     async def numbers_for(self, tenant_id: UUID) -> list[WhatsAppNumber]:
         with translated():
             async with self.pool.connection() as conn:
