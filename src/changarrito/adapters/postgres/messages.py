@@ -20,9 +20,11 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 from changarrito.adapters.postgres.queries import parse
+from changarrito.adapters.postgres.queue import SQL as QUEUE_SQL
 from changarrito.domain.whatsapp import (
     STATUS_ORDER,
     InboundMessage,
+    InboundState,
     Intake,
     StatusUpdate,
     WebhookEvent,
@@ -51,6 +53,9 @@ async def write_intakes(conn: Connection, intakes: Iterable[Intake]) -> set[str]
     if messages:
         rows = [messages[k] for k in sorted(messages)]
         inserted = await conn.execute(SQL["insert_inbound"], _inbound_columns(rows))
+        if any(m.state is InboundState.PENDING for m in rows):
+            # Delivered on commit: idle workers claim at once instead of at their next poll.
+            await conn.execute(QUEUE_SQL["notify_inbound"], {"payload": ""})
     if statuses:
         ordered = [statuses[k] for k in sorted(statuses)]
         await conn.execute(SQL["insert_statuses"], _status_columns(ordered))
