@@ -28,7 +28,12 @@ from changarrito.adapters.whatsapp.webhook_parser import (
     parse,
     to_intake,
 )
-from changarrito.domain.errors import InvalidSignature, StorageUnavailable, UnknownPhoneNumber
+from changarrito.domain.errors import (
+    InvalidSignature,
+    NotConfigured,
+    StorageUnavailable,
+    UnknownPhoneNumber,
+)
 from changarrito.domain.model import utcnow
 from changarrito.domain.whatsapp import RouteKind
 from changarrito.entrypoints.http.metrics import WebhookMetrics, mark_webhook_outcome
@@ -142,19 +147,25 @@ async def _verify(
     destinations: dict[str, Destination] = {}
     secrets: set[str | None] = set()
     for pnid in numbers:
+        # The number's sender credential (one cached lookup, or one round trip) carries the
+        # owning tenant's app secret, fresh from the same read as its route; in the whatsapp
+        # role it comes through the backend like every other credential.
+        own: str | None = None
         try:
-            route = await container.resolver.route(pnid)
+            sender = await container.resolver.sender(pnid)
+            tenant_id = sender.tenant_id
+            own = sender.secrets.get("appSecret") if tenant_id is not None else None
         except UnknownPhoneNumber:
             destinations[pnid] = Destination(RouteKind.UNROUTED, None)
             secrets.add(platform)
             continue
-        if route.tenant_id is None:
+        except NotConfigured:  # routed, but no sending credential: the platform's app signs
+            tenant_id = (await container.resolver.route(pnid)).tenant_id
+        if tenant_id is None:
             destinations[pnid] = Destination(RouteKind.PLATFORM, None)
-            secrets.add(platform)
         else:
-            destinations[pnid] = Destination(RouteKind.TENANT, route.tenant_id)
-            own = await _apps(container).app_secret(route.tenant_id)
-            secrets.add(own or platform)
+            destinations[pnid] = Destination(RouteKind.TENANT, tenant_id)
+        secrets.add(own or platform)
     for waba in hook.unnumbered_wabas if hook.changes else {None}:
         owner = await _apps(container).tenant_of_account(waba) if waba else None
         own = await _apps(container).app_secret(owner) if owner else None
