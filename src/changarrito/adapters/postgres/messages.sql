@@ -37,10 +37,13 @@ ORDER BY u.wamid, u.status
 ON CONFLICT (wamid, status) DO NOTHING;
 
 -- name: insert_events
--- Changes of other fields and value-level errors, as sent (a JSON array of rows).
+-- Changes of other fields and value-level errors, as sent (a JSON array of rows). A JSON null
+-- (an error or value sent as null, or a change without a value) is kept as the jsonb 'null':
+-- json_to_recordset reads it as SQL NULL, which the NOT NULL payload would refuse.
 INSERT INTO whatsapp_webhook_events
     (kind, field, waba_id, phone_number_id, tenant_id, error_code, payload)
-SELECT u.kind, u.field, u.waba_id, u.phone_number_id, u.tenant_id, u.error_code, u.payload
+SELECT u.kind, u.field, u.waba_id, u.phone_number_id, u.tenant_id, u.error_code,
+       coalesce(u.payload, 'null'::jsonb)
 FROM json_to_recordset(%(rows)s::json)
      AS u(kind text, field text, waba_id text, phone_number_id text, tenant_id uuid,
           error_code int, payload jsonb);
