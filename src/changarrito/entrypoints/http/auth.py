@@ -14,7 +14,7 @@ Every failure is a 401 ``application/problem+json`` with a stable ``type`` (``mi
 or tenants. In a controller::
 
     @get("/things", dependencies=TENANT_AUTH, security=BEARER)
-    async def things(principal: TenantPrincipal) -> ...: ...
+    async def things(principal: NamedDependency[TenantPrincipal]) -> ...: ...
 
 Internal API: ``guards=[require_internal_key]`` compares ``X-Internal-Key`` with
 ``INTERNAL_API_KEY`` in constant time; the backend role refuses to start without the key
@@ -273,7 +273,8 @@ async def provide_principal(request: Request[Any, Any, Any]) -> TenantPrincipal:
     return principal
 
 
-#: ``dependencies=TENANT_AUTH`` gives a handler a ``principal: TenantPrincipal`` argument.
+#: ``dependencies=TENANT_AUTH`` gives a handler a ``principal: NamedDependency[TenantPrincipal]``
+#: argument (``litestar.di.NamedDependency``: injected by its name).
 TENANT_AUTH: dict[str, Provide] = {"principal": Provide(provide_principal)}
 
 

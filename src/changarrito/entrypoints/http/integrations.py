@@ -9,11 +9,11 @@ documented shape: 400 ``invalid-request``; values the provider's schema refuses:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post, put
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody, PathParameter
 
 from changarrito.domain.integrations import Actor, Integrations
 from changarrito.domain.model import IntegrationType
@@ -36,11 +36,14 @@ WA = IntegrationType.WHATSAPP
 LLM = IntegrationType.LLM
 PAY = IntegrationType.PAYMENTS
 
-ProviderPath = Parameter(
-    title="provider",
-    description="Payment provider id (stripe, mercadopago, clip, or a plugin's).",
-    pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
-)
+ProviderPath = Annotated[
+    str,
+    PathParameter(
+        title="provider",
+        description="Payment provider id (stripe, mercadopago, clip, or a plugin's).",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+    ),
+]
 
 
 async def provide_use_cases(request: Request[Any, Any, Any]) -> Integrations:
@@ -70,7 +73,7 @@ class IntegrationsController(Controller):
 
     @get("/status", responses=READ, summary="The tenant's integrations at a glance")
     async def status(
-        self, principal: TenantPrincipal, use_cases: Integrations
+        self, principal: NamedDependency[TenantPrincipal], use_cases: NamedDependency[Integrations]
     ) -> IntegrationsStatus:
         return IntegrationsStatus.of(await use_cases.status(principal.tenant_id))
 
@@ -78,7 +81,7 @@ class IntegrationsController(Controller):
 
     @get("/whatsapp", responses=problem_responses(401, 404, 503), summary="The tenant's number")
     async def get_whatsapp(
-        self, principal: TenantPrincipal, use_cases: Integrations
+        self, principal: NamedDependency[TenantPrincipal], use_cases: NamedDependency[Integrations]
     ) -> Integration:
         return Integration.of(await use_cases.get(principal.tenant_id, WA))
 
@@ -86,9 +89,9 @@ class IntegrationsController(Controller):
     async def put_whatsapp(
         self,
         request: Request[Any, Any, Any],
-        principal: TenantPrincipal,
-        use_cases: Integrations,
-        data: WhatsAppIntegrationUpdate,
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Integrations],
+        data: JSONBody[WhatsAppIntegrationUpdate],
     ) -> Integration:
         c = data.credentials
         secrets = {
@@ -110,13 +113,19 @@ class IntegrationsController(Controller):
 
     @delete("/whatsapp", responses=READ, summary="Back to the platform's number")
     async def delete_whatsapp(
-        self, request: Request[Any, Any, Any], principal: TenantPrincipal, use_cases: Integrations
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Integrations],
     ) -> None:
         await use_cases.delete(actor(request, principal), principal.tenant_id, WA)
 
     @post("/whatsapp/verify", status_code=200, responses=VERIFY, summary="Check the token")
     async def verify_whatsapp(
-        self, request: Request[Any, Any, Any], principal: TenantPrincipal, use_cases: Integrations
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Integrations],
     ) -> VerificationResult:
         result = await use_cases.verify(actor(request, principal), principal.tenant_id, WA)
         return VerificationResult.of(result)
@@ -124,16 +133,18 @@ class IntegrationsController(Controller):
     # --- LLM ----------------------------------------------------------------------------
 
     @get("/llm", responses=problem_responses(401, 404, 503), summary="The tenant's LLM")
-    async def get_llm(self, principal: TenantPrincipal, use_cases: Integrations) -> Integration:
+    async def get_llm(
+        self, principal: NamedDependency[TenantPrincipal], use_cases: NamedDependency[Integrations]
+    ) -> Integration:
         return Integration.of(await use_cases.get(principal.tenant_id, LLM))
 
     @put("/llm", responses=WRITE, summary="Use the tenant's own LLM provider and key")
     async def put_llm(
         self,
         request: Request[Any, Any, Any],
-        principal: TenantPrincipal,
-        use_cases: Integrations,
-        data: LLMIntegrationUpdate,
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Integrations],
+        data: JSONBody[LLMIntegrationUpdate],
     ) -> Integration:
         view = await use_cases.configure(
             actor(request, principal),
@@ -147,13 +158,19 @@ class IntegrationsController(Controller):
 
     @delete("/llm", responses=READ, summary="Back to the platform's LLM")
     async def delete_llm(
-        self, request: Request[Any, Any, Any], principal: TenantPrincipal, use_cases: Integrations
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Integrations],
     ) -> None:
         await use_cases.delete(actor(request, principal), principal.tenant_id, LLM)
 
     @post("/llm/verify", status_code=200, responses=VERIFY, summary="Check the LLM key")
     async def verify_llm(
-        self, request: Request[Any, Any, Any], principal: TenantPrincipal, use_cases: Integrations
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Integrations],
     ) -> VerificationResult:
         result = await use_cases.verify(actor(request, principal), principal.tenant_id, LLM)
         return VerificationResult.of(result)
@@ -167,9 +184,9 @@ class IntegrationsController(Controller):
     )
     async def get_payment(
         self,
-        principal: TenantPrincipal,
-        use_cases: Integrations,
-        provider: str = ProviderPath,
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Integrations],
+        provider: ProviderPath,
     ) -> Integration:
         return Integration.of(await use_cases.get(principal.tenant_id, PAY, provider))
 
@@ -181,10 +198,10 @@ class IntegrationsController(Controller):
     async def put_payment(
         self,
         request: Request[Any, Any, Any],
-        principal: TenantPrincipal,
-        use_cases: Integrations,
-        data: PaymentIntegrationUpdate,
-        provider: str = ProviderPath,
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Integrations],
+        data: JSONBody[PaymentIntegrationUpdate],
+        provider: ProviderPath,
     ) -> Integration:
         view = await use_cases.configure(
             actor(request, principal),
@@ -204,9 +221,9 @@ class IntegrationsController(Controller):
     async def delete_payment(
         self,
         request: Request[Any, Any, Any],
-        principal: TenantPrincipal,
-        use_cases: Integrations,
-        provider: str = ProviderPath,
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Integrations],
+        provider: ProviderPath,
     ) -> None:
         await use_cases.delete(actor(request, principal), principal.tenant_id, PAY, provider)
 
@@ -219,9 +236,9 @@ class IntegrationsController(Controller):
     async def verify_payment(
         self,
         request: Request[Any, Any, Any],
-        principal: TenantPrincipal,
-        use_cases: Integrations,
-        provider: str = ProviderPath,
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Integrations],
+        provider: ProviderPath,
     ) -> VerificationResult:
         result = await use_cases.verify(
             actor(request, principal), principal.tenant_id, PAY, provider

@@ -6,12 +6,12 @@ The only endpoints that return secrets; shapes in ``internal_schemas`` (shared w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import structlog
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, PathParameter
 
 from changarrito.domain.model import AuditEntry, IntegrationType, Resolved, Source
 from changarrito.entrypoints.http.auth import INTERNAL, require_internal_key
@@ -28,9 +28,10 @@ log = structlog.get_logger("changarrito.internal")
 
 MAX_BODY_BYTES = 16 * 1024
 
-PhoneNumberIdPath = Parameter(
-    description="A WhatsApp phone number id (Graph's decimal id).", max_length=64
-)
+PhoneNumberIdPath = Annotated[
+    str,
+    PathParameter(description="A WhatsApp phone number id (Graph's decimal id).", max_length=64),
+]
 
 
 def _resolved(resolved: Resolved, request: Request[Any, Any, Any]) -> ResolvedCredential:
@@ -65,7 +66,7 @@ class InternalController(Controller):
         summary="A tenant's resolved WhatsApp credentials (contains secrets)",
     )
     async def whatsapp(
-        self, request: Request[Any, Any, Any], tenant_id: UUID
+        self, request: Request[Any, Any, Any], tenant_id: FromPath[UUID]
     ) -> ResolvedCredential:
         resolver = request.app.state.container.resolver
         return _resolved(await resolver.resolve(tenant_id, IntegrationType.WHATSAPP), request)
@@ -75,7 +76,9 @@ class InternalController(Controller):
         responses=problem_responses(400, 401, 404, 409, 503),
         summary="A tenant's resolved LLM provider, key, model and options (contains secrets)",
     )
-    async def llm(self, request: Request[Any, Any, Any], tenant_id: UUID) -> ResolvedCredential:
+    async def llm(
+        self, request: Request[Any, Any, Any], tenant_id: FromPath[UUID]
+    ) -> ResolvedCredential:
         resolver = request.app.state.container.resolver
         return _resolved(await resolver.resolve(tenant_id, IntegrationType.LLM), request)
 
@@ -87,7 +90,7 @@ class InternalController(Controller):
     async def resolve_tenant(
         self,
         request: Request[Any, Any, Any],
-        phone_number_id: str = PhoneNumberIdPath,
+        phone_number_id: PhoneNumberIdPath,
     ) -> TenantRoute:
         route = await request.app.state.container.resolver.route(phone_number_id)
         return TenantRoute(tenant_id=route.tenant_id)
@@ -98,7 +101,9 @@ class InternalController(Controller):
         responses=problem_responses(400, 401, 413, 422, 503),
         summary="Create a tenant (the platform's sign-up)",
     )
-    async def create_tenant(self, request: Request[Any, Any, Any], data: TenantCreate) -> Tenant:
+    async def create_tenant(
+        self, request: Request[Any, Any, Any], data: JSONBody[TenantCreate]
+    ) -> Tenant:
         container = request.app.state.container
         tenant = await container.store.create_tenant(data.name)
         client = request.client

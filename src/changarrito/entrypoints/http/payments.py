@@ -21,8 +21,9 @@ import msgspec
 import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ValidationException
+from litestar.params import FromPath, JSONBody
 
 from changarrito.adapters.postgres.payments import PostgresPaymentStore
 from changarrito.domain.payments import PaymentLinkRecord, PaymentLinkRequest, Payments
@@ -140,7 +141,10 @@ class PaymentLinksController(Controller):
         responses=problem_responses(400, 401, 409, 413, 422, 502, 503),
     )
     async def create_link(
-        self, data: PaymentLinkCreate, principal: TenantPrincipal, use_cases: Payments
+        self,
+        data: JSONBody[PaymentLinkCreate],
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Payments],
     ) -> PaymentLink:
         """Creates a hosted payment link with the tenant's payment credentials, or the
         platform's when the tenant has none."""
@@ -167,7 +171,10 @@ class PaymentLinksController(Controller):
         responses=problem_responses(401, 404, 503),
     )
     async def show_link(
-        self, link_id: UUID, principal: TenantPrincipal, use_cases: Payments
+        self,
+        link_id: FromPath[UUID],
+        principal: NamedDependency[TenantPrincipal],
+        use_cases: NamedDependency[Payments],
     ) -> PaymentLink:
         """The tenant's payment link and its latest status."""
         return PaymentLink.of(await use_cases.get_link(principal.tenant_id, link_id))
@@ -182,7 +189,10 @@ class PaymentLinksController(Controller):
     responses=problem_responses(401, 404, 413, 422, 502, 503),
 )
 async def payment_webhook(
-    request: Request[Any, Any, Any], provider: str, tenant_id: UUID, use_cases: Payments
+    request: Request[Any, Any, Any],
+    provider: FromPath[str],
+    tenant_id: FromPath[UUID],
+    use_cases: NamedDependency[Payments],
 ) -> NotificationReceipt:
     """A payment provider's notification about a tenant's payment (signed, or re-fetched from
     the provider where it does not sign)."""
