@@ -222,7 +222,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_answers_nothing_twice(
     workers.append(Worker(env, tmp_path / "worker-2"))
 
     wamids = [m["id"] for m in messages]
-    wait_for("every reply", lambda: all(fresh_world.graph.replies_to(w) for w in wamids), 30)
+    wait_for("every reply", lambda: all(fresh_world.graph.replies_to(w) for w in wamids), 90)
     wait_for(
         "every answer", lambda: all(fresh_world.inbound(w)["state"] == "answered" for w in wamids)
     )

@@ -248,9 +248,9 @@ def test_two_servers_and_two_workers_answer_every_message_exactly_once_when_a_wo
 
         # Mid-run: once a third is answered, hold the LLM until every worker task waits on it,
         # then kill worker B with its messages in hand.
-        wait_for("a third of the replies", lambda: len(graph.sends()) >= MESSAGES // 3, 20)
+        wait_for("a third of the replies", lambda: len(graph.sends()) >= MESSAGES // 3, 60)
         llm.gate.clear()
-        wait_for("every worker task to wait on the LLM", lambda: llm.held >= 2 * CONCURRENCY, 10)
+        wait_for("every worker task to wait on the LLM", lambda: llm.held >= 2 * CONCURRENCY, 30)
         held_by_victim = in_hand(world.database_url, victim.process.pid)
         assert held_by_victim, "worker B held no message when it was killed"
         victim.signal(signal.SIGKILL)

@@ -255,8 +255,12 @@ class World:
         return bool(row[0]), row[1]
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 15.0) -> T:
-    """Polls ``check`` until it returns something truthy; fails naming ``what`` otherwise."""
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 45.0) -> T:
+    """Polls ``check`` until it returns something truthy; fails naming ``what`` otherwise.
+
+    The default is generous on purpose: a passing check returns at once, and a 2-core CI
+    machine running the whole suite can be several times slower than a quiet one.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -332,7 +336,7 @@ def running_server(env: dict[str, str], folder: Path, role: str = "all") -> Iter
             return False
 
     try:
-        wait_for("the server to be ready", ready, 30)
+        wait_for("the server to be ready", ready, 60)
         yield url
     finally:
         with contextlib.suppress(ProcessLookupError):
