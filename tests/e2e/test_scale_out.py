@@ -266,7 +266,7 @@ def test_two_servers_and_two_workers_answer_every_message_exactly_once_when_a_wo
         replied = {quoted(s) for s in graph.sends()}
         return all(w in replied for w in wamids)
 
-    wait_for("a reply to every message", all_answered, timeout=25)
+    wait_for("a reply to every message", all_answered, timeout=90)
     elapsed = time.monotonic() - started
     time.sleep(1.0)  # time enough for a duplicate reply to show up, were there one
 
