@@ -371,3 +371,74 @@ async def test_recent_messages_are_listed_per_tenant_newest_first_with_their_sta
     assert [m.id for m in failed] == [new]
     assert [m.id for m in await queue.recent(None)] == [platform]
     assert [m.id for m in await queue.recent(tenant, limit=1)] == [new]
+
+
+async def test_a_batch_claim_leases_the_oldest_due_message_of_each_conversation_only(
+    db: Pool,
+) -> None:
+    first = await store_inbound(db, customer="111")
+    await store_inbound(db, customer="111")  # waits for `first`
+    other = await store_inbound(db, customer="222")
+    later = await store_inbound(db, customer="333", available_in=60)
+    queue = MessageQueue(db, lease=60)
+
+    claimed = await queue.claim("w1", limit=10, one_per_conversation=True)
+
+    assert [m.id for m in claimed] == [first, other]
+    assert all(m.attempts == 1 and m.has_reply is False for m in claimed)
+    assert {(await row(db, m.id))["locked_by"] for m in claimed} == {"w1"}
+    assert (await row(db, later))["state"] == "pending"
+    # Nothing more for anyone while `first` is being answered: its next one waits for it.
+    assert await queue.claim("w2", limit=10, one_per_conversation=True) == []
+
+
+async def test_a_batch_claim_skips_locked_rows_and_the_conversation_behind_them(
+    db: Pool,
+) -> None:
+    locked = await store_inbound(db, customer="111")
+    await store_inbound(db, customer="111")
+    free = await store_inbound(db, customer="222")
+    async with db.connection() as other, other.transaction():
+        await other.execute(
+            "SELECT 1 FROM whatsapp_inbound_messages WHERE id = %(id)s FOR UPDATE", {"id": locked}
+        )
+        claimed = await asyncio.wait_for(
+            MessageQueue(db).claim("w1", limit=5, one_per_conversation=True), timeout=5
+        )
+
+    assert [m.id for m in claimed] == [free]
+
+
+async def test_batch_claims_of_concurrent_workers_share_the_queue_once_each(db: Pool) -> None:
+    ids = {await store_inbound(db, customer=str(n % 10)) for n in range(40)}
+    queue = MessageQueue(db, lease=60)
+
+    async def drain(worker: str) -> list[int]:
+        got: list[int] = []
+        while claimed := await queue.claim(worker, limit=4, one_per_conversation=True):
+            assert len({m.customer_id for m in claimed}) == len(claimed)
+            got += [m.id for m in claimed]
+            for m in claimed:
+                assert await queue.finish(worker, m.id, "answered")
+        return got
+
+    results = await asyncio.gather(*(drain(f"w{n}") for n in range(4)))
+
+    everything = [i for r in results for i in r]
+    assert sorted(everything) == sorted(ids)  # each exactly once
+
+
+async def test_a_batch_claim_expires_like_any_lease_and_tells_a_reply_was_recorded(
+    db: Pool,
+) -> None:
+    message_id = await store_inbound(db)
+    crashed = MessageQueue(db, lease=0.2)
+    (message,) = await crashed.claim("w-crashed", limit=5, one_per_conversation=True)
+    await PostgresMessageLog(db).plan(message, "16505551234", ["uno"], fallback=False)
+    assert await MessageQueue(db).claim("w2", limit=5, one_per_conversation=True) == []
+
+    await asyncio.sleep(0.3)
+    (again,) = await MessageQueue(db, lease=60).claim("w2", limit=5, one_per_conversation=True)
+
+    assert again.id == message_id and again.attempts == 2 and again.has_reply is True
+    assert not await crashed.finish("w-crashed", message_id, "answered")

@@ -644,3 +644,30 @@ def test_backoff_grows_exponentially_with_jitter_up_to_a_cap() -> None:
 
 def test_backoff_never_retries_sooner_than_the_provider_asked() -> None:
     assert backoff_delay(1, base=0.1, cap=1.0, retry_after=12.0) == 12.0
+
+
+class CountingLog(FakeLog):
+    planned_calls: int = 0
+
+    async def planned(self, message: InboundMessage) -> list[OutboundPart]:
+        self.planned_calls += 1
+        return await super().planned(message)
+
+
+async def test_a_claim_that_saw_no_reply_spares_reading_the_reply_back() -> None:
+    w = world(log=(log := CountingLog()))
+
+    outcome = await w.pipeline.handle(inbound(has_reply=False))
+
+    assert outcome.kind == "answered" and log.planned_calls == 0
+    assert [s["body"] for s in w.whatsapp.sends] == ["Sí, hasta la XL."]
+
+
+async def test_a_claim_that_saw_a_reply_resumes_it_without_a_second_llm_answer() -> None:
+    log = CountingLog(parts=[OutboundPart(id=1, part=1, text="uno", wamid="wamid.SENT")])
+    w = world(log=log)
+
+    outcome = await w.pipeline.handle(inbound(attempts=2, has_reply=True))
+
+    assert outcome.wamids == ("wamid.SENT",) and log.planned_calls == 1
+    assert w.assistant.calls == [] and w.whatsapp.sends == [] and w.whatsapp.reads == []

@@ -76,6 +76,9 @@ class InboundMessage:
     customer_id: str | None = None
     customer_phone: str | None = None
     customer_user_id: str | None = None
+    #: Whether a reply was already recorded for it when it was claimed (``None``: unknown);
+    #: ``False`` spares the pipeline reading the reply's parts back.
+    has_reply: bool | None = None
 
     @property
     def recipient(self) -> str | None:
@@ -224,7 +227,7 @@ class Pipeline:
     async def _answer(
         self, message: InboundMessage, sender: Resolved, token: str, recipient: str
     ) -> Outcome:
-        parts = await self.messages.planned(message)
+        parts = await self.messages.planned(message) if message.has_reply is not False else []
         fallback = False
         notes: list[str] = []
         if not parts:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -118,7 +119,12 @@ def build_pipeline(container: Container, ws: WorkerSettings) -> Pipeline:
 
 
 class Workers:
-    """The worker tasks of one process. ``run()`` until cancelled or ``stop()``."""
+    """The worker tasks of one process. ``run()`` until cancelled or ``stop()``.
+
+    One claiming loop leases as many due messages as there are free slots (up to
+    ``concurrency``) in one statement, at most one per conversation, and answers each in its
+    own task; one heartbeat renews the leases of every message in hand in one statement.
+    """
 
     def __init__(self, container: Container, settings: WorkerSettings) -> None:
         self.container = container
@@ -129,53 +135,74 @@ class Workers:
         )
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = asyncio.Event()
-        self._wakeups: list[asyncio.Event] = []
+        self._wakeup = asyncio.Event()
+        self._in_hand: dict[int, asyncio.Task[None]] = {}
 
     def stop(self) -> None:
         """Stop claiming; messages in hand finish (``run`` returns when they have)."""
         self._stopping.set()
-        for event in self._wakeups:
-            event.set()
+        self._wakeup.set()
 
     async def run(self) -> None:
         count = max(1, self.settings.concurrency)
-        self._wakeups = [asyncio.Event() for _ in range(count)]
-        tasks = [
-            asyncio.create_task(self._loop(f"{self.name}:{n}", self._wakeups[n]))
-            for n in range(count)
-        ]
+        claimer = asyncio.create_task(self._claim_loop(count))
+        heartbeat = asyncio.create_task(self._heartbeat())
         listener = asyncio.create_task(self._listen())
         log.info("workers.started", worker=self.name, concurrency=count)
         try:
-            await asyncio.shield(asyncio.gather(*tasks))
+            await asyncio.shield(claimer)
+            await self._finish_in_hand()
         except asyncio.CancelledError:
             # Cancelled (serve's shutdown): finish the messages in hand, within the grace time.
             self.stop()
-            _, late = await asyncio.wait(tasks, timeout=self.settings.grace)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await claimer
+            await self._finish_in_hand()
             raise
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            for task in (heartbeat, listener):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             log.info("workers.stopped", worker=self.name)
 
-    async def _loop(self, worker: str, wakeup: asyncio.Event) -> None:
+    async def _finish_in_hand(self) -> None:
+        tasks = list(self._in_hand.values())
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=self.settings.grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _claim_loop(self, count: int) -> None:
         while not self._stopping.is_set():
-            wakeup.clear()
-            try:
-                claimed = await self.queue.claim(worker)
-            except StorageError as exc:
-                log.warning("workers.claim_failed", worker=worker, error=exc.message)
-                claimed = []
-            if not claimed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), timeout=self.settings.poll)
-                continue
+            self._wakeup.clear()
+            free = count - len(self._in_hand)
+            claimed: list[InboundMessage] = []
+            if free > 0:
+                try:
+                    claimed = await self.queue.claim(
+                        self.name, limit=free, one_per_conversation=True
+                    )
+                except StorageError as exc:
+                    log.warning("workers.claim_failed", worker=self.name, error=exc.message)
             for message in claimed:
-                await self._process(worker, message)
+                task = asyncio.create_task(self._process(self.name, message))
+                self._in_hand[message.id] = task
+                task.add_done_callback(functools.partial(self._done, message.id))
+            if claimed and len(claimed) == free:
+                continue  # perhaps more are due: claim again as soon as a slot is free
+            if self._stopping.is_set():
+                break
+            # The queue had nothing more for us: wait for a notification, a free slot (the
+            # conversation it held may have a next message) or the poll.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.settings.poll)
+
+    def _done(self, message_id: int, _: asyncio.Task[None]) -> None:
+        self._in_hand.pop(message_id, None)
+        self._wakeup.set()
 
     async def _process(self, worker: str, message: InboundMessage) -> None:
         context = {
@@ -186,7 +213,6 @@ class Workers:
         }
         with structlog.contextvars.bound_contextvars(**context):
             log.info("message.claimed", worker=worker, attempt=message.attempts)
-            heartbeat = asyncio.create_task(self._heartbeat(worker, message.id))
             try:
                 outcome = await self.pipeline.handle(message)
             except StorageError as exc:
@@ -194,10 +220,6 @@ class Workers:
             except Exception as exc:  # a bug must not kill the worker: retry, then dead-letter
                 log.exception("message.crashed")
                 outcome = Outcome("retry", f"unexpected {type(exc).__name__}")
-            finally:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
             try:
                 await self._settle(worker, message, outcome)
             except StorageError as exc:
@@ -241,17 +263,22 @@ class Workers:
         else:
             log.error(f"message.{outcome.kind}", error=outcome.reason)
 
-    async def _heartbeat(self, worker: str, message_id: int) -> None:
+    async def _heartbeat(self) -> None:
+        """Renews the leases of every message in hand, in one statement, every third of
+        the lease."""
         while True:
             await asyncio.sleep(self.settings.lease / 3)
-            try:
-                held = await self.queue.extend(worker, [message_id])
-            except StorageError as exc:
-                log.warning("message.lease_renewal_failed", error=exc.message)
+            ids = list(self._in_hand)
+            if not ids:
                 continue
-            if not held:
-                log.warning("message.lease_lost")
-                return
+            try:
+                held = await self.queue.extend(self.name, ids)
+            except StorageError as exc:
+                log.warning("message.lease_renewal_failed", error=exc.message, count=len(ids))
+                continue
+            for message_id in ids:
+                if message_id not in held and message_id in self._in_hand:
+                    log.warning("message.lease_lost", message_id=message_id)
 
     async def _listen(self) -> None:
         """Wakes the tasks on each ``changarrito_inbound`` notification; reconnects on loss
@@ -267,8 +294,7 @@ class Workers:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(INBOUND_CHANNEL)))
                 while True:
                     async for _ in conn.notifies(timeout=30.0):
-                        for event in self._wakeups:
-                            event.set()
+                        self._wakeup.set()
                     await conn.execute("SELECT 1")
             except psycopg.Error:
                 await asyncio.sleep(max(self.settings.poll, 1.0))

@@ -24,6 +24,7 @@ from changarrito.adapters.postgres.queries import parse
 from changarrito.domain.errors import Conflict, NotFound
 from changarrito.domain.llm import ChatMessage
 from changarrito.domain.pipeline import InboundMessage, OutboundPart
+from changarrito.domain.whatsapp import STATUS_ORDER
 
 SQL: dict[str, str] = parse(
     files("changarrito.adapters.postgres").joinpath("queue.sql").read_text(encoding="utf-8")
@@ -67,12 +68,18 @@ class MessageQueue:
         self.lease = lease
         self.max_attempts = max_attempts
 
-    async def claim(self, worker: str, limit: int = 1) -> list[InboundMessage]:
+    async def claim(
+        self, worker: str, limit: int = 1, *, one_per_conversation: bool = False
+    ) -> list[InboundMessage]:
+        """Leases up to ``limit`` due messages in one statement. ``one_per_conversation``
+        (the workers' batches) takes only the oldest due message of each conversation, so
+        that messages answered side by side never belong to the same customer."""
         params = {"worker": worker, "limit": limit, "lease": self.lease}
+        query = SQL["claim_batch"] if one_per_conversation else SQL["claim"]
         with translated():
             async with self.pool.connection() as conn:
                 cur = conn.cursor(row_factory=class_row(InboundMessage))
-                await cur.execute(SQL["claim"], params)
+                await cur.execute(query, params)
                 return await cur.fetchall()
 
     async def extend(self, worker: str, ids: Sequence[int]) -> set[int]:
@@ -204,29 +211,23 @@ class PostgresMessageLog:
     ) -> list[OutboundPart]:
         """Records every part of the reply in one transaction, unless a reply is already
         recorded for the message (then that one stands, whole)."""
-        rows = [
-            {
-                "inbound_id": message.id,
-                "part": number,
-                "tenant_id": message.tenant_id,
-                "phone_number_id": message.phone_number_id,
-                "recipient": recipient,
-                "text": text,
-                "is_fallback": fallback,
-            }
-            for number, text in enumerate(parts, start=1)
-        ]
+        params = {
+            "inbound_id": message.id,
+            "tenant_id": message.tenant_id,
+            "phone_number_id": message.phone_number_id,
+            "recipient": recipient,
+            "texts": list(parts),
+            "is_fallback": fallback,
+        }
+        # One round trip: the lock serializes planners of the message; the insert runs after
+        # it, so its snapshot sees a plan committed meanwhile (and then inserts nothing).
         with translated():
-            async with self.pool.connection() as conn, conn.transaction():
-                await conn.execute(SQL["lock_message"], {"id": message.id})
+            async with self.pool.connection() as conn:
                 cur = conn.cursor(row_factory=class_row(OutboundPart))
-                await cur.execute(SQL["planned"], {"inbound_id": message.id})
-                existing = await cur.fetchall()
-                if existing:
-                    return existing
-                async with conn.cursor() as insert:
-                    await insert.executemany(SQL["plan_part"], rows)
-                await cur.execute(SQL["planned"], {"inbound_id": message.id})
+                async with conn.pipeline(), conn.transaction():
+                    await conn.execute(SQL["lock_message"], {"id": message.id})
+                    await conn.execute(SQL["plan_parts"], params)
+                    await cur.execute(SQL["planned"], {"inbound_id": message.id})
                 return await cur.fetchall()
 
     async def sending(self, part: OutboundPart) -> None:
@@ -237,9 +238,11 @@ class PostgresMessageLog:
     async def sent(self, part: OutboundPart, wamid: str) -> None:
         """Records the wamid Meta returned, and applies any status webhook that arrived for
         it before this commit (Meta can be that fast)."""
-        from changarrito.adapters.postgres.messages import apply_statuses
+        from changarrito.adapters.postgres.messages import SQL as MESSAGES_SQL
 
+        statuses = {"order": list(STATUS_ORDER), "wamids": [wamid]}
+        # One round trip: BEGIN, the wamid, the statuses (``apply_statuses``), COMMIT.
         with translated():
-            async with self.pool.connection() as conn, conn.transaction():
+            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
                 await conn.execute(SQL["sent"], {"id": part.id, "wamid": wamid})
-                await apply_statuses(conn, [wamid])
+                await conn.execute(MESSAGES_SQL["apply_statuses"], statuses)

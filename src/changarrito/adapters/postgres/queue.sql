@@ -30,7 +30,43 @@ SET state = 'processing',
 FROM due
 WHERE m.id = due.id
 RETURNING m.id, m.wamid, m.phone_number_id, m.tenant_id, m.type, m.text, m.sent_at,
-          m.attempts, m.customer_id, m.customer_phone, m.customer_user_id
+          m.attempts, m.customer_id, m.customer_phone, m.customer_user_id,
+          EXISTS (SELECT 1 FROM whatsapp_outbound_messages o WHERE o.inbound_id = m.id)
+              AS has_reply
+
+-- name: claim_batch
+-- The workers' claim: as ``claim``, and at most one message per conversation (its oldest due
+-- one), so that a batch never answers one customer twice at once.
+WITH due AS (
+    SELECT m.id
+    FROM whatsapp_inbound_messages m
+    WHERE ((m.state = 'pending' AND m.available_at <= now())
+           OR (m.state = 'processing' AND m.locked_until < now()))
+      AND NOT EXISTS (
+          SELECT 1 FROM whatsapp_inbound_messages busy
+          WHERE busy.phone_number_id = m.phone_number_id
+            AND busy.customer_id = m.customer_id
+            AND busy.id <> m.id
+            AND ((busy.state = 'processing' AND busy.locked_until >= now())
+                 OR ((busy.state = 'pending' AND busy.available_at <= now())
+                     OR (busy.state = 'processing' AND busy.locked_until < now()))
+                    AND (busy.available_at, busy.id) < (m.available_at, m.id)))
+    ORDER BY m.available_at, m.id
+    LIMIT %(limit)s
+    FOR UPDATE OF m SKIP LOCKED
+)
+UPDATE whatsapp_inbound_messages m
+SET state = 'processing',
+    attempts = m.attempts + 1,
+    locked_until = now() + make_interval(secs => %(lease)s),
+    locked_by = %(worker)s,
+    updated_at = now()
+FROM due
+WHERE m.id = due.id
+RETURNING m.id, m.wamid, m.phone_number_id, m.tenant_id, m.type, m.text, m.sent_at,
+          m.attempts, m.customer_id, m.customer_phone, m.customer_user_id,
+          EXISTS (SELECT 1 FROM whatsapp_outbound_messages o WHERE o.inbound_id = m.id)
+              AS has_reply
 
 -- name: extend
 -- Renews the lease of messages this worker is still answering.
@@ -128,11 +164,16 @@ FROM whatsapp_outbound_messages
 WHERE inbound_id = %(inbound_id)s
 ORDER BY part
 
--- name: plan_part
+-- name: plan_parts
+-- Every part of a reply, unless one is already recorded for the message (run after
+-- lock_message, in the same transaction: this statement's snapshot sees a concurrent plan).
 INSERT INTO whatsapp_outbound_messages
     (inbound_id, part, tenant_id, phone_number_id, recipient, text, is_fallback)
-VALUES (%(inbound_id)s, %(part)s, %(tenant_id)s, %(phone_number_id)s, %(recipient)s,
-        %(text)s, %(is_fallback)s)
+SELECT %(inbound_id)s, p.part, %(tenant_id)s::uuid, %(phone_number_id)s, %(recipient)s,
+       p.text, %(is_fallback)s
+FROM unnest(%(texts)s::text[]) WITH ORDINALITY AS p (text, part)
+WHERE NOT EXISTS (
+    SELECT 1 FROM whatsapp_outbound_messages o WHERE o.inbound_id = %(inbound_id)s)
 ON CONFLICT (inbound_id, part) DO NOTHING
 
 -- name: sending
