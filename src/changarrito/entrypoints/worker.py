@@ -1,12 +1,14 @@
 """The message workers: ``changarrito worker``, and the same loop inside ``serve``.
 
-Each process runs ``CHANGARRITO_WORKERS_CONCURRENCY`` tasks. A task claims one stored inbound
-message at a time, answers it through ``domain.pipeline`` and settles it in the queue. Tasks
-wake on the intake's ``changarrito_inbound`` notification and poll every
-``CHANGARRITO_WORKER_POLL`` seconds in case one was missed. While a task answers a message it
-renews the message's lease; if the process dies, the lease runs out and another worker resumes
-the message where it stopped. SIGTERM (or cancelling the supervisor) stops claiming and lets
-the messages in hand finish for up to ``CHANGARRITO_WORKER_GRACE`` seconds.
+Each process answers up to ``CHANGARRITO_WORKERS_CONCURRENCY`` messages at once. One loop
+claims due messages for every free slot in one statement (at most one per conversation) and
+answers each in its own task, then settles it in the queue. The loop wakes on the intake's
+``changarrito_inbound`` notification, and whenever a message is settled, and polls every
+``CHANGARRITO_WORKER_POLL`` seconds in case one was missed. While messages are in hand one
+heartbeat renews their leases in one statement; if the process dies, the leases run out and
+another worker resumes each message where it stopped. SIGTERM (or cancelling the supervisor)
+stops claiming and lets the messages in hand finish for up to ``CHANGARRITO_WORKER_GRACE``
+seconds.
 
 Every log line of a message's journey carries ``tenant_id``, ``phone_number_id`` and ``wamid``.
 """
@@ -65,7 +67,7 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
 class WorkerSettings:
     """The workers' settings (environment variable in each comment)."""
 
-    concurrency: int = 4  # CHANGARRITO_WORKERS_CONCURRENCY (0: serve runs no workers)
+    concurrency: int = 16  # CHANGARRITO_WORKERS_CONCURRENCY (0: serve runs no workers)
     max_attempts: int = 8  # CHANGARRITO_MAX_ATTEMPTS, then the message is dead-lettered
     retry_base: float = 2.0  # CHANGARRITO_RETRY_BASE: first backoff, seconds, then doubling
     retry_max: float = 600.0  # CHANGARRITO_RETRY_MAX: longest backoff, seconds
@@ -79,7 +81,7 @@ class WorkerSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerSettings:
         return cls(
-            concurrency=int(_number(env, "CHANGARRITO_WORKERS_CONCURRENCY", 4)),
+            concurrency=int(_number(env, "CHANGARRITO_WORKERS_CONCURRENCY", 16)),
             max_attempts=int(_number(env, "CHANGARRITO_MAX_ATTEMPTS", 8, minimum=1)),
             retry_base=_number(env, "CHANGARRITO_RETRY_BASE", 2.0),
             retry_max=_number(env, "CHANGARRITO_RETRY_MAX", 600.0),
