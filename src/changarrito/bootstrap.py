@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from secrets import token_urlsafe
 from typing import Any
 
 import structlog
@@ -17,7 +18,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from changarrito.adapters.cache import TTLResolutionCache
 from changarrito.adapters.crypto.aesgcm import AesGcmCipher
-from changarrito.adapters.crypto.keyring import KeyRing, load_or_create_keyring_file
+from changarrito.adapters.crypto.keyring import (
+    KeyRing,
+    load_or_create_keyring_file,
+    load_or_create_private_file,
+)
 from changarrito.adapters.crypto.pgcrypto import PgcryptoCipher
 from changarrito.adapters.crypto.suite import CipherSuite
 from changarrito.adapters.embedded import EmbeddedPostgres
@@ -83,6 +88,23 @@ def prepare_database(settings: Settings) -> Database:
                 "set CHANGARRITO_ENCRYPTION_KEYS to manage keys yourself",
             )
     return Database(url, keyring, embedded)
+
+
+def embedded_defaults(settings: Settings) -> Settings:
+    """On the embedded default with no JWT configuration, a JWT secret generated (0600) in
+    ``CHANGARRITO_HOME``, so ``tokens issue`` and the tenant API work out of the box. An
+    external database is production: there the operator must choose the JWT settings."""
+    if settings.database_url or settings.jwt_secret or settings.jwt_jwks_url:
+        return settings
+    path = settings.home / "jwt-secret"
+    secret, created = load_or_create_private_file(path, lambda: token_urlsafe(32))
+    if created:
+        log.warning(
+            "jwt_secret.generated",
+            path=str(path),
+            hint="for development: set JWT_SECRET (or JWT_JWKS_URL) to your platform's own",
+        )
+    return replace(settings, jwt_secret=secret)
 
 
 async def build_cipher(

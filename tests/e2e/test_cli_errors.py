@@ -74,8 +74,17 @@ def test_an_unknown_cipher_stops_with_one_line() -> None:
     assert "CHANGARRITO_CIPHER" in line
 
 
-def test_tokens_need_a_jwt_secret() -> None:
-    line = _one_clear_line(_run("tokens", "issue", "--tenant", str(uuid.uuid4())))
+def test_tokens_need_a_jwt_secret_with_an_external_database() -> None:
+    line = _one_clear_line(
+        _run(
+            "tokens",
+            "issue",
+            "--tenant",
+            str(uuid.uuid4()),
+            DATABASE_URL="postgresql://u@127.0.0.1:1/x",
+            CHANGARRITO_ENCRYPTION_KEYS=GOOD_RING,
+        )
+    )
     assert "JWT_SECRET" in line
 
 

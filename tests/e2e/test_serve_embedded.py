@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 CLI = [sys.executable, "-m", "changarrito.entrypoints.cli"]
@@ -119,6 +120,15 @@ def test_a_tenant_created_by_the_cli_is_listed_and_deleted_on_the_embedded_defau
     assert tenant["name"] == "Abarrotes Lupita"
     listed = run("tenants", "list")
     assert tenant["id"] in listed.stdout
+
+    # On the embedded default a development JWT secret is generated, so tokens work at once.
+    issued = run("tokens", "issue", "--tenant", tenant["id"], "--ttl", "15m")
+    assert issued.returncode == 0, issued.stderr
+    assert "jwt_secret.generated" in issued.stderr
+    secret_file = Path(env["CHANGARRITO_HOME"]) / "jwt-secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    claims = jwt.decode(issued.stdout.strip(), secret_file.read_text().strip(), ["HS256"])
+    assert claims["tenant_id"] == tenant["id"]
     assert run("tenants", "delete", tenant["id"]).returncode == 0
     gone = run("tenants", "delete", tenant["id"])
     assert gone.returncode == 1

@@ -170,7 +170,9 @@ def cmd_tenants(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
     from changarrito.adapters.tokens import issue_token, parse_duration
+    from changarrito.bootstrap import embedded_defaults
 
+    settings = embedded_defaults(settings)
     secret = settings.require("JWT_SECRET", settings.jwt_secret)
     ttl = parse_duration(args.ttl)
 

@@ -24,12 +24,13 @@ def serve(
     role: Literal["all", "backend", "whatsapp"],
     workers: int = 1,
 ) -> int:
-    from changarrito.bootstrap import bootstrap, prepare_database
+    from changarrito.bootstrap import bootstrap, embedded_defaults, prepare_database
     from changarrito.entrypoints.http.app import create_app
     from changarrito.entrypoints.http.auth import check_role_settings
 
     check_role_settings(settings, role)
     database = prepare_database(settings)
+    settings = embedded_defaults(settings)
 
     async def check() -> None:
         # Migrations, the key ring and the plugins are checked here, once, so a bad
@@ -57,6 +58,8 @@ def serve(
     os.environ["DATABASE_URL"] = database.url
     os.environ["CHANGARRITO_ENCRYPTION_KEYS"] = database.keyring.serialize()
     os.environ["CHANGARRITO_ROLE"] = role
+    if settings.jwt_secret:
+        os.environ["JWT_SECRET"] = settings.jwt_secret
     uvicorn.run(
         "changarrito.entrypoints.http.app:app_from_env",
         factory=True,

@@ -13,7 +13,7 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from changarrito.domain.errors import ConfigurationError, UnknownKey
@@ -129,32 +129,41 @@ def new_kid(taken: Iterable[str] = ()) -> str:
 def load_or_create_keyring_file(path: str | os.PathLike[str]) -> tuple[KeyRing, bool]:
     """Reads the key ring file at ``path``, creating it (mode 0600) with a new key if missing.
 
-    Returns the ring and whether the file was created. The new file is written under a
-    temporary name opened 0600 and then hard-linked into place, so it is never readable by
-    others, never seen half-written, and two processes starting at once agree on one ring.
+    Returns the ring and whether the file was created.
+    """
+    text, created = load_or_create_private_file(path, lambda: KeyRing.generate().serialize())
+    return KeyRing.parse(text, source=f"key ring file {path}"), created
+
+
+def load_or_create_private_file(
+    path: str | os.PathLike[str], make: Callable[[], str]
+) -> tuple[str, bool]:
+    """The text of the file at ``path`` (stripped), creating it with ``make()`` if missing.
+
+    The new file is written under a temporary name opened 0600 and then hard-linked into
+    place, so it is never readable by others, never seen half-written, and two processes
+    starting at once agree on one content. Returns the text and whether it was created.
     """
     target = Path(path)
     with contextlib.suppress(FileNotFoundError):
-        return _read(target), False
+        return target.read_text(encoding="utf-8").strip(), False
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ring = KeyRing.generate()
+    text = make()
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             os.fchmod(handle.fileno(), 0o600)
-            handle.write(ring.serialize() + "\n")
+            handle.write(text + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         try:
             os.link(tmp, target)
         except FileExistsError:
-            return _read(target), False
+            return target.read_text(encoding="utf-8").strip(), False
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    return ring, True
+    return text, True
 
 
-def _read(path: Path) -> KeyRing:
-    return KeyRing.parse(path.read_text(encoding="utf-8"), source=f"key ring file {path}")
