@@ -131,6 +131,7 @@ class FakeResolutionCache:
     def __init__(self) -> None:
         self.resolved: dict[tuple[UUID, IntegrationType, str | None], Resolved] = {}
         self.routes: dict[str, Route] = {}
+        self.senders: dict[str, Resolved] = {}
         self.calls: Counter[str] = Counter()
 
     def get_resolved(
@@ -161,20 +162,33 @@ class FakeResolutionCache:
         self.calls["put_route"] += 1
         self.routes[route.phone_number_id] = route
 
+    def get_sender(self, phone_number_id: str) -> Resolved | None:
+        self.calls["get_sender"] += 1
+        return self.senders.get(phone_number_id)
+
+    def put_sender(self, phone_number_id: str, value: Resolved) -> None:
+        self.calls["put_sender"] += 1
+        assert value.config.get("phoneNumberId") == phone_number_id
+        self.senders[phone_number_id] = value
+
     def invalidate_tenant(self, tenant_id: UUID) -> None:
         self.calls["invalidate_tenant"] += 1
         self.resolved = {k: v for k, v in self.resolved.items() if k[0] != tenant_id}
+        self.senders = {k: v for k, v in self.senders.items() if v.tenant_id != tenant_id}
 
     def invalidate_number(self, phone_number_id: str) -> None:
         self.calls["invalidate_number"] += 1
         route = self.routes.pop(phone_number_id, None)
-        if route is not None and route.tenant_id is not None:  # as the TTL cache does
-            self.invalidate_tenant(route.tenant_id)
+        sender = self.senders.pop(phone_number_id, None)
+        for owner in {route and route.tenant_id, sender and sender.tenant_id}:
+            if isinstance(owner, UUID):  # as the TTL cache does
+                self.invalidate_tenant(owner)
 
     def clear(self) -> None:
         self.calls["clear"] += 1
         self.resolved.clear()
         self.routes.clear()
+        self.senders.clear()
 
 
 @pytest.fixture(scope="session")

@@ -89,3 +89,21 @@ def test_an_expired_tenant_entry_is_replaced_not_extended() -> None:
     cache.put_resolved(tenant, LLM, "other", _resolved(tenant))
     assert cache.get_resolved(tenant, LLM, None) is None
     assert cache.get_resolved(tenant, LLM, "other") is not None
+
+
+def test_a_cached_sender_is_forgotten_with_its_tenant_or_its_number() -> None:
+    cache = TTLResolutionCache()
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    for number, owner in (("111", tenant), ("222", tenant), ("333", other)):
+        cache.put_sender(number, _resolved(owner))
+    cache.on_change("tenant", str(tenant))
+    assert cache.get_sender("111") is None and cache.get_sender("222") is None
+    assert cache.get_sender("333") is not None
+    cache.on_change("number", "333")
+    assert cache.get_sender("333") is None
+
+
+def test_the_platforms_sender_is_not_cached() -> None:
+    cache = TTLResolutionCache()
+    cache.put_sender("999", _resolved(None))
+    assert cache.get_sender("999") is None

@@ -276,6 +276,10 @@ class CachedResolution(RuleBasedStateMachine):
             assert (value.tenant_id, value.integration_type) == (tenant, itype)
         for number, route in self.cache.routes.items():
             assert route.phone_number_id == number
+        for number, sender in self.cache.senders.items():
+            # A number's cached sender belongs to the tenant that owns the number now.
+            owner = self.store.numbers.get(number)
+            assert owner is not None and owner.is_active and sender.tenant_id == owner.tenant_id
 
 
 def test_cached_resolution_agrees_with_the_store_and_never_crosses_tenants(

@@ -36,6 +36,10 @@ class TTLResolutionCache:
         self._clock = clock
         self._tenants: dict[UUID, tuple[float, _Entries]] = {}
         self._routes: dict[str, tuple[float, Route]] = {}
+        # WhatsApp senders by receiving number: the webhook's hot path is one lookup. Each
+        # is also indexed under its tenant, so invalidating the tenant forgets it.
+        self._senders: dict[str, tuple[float, Resolved]] = {}
+        self._senders_of: dict[UUID, set[str]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -79,17 +83,38 @@ class TTLResolutionCache:
         now = self._clock()
         self._store(self._routes, route.phone_number_id, (now + self.ttl, route), now)
 
+    def get_sender(self, phone_number_id: str) -> Resolved | None:
+        item = self._senders.get(phone_number_id)
+        if item is not None and item[0] > self._clock():
+            self.hits += 1
+            return item[1]
+        self.misses += 1
+        return None
+
+    def put_sender(self, phone_number_id: str, value: Resolved) -> None:
+        if value.tenant_id is None:
+            return  # the platform's own sender is built without any I/O: nothing to save
+        now = self._clock()
+        self._store(self._senders, phone_number_id, (now + self.ttl, value), now)
+        self._senders_of.setdefault(value.tenant_id, set()).add(phone_number_id)
+
     def invalidate_tenant(self, tenant_id: UUID) -> None:
         self._tenants.pop(tenant_id, None)
+        for number in self._senders_of.pop(tenant_id, ()):
+            self._senders.pop(number, None)
 
     def invalidate_number(self, phone_number_id: str) -> None:
         item = self._routes.pop(phone_number_id, None)
-        if item is not None and item[1].tenant_id is not None:
-            self._tenants.pop(item[1].tenant_id, None)
+        sender = self._senders.pop(phone_number_id, None)
+        for owner in {item and item[1].tenant_id, sender and sender[1].tenant_id}:
+            if isinstance(owner, UUID):
+                self.invalidate_tenant(owner)
 
     def clear(self) -> None:
         self._tenants.clear()
         self._routes.clear()
+        self._senders.clear()
+        self._senders_of.clear()
 
     def on_change(self, kind: str, value: str) -> None:
         """Applies a change notification from another process (see the Postgres listener)."""

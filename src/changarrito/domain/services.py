@@ -14,9 +14,6 @@ from changarrito.domain.model import (
 )
 from changarrito.domain.ports import CredentialStore, ResolutionCache
 
-#: Prefix of the cache slot holding a WhatsApp sender, keyed by the receiving number.
-SENDER_SLOT = "sender:"
-
 
 class CredentialResolver:
     """Resolves credentials for tenants and WhatsApp numbers through a cache.
@@ -62,8 +59,9 @@ class CredentialResolver:
         A hit is two cache lookups; a miss on both the route and the sender is one store
         round trip (the number's owner together with its WhatsApp credentials).
         """
-        # Its own cache slot: a provider id can never look like this.
-        slot = SENDER_SLOT + phone_number_id
+        cached = self.cache.get_sender(phone_number_id)
+        if cached is not None:
+            return cached
         route = self.cache.get_route(phone_number_id)
         stored: list[Credential] | None = None
         if route is None:
@@ -77,12 +75,9 @@ class CredentialResolver:
         if key is None:
             return resolution.resolve_sender(route, [], self.platform)
         if stored is None:
-            cached = self.cache.get_resolved(key, IntegrationType.WHATSAPP, slot)
-            if cached is not None:
-                return cached
             stored = await self.store.credentials_for(key, IntegrationType.WHATSAPP)
         resolved = resolution.resolve_sender(route, stored, self.platform)
-        self.cache.put_resolved(key, IntegrationType.WHATSAPP, slot, resolved)
+        self.cache.put_sender(phone_number_id, resolved)
         return resolved
 
     def invalidate_tenant(self, tenant_id: UUID) -> None:
