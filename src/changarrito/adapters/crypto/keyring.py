@@ -165,5 +165,3 @@ def load_or_create_private_file(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     return text, True
-
-
