@@ -442,3 +442,37 @@ async def test_a_batch_claim_expires_like_any_lease_and_tells_a_reply_was_record
 
     assert again.id == message_id and again.attempts == 2 and again.has_reply is True
     assert not await crashed.finish("w-crashed", message_id, "answered")
+
+
+async def test_a_batch_claim_is_fair_across_tenants_so_a_flood_does_not_hold_back_a_shop(
+    db: Pool,
+) -> None:
+    flooded, quiet = uuid4(), uuid4()
+    flood = [await store_inbound(db, customer=f"5{n:03}", tenant_id=flooded) for n in range(50)]
+    shop = [await store_inbound(db, customer=f"6{n:03}", tenant_id=quiet) for n in range(2)]
+    queue = MessageQueue(db, lease=60)
+
+    claimed = await queue.claim("w1", limit=4, one_per_conversation=True)
+
+    # Each tenant's oldest, then each tenant's second: the quiet shop waits for no flood.
+    assert {m.id for m in claimed} == {flood[0], flood[1], shop[0], shop[1]}
+    nxt = await queue.claim("w2", limit=4, one_per_conversation=True)
+    assert [m.id for m in sorted(nxt, key=lambda m: m.id)] == flood[2:6]
+
+
+async def test_a_fair_batch_claim_counts_the_platform_as_a_tenant_and_keeps_conversations(
+    db: Pool,
+) -> None:
+    flooded = uuid4()
+    flood = [await store_inbound(db, customer=f"5{n:03}", tenant_id=flooded) for n in range(20)]
+    chatty = [await store_inbound(db, customer="7000") for _ in range(3)]  # the platform's
+    queue = MessageQueue(db, lease=60)
+
+    claimed = await queue.claim("w1", limit=3, one_per_conversation=True)
+
+    # The platform's first turn comes before the flood's second; its customer's next
+    # messages wait for that one, so the flood takes the remaining slots.
+    assert {m.id for m in claimed} == {flood[0], chatty[0], flood[1]}
+    assert chatty[1] not in {
+        m.id for m in await queue.claim("w2", limit=10, one_per_conversation=True)
+    }

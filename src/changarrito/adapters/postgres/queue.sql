@@ -35,23 +35,88 @@ RETURNING m.id, m.wamid, m.phone_number_id, m.tenant_id, m.type, m.text, m.sent_
               AS has_reply
 
 -- name: claim_batch
--- The workers' claim: as ``claim``, and at most one message per conversation (its oldest due
--- one), so that a batch never answers one customer twice at once.
-WITH due AS (
+-- The workers' claim: as ``claim``, at most one message per conversation (its oldest due one,
+-- so that a batch never answers one customer twice at once), and fair across tenants (the
+-- platform's number, tenant NULL, counting as one more): a batch takes the oldest claimable
+-- message of every tenant before the second of any, so one shop's flood does not hold back
+-- the others' replies. Candidates are bounded: each tenant's 2 × limit oldest claimable
+-- messages (the pending_tenant index, 0006) and as many expired leases; a tenant whose
+-- pending messages all wait for their backoff costs one index probe.
+WITH RECURSIVE tenants AS (
+    -- The tenants with pending messages, one index probe each (a loose index scan).
+    (SELECT p.tenant_id FROM whatsapp_inbound_messages p
+     WHERE p.state = 'pending' AND p.tenant_id IS NOT NULL
+     ORDER BY p.tenant_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT p.tenant_id FROM whatsapp_inbound_messages p
+            WHERE p.state = 'pending' AND p.tenant_id > t.tenant_id
+            ORDER BY p.tenant_id LIMIT 1)
+    FROM tenants t
+    WHERE t.tenant_id IS NOT NULL
+),
+candidates AS (
+    SELECT c.id, c.tenant_id, c.available_at
+    FROM tenants t
+    CROSS JOIN LATERAL (
+        SELECT m.id, m.tenant_id, m.available_at
+        FROM whatsapp_inbound_messages m
+        WHERE m.tenant_id = t.tenant_id AND m.state = 'pending' AND m.available_at <= now()
+          AND NOT EXISTS (
+              SELECT 1 FROM whatsapp_inbound_messages busy
+              WHERE busy.phone_number_id = m.phone_number_id
+                AND busy.customer_id = m.customer_id
+                AND busy.id <> m.id
+                AND ((busy.state = 'processing' AND busy.locked_until >= now())
+                     OR ((busy.state = 'pending' AND busy.available_at <= now())
+                         OR (busy.state = 'processing' AND busy.locked_until < now()))
+                        AND (busy.available_at, busy.id) < (m.available_at, m.id)))
+        ORDER BY m.available_at, m.id
+        LIMIT 2 * %(limit)s
+    ) c
+    UNION ALL
+    (SELECT m.id, m.tenant_id, m.available_at
+     FROM whatsapp_inbound_messages m
+     WHERE m.tenant_id IS NULL AND m.state = 'pending' AND m.available_at <= now()
+       AND NOT EXISTS (
+           SELECT 1 FROM whatsapp_inbound_messages busy
+           WHERE busy.phone_number_id = m.phone_number_id
+             AND busy.customer_id = m.customer_id
+             AND busy.id <> m.id
+             AND ((busy.state = 'processing' AND busy.locked_until >= now())
+                  OR ((busy.state = 'pending' AND busy.available_at <= now())
+                      OR (busy.state = 'processing' AND busy.locked_until < now()))
+                     AND (busy.available_at, busy.id) < (m.available_at, m.id)))
+     ORDER BY m.available_at, m.id
+     LIMIT 2 * %(limit)s)
+    UNION ALL
+    (SELECT m.id, m.tenant_id, m.available_at
+     FROM whatsapp_inbound_messages m
+     WHERE m.state = 'processing' AND m.locked_until < now()
+       AND NOT EXISTS (
+           SELECT 1 FROM whatsapp_inbound_messages busy
+           WHERE busy.phone_number_id = m.phone_number_id
+             AND busy.customer_id = m.customer_id
+             AND busy.id <> m.id
+             AND ((busy.state = 'processing' AND busy.locked_until >= now())
+                  OR ((busy.state = 'pending' AND busy.available_at <= now())
+                      OR (busy.state = 'processing' AND busy.locked_until < now()))
+                     AND (busy.available_at, busy.id) < (m.available_at, m.id)))
+     ORDER BY m.locked_until
+     LIMIT 2 * %(limit)s)
+),
+ranked AS (
+    SELECT c.id, c.available_at,
+           row_number() OVER (PARTITION BY c.tenant_id ORDER BY c.available_at, c.id) AS turn
+    FROM candidates c
+),
+due AS (
+    -- The state is checked again on the locked row: another worker may have claimed it since.
     SELECT m.id
-    FROM whatsapp_inbound_messages m
-    WHERE ((m.state = 'pending' AND m.available_at <= now())
-           OR (m.state = 'processing' AND m.locked_until < now()))
-      AND NOT EXISTS (
-          SELECT 1 FROM whatsapp_inbound_messages busy
-          WHERE busy.phone_number_id = m.phone_number_id
-            AND busy.customer_id = m.customer_id
-            AND busy.id <> m.id
-            AND ((busy.state = 'processing' AND busy.locked_until >= now())
-                 OR ((busy.state = 'pending' AND busy.available_at <= now())
-                     OR (busy.state = 'processing' AND busy.locked_until < now()))
-                    AND (busy.available_at, busy.id) < (m.available_at, m.id)))
-    ORDER BY m.available_at, m.id
+    FROM ranked r
+    JOIN whatsapp_inbound_messages m ON m.id = r.id
+    WHERE (m.state = 'pending' AND m.available_at <= now())
+       OR (m.state = 'processing' AND m.locked_until < now())
+    ORDER BY r.turn, r.available_at, r.id
     LIMIT %(limit)s
     FOR UPDATE OF m SKIP LOCKED
 )
