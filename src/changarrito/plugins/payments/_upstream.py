@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
@@ -27,7 +28,7 @@ from changarrito.adapters.http import (
 )
 from changarrito.domain.errors import ProviderBadResponse
 from changarrito.plugins.base import Credentials as BaseCredentials
-from changarrito.plugins.base import secret_values
+from changarrito.plugins.base import PaymentProvider, secret_values
 
 log = structlog.get_logger(__name__)
 
@@ -166,6 +167,30 @@ class Upstream:
                 status=response.status_code,
             )
         return body
+
+
+class HttpPaymentProvider(PaymentProvider):
+    """A payment provider reached over HTTP: builds its ``Upstream`` in one place, on the
+    shared client pool, at ``<PROVIDER>_BASE_URL`` or the documented default."""
+
+    #: Environment variable that points the provider elsewhere (fakes, proxies).
+    base_url_env: ClassVar[str]
+    default_base_url: ClassVar[str]
+
+    def _api(self, credentials: Credentials) -> Upstream:
+        url = base_url(self.context.env, self.base_url_env, self.default_base_url)
+        return Upstream(
+            provider=self.id,
+            client=self.context.http.get(url),
+            base_url=url,
+            secrets=credentials.secrets(),
+            read_error=self.read_error,
+        )
+
+    @staticmethod
+    @abstractmethod
+    def read_error(body: Any) -> tuple[str | None, str | None]:
+        """(message, code) out of the provider's error body."""
 
 
 def text(value: Any) -> str | None:

@@ -17,15 +17,14 @@ import msgspec
 
 from changarrito import hookimpl
 from changarrito.domain.errors import InvalidSignature, ProviderBadResponse, ValidationFailed
-from changarrito.plugins.base import PaymentEvent, PaymentLink, PaymentProvider
+from changarrito.plugins.base import PaymentEvent, PaymentLink
 
 from ._money import checked_amount, currency_code
 from ._upstream import (
     DEFAULT_RETURN_URL,
     Credentials,
-    Upstream,
+    HttpPaymentProvider,
     as_struct,
-    base_url,
     path_segment,
     text,
 )
@@ -55,26 +54,22 @@ class ClipConfig(msgspec.Struct, frozen=True, rename="camel"):
     webhook_url: str | None = None
 
 
-class ClipProvider(PaymentProvider):
+class ClipProvider(HttpPaymentProvider):
     id: ClassVar[str] = "clip"
     name: ClassVar[str] = "Clip"
     credentials_schema: ClassVar[type[msgspec.Struct]] = ClipCredentials
     config_schema: ClassVar[type[msgspec.Struct]] = ClipConfig
+    base_url_env: ClassVar[str] = "CLIP_BASE_URL"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     platform_env: ClassVar[Mapping[str, str]] = {
         "apiKey": "CLIP_API_KEY",
         "secretKey": "CLIP_SECRET_KEY",
     }
     webhook_secret_field: ClassVar[str | None] = None
 
-    def _api(self, credentials: ClipCredentials) -> Upstream:
-        url = base_url(self.context.env, "CLIP_BASE_URL", DEFAULT_BASE_URL)
-        return Upstream(
-            provider=self.id,
-            client=self.context.http.get(url),
-            base_url=url,
-            secrets=credentials.secrets(),
-            read_error=_read_error,
-        )
+    @staticmethod
+    def read_error(body: Any) -> tuple[str | None, str | None]:
+        return _read_error(body)
 
     def _creds(self, credentials: Any) -> ClipCredentials:
         creds: ClipCredentials = as_struct(ClipCredentials, credentials, self.parse_credentials)

@@ -20,14 +20,13 @@ import structlog
 
 from changarrito import hookimpl
 from changarrito.domain.errors import InvalidSignature, ProviderBadResponse, ValidationFailed
-from changarrito.plugins.base import PaymentEvent, PaymentLink, PaymentProvider
+from changarrito.plugins.base import PaymentEvent, PaymentLink
 
 from ._money import checked_amount, currency_code
 from ._upstream import (
     Credentials,
-    Upstream,
+    HttpPaymentProvider,
     as_struct,
-    base_url,
     idempotency_key,
     path_segment,
     text,
@@ -76,26 +75,22 @@ class MercadoPagoConfig(msgspec.Struct, frozen=True, rename="camel"):
     query: dict[str, str] | None = None
 
 
-class MercadoPagoProvider(PaymentProvider):
+class MercadoPagoProvider(HttpPaymentProvider):
     id: ClassVar[str] = "mercadopago"
     name: ClassVar[str] = "Mercado Pago"
     credentials_schema: ClassVar[type[msgspec.Struct]] = MercadoPagoCredentials
     config_schema: ClassVar[type[msgspec.Struct]] = MercadoPagoConfig
+    base_url_env: ClassVar[str] = "MERCADOPAGO_BASE_URL"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     platform_env: ClassVar[Mapping[str, str]] = {
         "accessToken": "MERCADOPAGO_ACCESS_TOKEN",
         "webhookSecret": "MERCADOPAGO_WEBHOOK_SECRET",
     }
     webhook_secret_field: ClassVar[str | None] = "webhookSecret"
 
-    def _api(self, credentials: MercadoPagoCredentials) -> Upstream:
-        url = base_url(self.context.env, "MERCADOPAGO_BASE_URL", DEFAULT_BASE_URL)
-        return Upstream(
-            provider=self.id,
-            client=self.context.http.get(url),
-            base_url=url,
-            secrets=credentials.secrets(),
-            read_error=_read_error,
-        )
+    @staticmethod
+    def read_error(body: Any) -> tuple[str | None, str | None]:
+        return _read_error(body)
 
     def _creds(self, credentials: Any) -> MercadoPagoCredentials:
         creds: MercadoPagoCredentials = as_struct(

@@ -17,15 +17,14 @@ import msgspec
 
 from changarrito import hookimpl
 from changarrito.domain.errors import InvalidSignature, ProviderBadResponse, ValidationFailed
-from changarrito.plugins.base import PaymentEvent, PaymentLink, PaymentProvider
+from changarrito.plugins.base import PaymentEvent, PaymentLink
 
 from ._money import THREE_DECIMAL, checked_amount, currency_code, from_minor_units, to_minor_units
 from ._upstream import (
     DEFAULT_RETURN_URL,
     Credentials,
-    Upstream,
+    HttpPaymentProvider,
     as_struct,
-    base_url,
     idempotency_key,
     text,
 )
@@ -58,26 +57,22 @@ class StripeConfig(msgspec.Struct, frozen=True, rename="camel"):
     cancel_url: str | None = None
 
 
-class StripeProvider(PaymentProvider):
+class StripeProvider(HttpPaymentProvider):
     id: ClassVar[str] = "stripe"
     name: ClassVar[str] = "Stripe"
     credentials_schema: ClassVar[type[msgspec.Struct]] = StripeCredentials
     config_schema: ClassVar[type[msgspec.Struct]] = StripeConfig
+    base_url_env: ClassVar[str] = "STRIPE_BASE_URL"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     platform_env: ClassVar[Mapping[str, str]] = {
         "apiKey": "STRIPE_API_KEY",
         "webhookSecret": "STRIPE_WEBHOOK_SECRET",
     }
     webhook_secret_field: ClassVar[str | None] = "webhookSecret"
 
-    def _api(self, credentials: StripeCredentials) -> Upstream:
-        url = base_url(self.context.env, "STRIPE_BASE_URL", DEFAULT_BASE_URL)
-        return Upstream(
-            provider=self.id,
-            client=self.context.http.get(url),
-            base_url=url,
-            secrets=credentials.secrets(),
-            read_error=_read_error,
-        )
+    @staticmethod
+    def read_error(body: Any) -> tuple[str | None, str | None]:
+        return _read_error(body)
 
     async def verify(self, credentials: Any, config: Any) -> None:
         creds: StripeCredentials = as_struct(StripeCredentials, credentials, self.parse_credentials)
