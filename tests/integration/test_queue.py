@@ -17,9 +17,10 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from changarrito.adapters.postgres.message_log import PostgresMessageLog
 from changarrito.adapters.postgres.migrate import migrate
 from changarrito.adapters.postgres.pool import Pool, open_pool
-from changarrito.adapters.postgres.queue import MessageQueue, PostgresMessageLog
+from changarrito.adapters.postgres.queue import MessageQueue
 from changarrito.domain.errors import Conflict, NotFound
 from changarrito.domain.llm import ChatMessage
 

@@ -252,7 +252,6 @@ async def test_a_number_and_its_owners_whatsapp_credentials_come_back_together(
 ) -> None:
     from changarrito.adapters.postgres.store import PostgresStore
     from changarrito.domain.model import (
-        WHATSAPP_PROVIDER,
         Credential,
         IntegrationType,
         Secrets,
@@ -267,7 +266,7 @@ async def test_a_number_and_its_owners_whatsapp_credentials_come_back_together(
         Credential(
             tenant.id,
             IntegrationType.WHATSAPP,
-            WHATSAPP_PROVIDER,
+            "meta",
             Secrets({"accessToken": "EAAtoken-number-with-credentials"}),
             {"phoneNumberId": pnid},
         ),

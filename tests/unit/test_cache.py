@@ -4,6 +4,7 @@ import uuid
 import pytest
 
 from changarrito.adapters.cache import TTLResolutionCache
+from changarrito.domain.changes import EVERYTHING, Change
 from changarrito.domain.model import IntegrationType, Resolved, Route, Secrets, Source
 
 LLM = IntegrationType.LLM
@@ -33,7 +34,7 @@ def test_invalidating_a_tenant_forgets_only_that_tenant() -> None:
     tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
     cache.put_resolved(tenant_a, LLM, None, _resolved(tenant_a))
     cache.put_resolved(tenant_b, LLM, None, _resolved(tenant_b))
-    cache.on_change("tenant", str(tenant_a))
+    cache.on_change(Change(tenant_id=tenant_a))
     assert cache.get_resolved(tenant_a, LLM, None) is None
     assert cache.get_resolved(tenant_b, LLM, None) == _resolved(tenant_b)
 
@@ -43,7 +44,7 @@ def test_a_number_change_forgets_its_route_and_its_owners_entries() -> None:
     tenant = uuid.uuid4()
     cache.put_route(Route("111", tenant))
     cache.put_resolved(tenant, IntegrationType.WHATSAPP, "111", _resolved(tenant))
-    cache.on_change("number", "111")
+    cache.on_change(Change(phone_number_id="111"))
     assert cache.get_route("111") is None
     assert cache.get_resolved(tenant, IntegrationType.WHATSAPP, "111") is None
 
@@ -58,11 +59,11 @@ def test_entries_expire_after_the_ttl() -> None:
     assert cache.get_route("222") is None
 
 
-def test_an_unknown_notification_clears_everything() -> None:
+def test_a_change_of_everything_clears_everything() -> None:
     cache = TTLResolutionCache()
     tenant = uuid.uuid4()
     cache.put_resolved(tenant, LLM, None, _resolved(tenant))
-    cache.on_change("all", "")
+    cache.on_change(EVERYTHING)
     assert cache.get_resolved(tenant, LLM, None) is None
 
 
@@ -96,10 +97,10 @@ def test_a_cached_sender_is_forgotten_with_its_tenant_or_its_number() -> None:
     tenant, other = uuid.uuid4(), uuid.uuid4()
     for number, owner in (("111", tenant), ("222", tenant), ("333", other)):
         cache.put_sender(number, _resolved(owner))
-    cache.on_change("tenant", str(tenant))
+    cache.on_change(Change(tenant_id=tenant))
     assert cache.get_sender("111") is None and cache.get_sender("222") is None
     assert cache.get_sender("333") is not None
-    cache.on_change("number", "333")
+    cache.on_change(Change(phone_number_id="333"))
     assert cache.get_sender("333") is None
 
 

@@ -13,6 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from changarrito.domain.assistant import DEFAULT_FALLBACK_TEXT, Assistant
+from changarrito.domain.backoff import backoff_delay
 from changarrito.domain.errors import (
     NotConfigured,
     ProviderAuthError,
@@ -32,24 +34,17 @@ from changarrito.domain.model import (
     Secrets,
     Source,
 )
-from changarrito.domain.pipeline import (
-    DEFAULT_FALLBACK_TEXT,
-    Assistant,
-    InboundMessage,
-    OutboundPart,
-    Pipeline,
-    PipelineSettings,
-    backoff_delay,
-    split_text,
-)
+from changarrito.domain.pipeline import Pipeline, PipelineSettings
+from changarrito.domain.queued import OutboundPart, QueuedMessage
+from changarrito.domain.text import split_text
 
 TENANT = UUID("11111111-1111-1111-1111-111111111111")
 PNID = "106540352242922"
 CUSTOMER = "16505551234"
 
 
-def inbound(**changes: Any) -> InboundMessage:
-    message = InboundMessage(
+def inbound(**changes: Any) -> QueuedMessage:
+    message = QueuedMessage(
         id=7,
         wamid="wamid.IN7",
         phone_number_id=PNID,
@@ -145,16 +140,16 @@ class FakeLog:
     history_calls: list[dict[str, Any]] = field(default_factory=list)
 
     async def history(
-        self, message: InboundMessage, *, since: datetime, limit: int
+        self, message: QueuedMessage, *, since: datetime, limit: int
     ) -> list[ChatMessage]:
         self.history_calls.append({"since": since, "limit": limit})
         return self.earlier[-limit:] if limit else []
 
-    async def planned(self, message: InboundMessage) -> list[OutboundPart]:
+    async def planned(self, message: QueuedMessage) -> list[OutboundPart]:
         return list(self.parts)
 
     async def plan(
-        self, message: InboundMessage, recipient: str, parts: Sequence[str], *, fallback: bool
+        self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
     ) -> list[OutboundPart]:
         if not self.parts:
             self.parts = [OutboundPart(id=n, part=n, text=t) for n, t in enumerate(parts, 1)]
@@ -649,7 +644,7 @@ def test_backoff_never_retries_sooner_than_the_provider_asked() -> None:
 class CountingLog(FakeLog):
     planned_calls: int = 0
 
-    async def planned(self, message: InboundMessage) -> list[OutboundPart]:
+    async def planned(self, message: QueuedMessage) -> list[OutboundPart]:
         self.planned_calls += 1
         return await super().planned(message)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 from uuid import UUID
 
+from changarrito.domain.changes import Change
 from changarrito.domain.model import IntegrationType, Resolved, Route
 
 _Entries = dict[tuple[IntegrationType, str | None], Resolved]
@@ -116,15 +117,12 @@ class TTLResolutionCache:
         self._senders.clear()
         self._senders_of.clear()
 
-    def on_change(self, kind: str, value: str) -> None:
+    def on_change(self, change: Change) -> None:
         """Applies a change notification from another process (see the Postgres listener)."""
-        if kind == "tenant":
-            try:
-                self.invalidate_tenant(UUID(value))
-            except ValueError:
-                self.clear()
-        elif kind == "number":
-            self.invalidate_number(value)
+        if change.tenant_id is not None:
+            self.invalidate_tenant(change.tenant_id)
+        elif change.phone_number_id is not None:
+            self.invalidate_number(change.phone_number_id)
         else:
             self.clear()
 

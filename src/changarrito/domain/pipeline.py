@@ -1,7 +1,8 @@
 """Answering one inbound WhatsApp message: the use case the message workers run.
 
 Pure: the ports are the protocols below (the Postgres message log, the Graph client, the
-credential resolver, the LLM ``Assistant``). For a claimed message, ``Pipeline.handle``:
+credential resolver, the LLM ``Assistant`` of ``domain/assistant.py``). For a claimed message
+(a ``QueuedMessage``), ``Pipeline.handle``:
 
 1. ignores what has nothing to answer (reactions, system notices, statuses) and numbers that
    nobody owns; a number that changed owner since intake is never answered by the new one;
@@ -23,15 +24,12 @@ tenant's ``fallbackText`` (or the platform's) is sent instead of silence.
 
 from __future__ import annotations
 
-import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 from uuid import UUID
 
-from changarrito.domain import resolution
 from changarrito.domain.errors import (
     ChangarritoError,
     FinalProviderError,
@@ -43,58 +41,15 @@ from changarrito.domain.errors import (
     StorageError,
     UnknownPhoneNumber,
 )
-from changarrito.domain.llm import ChatMessage, CredentialSource, ProviderLookup, Reply, Responder
-from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved, Source
-from changarrito.domain.ports import Metrics
+from changarrito.domain.llm import ChatMessage, Reply
+from changarrito.domain.model import IntegrationType, Resolved, Source
+from changarrito.domain.queued import OutboundPart, QueuedMessage
+from changarrito.domain.text import MAX_TEXT_CHARS, split_text
 
-#: Meta's limit on a text message body.
-MAX_TEXT_CHARS = 4096
 #: The customer service window: free-form replies are allowed this long after their message.
 SERVICE_WINDOW = timedelta(hours=24)
 #: Message types that never get an answer, whatever text they carry.
 UNANSWERED_TYPES = frozenset({"reaction", "system", "unsupported", "ephemeral", "errors"})
-DEFAULT_FALLBACK_TEXT = (
-    "¡Gracias por tu mensaje! En este momento no puedo responder; te contestaremos pronto. "
-    "/ Thanks for your message! I can't answer right now; we'll get back to you soon."
-)
-
-_SENTENCE_END = re.compile(r"[.!?…。](?=\s)")
-
-
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
-    """A stored inbound message, as a worker claimed it (``attempts`` counts this one)."""
-
-    id: int
-    wamid: str
-    phone_number_id: str
-    tenant_id: UUID | None
-    type: str
-    text: str | None
-    sent_at: datetime
-    attempts: int
-    customer_id: str | None = None
-    customer_phone: str | None = None
-    customer_user_id: str | None = None
-    #: Whether a reply was already recorded for it when it was claimed (``None``: unknown);
-    #: ``False`` spares the pipeline reading the reply's parts back.
-    has_reply: bool | None = None
-
-    @property
-    def recipient(self) -> str | None:
-        """Whom to answer: the phone number, else the business-scoped user id."""
-        return self.customer_phone or self.customer_user_id or self.customer_id
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundPart:
-    """One recorded part of a reply (``wamid`` is set once Meta accepted it)."""
-
-    id: int
-    part: int
-    text: str
-    wamid: str | None = None
-    send_attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,15 +95,15 @@ class WhatsAppSender(Protocol):
 
 class MessageLog(Protocol):
     async def history(
-        self, message: InboundMessage, *, since: datetime, limit: int
+        self, message: QueuedMessage, *, since: datetime, limit: int
     ) -> list[ChatMessage]:
         """Earlier messages of the conversation, oldest first, without ``message`` itself."""
         ...
 
-    async def planned(self, message: InboundMessage) -> list[OutboundPart]: ...
+    async def planned(self, message: QueuedMessage) -> list[OutboundPart]: ...
 
     async def plan(
-        self, message: InboundMessage, recipient: str, parts: Sequence[str], *, fallback: bool
+        self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
     ) -> list[OutboundPart]:
         """Records the reply's parts once; returns the recorded ones (a concurrent plan wins)."""
         ...
@@ -189,7 +144,7 @@ class Pipeline:
         self.verifications = verifications
         self.settings = settings or PipelineSettings()
 
-    async def handle(self, message: InboundMessage) -> Outcome:
+    async def handle(self, message: QueuedMessage) -> Outcome:
         if message.attempts > self.settings.max_attempts:
             return Outcome("dead", f"no answer after {message.attempts - 1} attempts")
         recipient = message.recipient
@@ -225,7 +180,7 @@ class Pipeline:
             return Outcome("failed", exc.message)
 
     async def _answer(
-        self, message: InboundMessage, sender: Resolved, token: str, recipient: str
+        self, message: QueuedMessage, sender: Resolved, token: str, recipient: str
     ) -> Outcome:
         parts = await self.messages.planned(message) if message.has_reply is not False else []
         fallback = False
@@ -253,7 +208,7 @@ class Pipeline:
             "answered", wamids=tuple(wamids), fallback=fallback, resent=resent, notes=tuple(notes)
         )
 
-    async def _mark_read(self, message: InboundMessage, token: str, notes: list[str]) -> None:
+    async def _mark_read(self, message: QueuedMessage, token: str, notes: list[str]) -> None:
         """Blue ticks and the typing indicator while the LLM thinks. Only a rejected token
         stops the answer: the same token could not send it either."""
         try:
@@ -265,7 +220,7 @@ class Pipeline:
         except ProviderError as exc:
             notes.append(f"could not mark the message read: {exc.message}")
 
-    async def _compose(self, message: InboundMessage, notes: list[str]) -> tuple[str, bool]:
+    async def _compose(self, message: QueuedMessage, notes: list[str]) -> tuple[str, bool]:
         """The reply text, and whether it is the fallback text."""
         since = message.sent_at - SERVICE_WINDOW
         history = await self.messages.history(
@@ -288,111 +243,3 @@ class Pipeline:
                 return reply.text.strip(), False
             notes.append("the LLM answered with an empty text")
         return await self.assistant.fallback_text(message.tenant_id), True
-
-
-#: Stands for "the platform" where the LLM use case wants a tenant id (the platform's number).
-PLATFORM = UUID(int=0)
-
-
-class PlatformCredentials:
-    """A ``CredentialSource`` that only knows the platform's defaults (for its own number)."""
-
-    def __init__(self, platform: PlatformDefaults) -> None:
-        self.platform = platform
-
-    async def resolve(
-        self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
-    ) -> Resolved:
-        return resolution.resolve(tenant_id, itype, [], self.platform, provider)
-
-
-class Assistant:
-    """The LLM side of the pipeline: a tenant's own settings (with the platform fallback
-    policy of ``Responder``), the platform's for its own number, and the fallback text."""
-
-    def __init__(
-        self,
-        credentials: CredentialSource,
-        providers: ProviderLookup,
-        *,
-        platform_fallback: bool = False,
-        fallback_text: str = DEFAULT_FALLBACK_TEXT,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self.credentials = credentials
-        self.tenants = Responder(
-            credentials, providers, platform_fallback=platform_fallback, metrics=metrics
-        )
-        self.platform = Responder(
-            PlatformCredentials(credentials.platform), providers, metrics=metrics
-        )
-        self.default_fallback = fallback_text.strip() or DEFAULT_FALLBACK_TEXT
-
-    async def reply(self, tenant_id: UUID | None, messages: Sequence[ChatMessage]) -> Reply:
-        if tenant_id is None:
-            return await self.platform.reply(PLATFORM, messages)
-        return await self.tenants.reply(tenant_id, messages)
-
-    async def fallback_text(self, tenant_id: UUID | None) -> str:
-        """The tenant's LLM ``fallbackText`` when it set one, else the platform's."""
-        if tenant_id is not None:
-            try:
-                resolved = await self.credentials.resolve(tenant_id, IntegrationType.LLM)
-            except ChangarritoError:
-                resolved = None
-            own = resolved.config.get("fallbackText") if resolved is not None else None
-            if isinstance(own, str) and own.strip():
-                return own.strip()
-        return self.default_fallback
-
-
-def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:
-    """``text`` in parts of at most ``limit`` characters, cut at the last paragraph break,
-    else line break, else sentence end, else space that keeps a part at least half full;
-    a word longer than that is cut where it must be. Parts are stripped and never empty."""
-    parts: list[str] = []
-    rest = text.strip()
-    while len(rest) > limit:
-        window = rest[: limit + 1]  # a boundary right after the limit still counts
-        cut = _boundary(window, limit)
-        part, rest = rest[:cut].rstrip(), rest[cut:].lstrip()
-        if part:
-            parts.append(part)
-    if rest:
-        parts.append(rest)
-    return parts
-
-
-def _boundary(window: str, limit: int) -> int:
-    floor = limit // 2
-    for separator in ("\n\n", "\n"):
-        at = window.rfind(separator, floor)
-        if at > 0:
-            return at
-    ends = [m.end() for m in _SENTENCE_END.finditer(window, floor) if m.end() <= limit]
-    if ends:
-        return ends[-1]
-    at = window.rfind(" ", floor)
-    if at > 0:
-        return at
-    at = window.rfind(" ", 1)
-    return at if at > 0 else limit
-
-
-def backoff_delay(
-    attempt: int,
-    *,
-    base: float,
-    cap: float,
-    retry_after: float | None = None,
-    rng: random.Random | None = None,
-) -> float:
-    """Seconds before retry number ``attempt`` (1-based): exponential from ``base``, capped at
-    ``cap``, with "equal jitter" (between half and all of it), never sooner than the
-    provider's ``retry_after``."""
-    exponential = min(cap, base * 2.0 ** max(0, attempt - 1))
-    jitter = (rng or random).uniform(0, exponential / 2)  # jitter, not a secret
-    delay = exponential / 2 + jitter
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay

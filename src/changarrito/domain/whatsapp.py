@@ -6,7 +6,7 @@ builds these records; the Postgres adapter stores them. The rules here:
 - which queue state a new inbound message starts in (``initial_state``): only a routed message
   with a customer and a text to answer is ``pending``; everything else is stored ``ignored``;
 - who the customer is (``customer_key``): the phone number when Meta gives one, else the
-  business-scoped user id (PROVIDERS.md §1.7);
+  business-scoped user id (BSUID);
 - Meta's timestamps (``meta_time``): unix seconds as text, unreadable ones replaced;
 - the monotonic status machine of outbound messages (``STATUS_ORDER``, ``advance``).
 """

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
-from uuid import UUID
-
-from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.pool import Pool
-from changarrito.adapters.postgres.queries import parse
+from changarrito.adapters.postgres.queries import QUERIES
 from changarrito.domain.model import AuditEntry
-
-QUERIES = parse(
-    files("changarrito.adapters.postgres").joinpath("audit.sql").read_text(encoding="utf-8")
-)
 
 #: Longest user agent kept (they are client-controlled).
 MAX_USER_AGENT = 512
@@ -41,12 +33,3 @@ class PostgresAuditLog:
         with translated():
             async with self.pool.connection() as conn:
                 await conn.execute(QUERIES["record_audit"], params)
-
-    async def entries_for(self, tenant_id: UUID, limit: int = 100) -> list[AuditEntry]:
-        with translated():
-            async with self.pool.connection() as conn:
-                cur = conn.cursor(row_factory=class_row(AuditEntry))
-                await cur.execute(
-                    QUERIES["audit_entries_for"], {"tenant_id": tenant_id, "limit": limit}
-                )
-                return await cur.fetchall()

@@ -12,15 +12,13 @@ re-apply statuses that arrived before it recorded a reply's wamid.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from importlib.resources import files
 from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
-from changarrito.adapters.postgres.queries import parse
-from changarrito.adapters.postgres.queue import SQL as QUEUE_SQL
+from changarrito.adapters.postgres.queries import QUERIES
 from changarrito.domain.whatsapp import (
     STATUS_ORDER,
     InboundMessage,
@@ -28,10 +26,6 @@ from changarrito.domain.whatsapp import (
     Intake,
     StatusUpdate,
     WebhookEvent,
-)
-
-SQL: dict[str, str] = parse(
-    files("changarrito.adapters.postgres").joinpath("messages.sql").read_text(encoding="utf-8")
 )
 
 Connection = AsyncConnection[TupleRow]
@@ -52,17 +46,19 @@ async def write_intakes(conn: Connection, intakes: Iterable[Intake]) -> set[str]
     inserted = None
     if messages:
         rows = [messages[k] for k in sorted(messages)]
-        inserted = await conn.execute(SQL["insert_inbound"], _inbound_columns(rows))
+        inserted = await conn.execute(QUERIES["insert_inbound"], _inbound_columns(rows))
         if any(m.state is InboundState.PENDING for m in rows):
             # Delivered on commit: idle workers claim at once instead of at their next poll.
-            await conn.execute(QUEUE_SQL["notify_inbound"], {"payload": ""})
+            await conn.execute(QUERIES["notify_inbound"], {"payload": ""})
     if statuses:
         ordered = [statuses[k] for k in sorted(statuses)]
-        await conn.execute(SQL["insert_statuses"], _status_columns(ordered))
+        await conn.execute(QUERIES["insert_statuses"], _status_columns(ordered))
         wamids = sorted({s.wamid for s in ordered})
-        await conn.execute(SQL["apply_statuses"], {"order": list(STATUS_ORDER), "wamids": wamids})
+        await conn.execute(
+            QUERIES["apply_statuses"], {"order": list(STATUS_ORDER), "wamids": wamids}
+        )
     if events:
-        await conn.execute(SQL["insert_events"], _event_columns(events))
+        await conn.execute(QUERIES["insert_events"], _event_columns(events))
     # Read last: in pipeline mode every statement above was sent without waiting for this.
     return {r[0] for r in await inserted.fetchall()} if inserted is not None else set()
 
@@ -70,7 +66,9 @@ async def write_intakes(conn: Connection, intakes: Iterable[Intake]) -> set[str]
 async def apply_statuses(conn: Connection, wamids: Sequence[str]) -> list[tuple[Any, ...]]:
     """Moves the outbound messages with these wamids by every status stored for them (the
     domain's monotonic order); returns ``(id, wamid, status)`` of the rows that changed."""
-    cur = await conn.execute(SQL["apply_statuses"], {"order": list(STATUS_ORDER), "wamids": wamids})
+    cur = await conn.execute(
+        QUERIES["apply_statuses"], {"order": list(STATUS_ORDER), "wamids": wamids}
+    )
     return await cur.fetchall()
 
 

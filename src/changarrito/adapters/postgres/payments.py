@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from importlib.resources import files
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.pool import Pool
-from changarrito.adapters.postgres.queries import parse
+from changarrito.adapters.postgres.queries import QUERIES
 from changarrito.domain.errors import Conflict
 from changarrito.domain.model import Source
 from changarrito.domain.payments import (
@@ -27,10 +26,6 @@ from changarrito.domain.payments import (
     PaymentEventRecord,
     PaymentLinkRecord,
     next_status,
-)
-
-QUERIES: dict[str, str] = parse(
-    files("changarrito.adapters.postgres").joinpath("payments.sql").read_text(encoding="utf-8")
 )
 
 

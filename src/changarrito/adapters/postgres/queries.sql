@@ -122,7 +122,7 @@ WHERE t.id = %(tenant_id)s
 ORDER BY n.created_at, n.id;
 
 -- name: notify
--- Tells every process (notify.listen_for_changes) what changed; sent when the transaction
+-- Tells every process (notify.Listener.on_change) what changed; sent when the transaction
 -- commits, not before. Payloads: "tenant:<uuid>", "number:<phone_number_id>".
 SELECT pg_notify('changarrito_changes', payload)
 FROM unnest(%(payloads)s::text[]) AS payload;

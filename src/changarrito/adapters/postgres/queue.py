@@ -1,10 +1,10 @@
-"""The inbound message queue on PostgreSQL, and the replies recorded around each send.
+"""The inbound message queue on PostgreSQL: claims, leases and what became of each message.
 
 ``MessageQueue`` leases stored inbound messages to workers (``FOR UPDATE SKIP LOCKED``, a lease
 in ``locked_until`` that a crashed worker's successor reclaims once it runs out) and records
 what became of them: answered, ignored, failed, retried later with backoff, or dead-lettered
-once out of attempts. ``PostgresMessageLog`` is the pipeline's ``MessageLog``: conversation
-history and the parts of each reply. SQL lives in ``queue.sql``.
+once out of attempts; operators list and replay them. The replies recorded around each send
+are ``message_log.py``'s. SQL lives in ``queue.sql``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.resources import files
 from typing import Literal
 from uuid import UUID
 
@@ -20,18 +19,9 @@ from psycopg.rows import class_row
 
 from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.pool import Pool
-from changarrito.adapters.postgres.queries import parse
+from changarrito.adapters.postgres.queries import QUERIES
 from changarrito.domain.errors import Conflict, NotFound
-from changarrito.domain.llm import ChatMessage
-from changarrito.domain.pipeline import InboundMessage, OutboundPart
-from changarrito.domain.whatsapp import STATUS_ORDER
-
-SQL: dict[str, str] = parse(
-    files("changarrito.adapters.postgres").joinpath("queue.sql").read_text(encoding="utf-8")
-)
-
-#: The channel the webhook intake notifies when it commits new messages.
-INBOUND_CHANNEL = "changarrito_inbound"
+from changarrito.domain.queued import QueuedMessage
 
 #: Longest error text kept in ``last_error``.
 MAX_ERROR_CHARS = 1000
@@ -70,15 +60,15 @@ class MessageQueue:
 
     async def claim(
         self, worker: str, limit: int = 1, *, one_per_conversation: bool = False
-    ) -> list[InboundMessage]:
+    ) -> list[QueuedMessage]:
         """Leases up to ``limit`` due messages in one statement. ``one_per_conversation``
         (the workers' batches) takes only the oldest due message of each conversation, so
         that messages answered side by side never belong to the same customer."""
         params = {"worker": worker, "limit": limit, "lease": self.lease}
-        query = SQL["claim_batch"] if one_per_conversation else SQL["claim"]
+        query = QUERIES["claim_batch"] if one_per_conversation else QUERIES["claim"]
         with translated():
             async with self.pool.connection() as conn:
-                cur = conn.cursor(row_factory=class_row(InboundMessage))
+                cur = conn.cursor(row_factory=class_row(QueuedMessage))
                 await cur.execute(query, params)
                 return await cur.fetchall()
 
@@ -89,7 +79,7 @@ class MessageQueue:
         params = {"worker": worker, "ids": list(ids), "lease": self.lease}
         with translated():
             async with self.pool.connection() as conn:
-                cur = await conn.execute(SQL["extend"], params)
+                cur = await conn.execute(QUERIES["extend"], params)
                 return {row[0] for row in await cur.fetchall()}
 
     async def finish(
@@ -99,13 +89,13 @@ class MessageQueue:
         params = {"worker": worker, "id": message_id, "state": state, "error": _error(error)}
         with translated():
             async with self.pool.connection() as conn:
-                cur = await conn.execute(SQL["finish"], params)
+                cur = await conn.execute(QUERIES["finish"], params)
                 return await cur.fetchone() is not None
 
     async def retry(
         self,
         worker: str,
-        message: InboundMessage,
+        message: QueuedMessage,
         *,
         delay: float,
         error: str | None,
@@ -123,11 +113,11 @@ class MessageQueue:
         }
         with translated():
             async with self.pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(SQL["retry"], params)
+                cur = await conn.execute(QUERIES["retry"], params)
                 row = await cur.fetchone()
                 if row is not None and per_recipient and message.customer_id:
                     await conn.execute(
-                        SQL["delay_recipient"],
+                        QUERIES["delay_recipient"],
                         {
                             "delay": delay,
                             "phone_number_id": message.phone_number_id,
@@ -140,9 +130,9 @@ class MessageQueue:
         """Gives a failed or dead message a fresh set of attempts, and wakes the workers."""
         with translated():
             async with self.pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(SQL["requeue"], {"id": message_id})
+                cur = await conn.execute(QUERIES["requeue"], {"id": message_id})
                 if await cur.fetchone() is None:
-                    cur = await conn.execute(SQL["message_state"], {"id": message_id})
+                    cur = await conn.execute(QUERIES["message_state"], {"id": message_id})
                     row = await cur.fetchone()
                     if row is None:
                         raise NotFound(f"no message {message_id}")
@@ -150,7 +140,7 @@ class MessageQueue:
                         f"message {message_id} is {row[0]}: only failed or dead messages can "
                         "be retried"
                     )
-                await conn.execute(SQL["notify_inbound"], {"payload": str(message_id)})
+                await conn.execute(QUERIES["notify_inbound"], {"payload": str(message_id)})
 
     async def recent(
         self, tenant_id: UUID | None, *, limit: int = 20, state: str | None = None
@@ -161,88 +151,5 @@ class MessageQueue:
         with translated():
             async with self.pool.connection() as conn:
                 cur = conn.cursor(row_factory=class_row(MessageSummary))
-                await cur.execute(SQL["recent"], params)
+                await cur.execute(QUERIES["recent"], params)
                 return await cur.fetchall()
-
-
-class PostgresMessageLog:
-    """The pipeline's ``MessageLog``: conversation history and the parts of each reply."""
-
-    def __init__(self, pool: Pool) -> None:
-        self.pool = pool
-
-    async def history(
-        self, message: InboundMessage, *, since: datetime, limit: int
-    ) -> list[ChatMessage]:
-        if limit <= 0 or not message.customer_id:
-            return []
-        recipients = sorted(
-            {
-                r
-                for r in (message.customer_phone, message.customer_user_id, message.customer_id)
-                if r
-            }
-        )
-        params = {
-            "id": message.id,
-            "phone_number_id": message.phone_number_id,
-            "customer_id": message.customer_id,
-            "recipients": recipients,
-            "tenant_id": message.tenant_id,
-            "since": since,
-            "until": message.sent_at,
-            "limit": limit,
-        }
-        with translated():
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(SQL["history"], params)
-                rows = await cur.fetchall()
-        return [ChatMessage(role=role, content=content) for role, content in reversed(rows)]
-
-    async def planned(self, message: InboundMessage) -> list[OutboundPart]:
-        with translated():
-            async with self.pool.connection() as conn:
-                cur = conn.cursor(row_factory=class_row(OutboundPart))
-                await cur.execute(SQL["planned"], {"inbound_id": message.id})
-                return await cur.fetchall()
-
-    async def plan(
-        self, message: InboundMessage, recipient: str, parts: Sequence[str], *, fallback: bool
-    ) -> list[OutboundPart]:
-        """Records every part of the reply in one transaction, unless a reply is already
-        recorded for the message (then that one stands, whole)."""
-        params = {
-            "inbound_id": message.id,
-            "tenant_id": message.tenant_id,
-            "phone_number_id": message.phone_number_id,
-            "recipient": recipient,
-            "texts": list(parts),
-            "is_fallback": fallback,
-        }
-        # One round trip: the lock serializes planners of the message; the insert runs after
-        # it, so its snapshot sees a plan committed meanwhile (and then inserts nothing).
-        with translated():
-            async with self.pool.connection() as conn:
-                cur = conn.cursor(row_factory=class_row(OutboundPart))
-                async with conn.pipeline(), conn.transaction():
-                    await conn.execute(SQL["lock_message"], {"id": message.id})
-                    await conn.execute(SQL["plan_parts"], params)
-                    await cur.execute(SQL["planned"], {"inbound_id": message.id})
-                return await cur.fetchall()
-
-    async def sending(self, part: OutboundPart) -> None:
-        with translated():
-            async with self.pool.connection() as conn:
-                await conn.execute(SQL["sending"], {"id": part.id})
-
-    async def sent(self, part: OutboundPart, wamid: str) -> None:
-        """Records the wamid Meta returned, and applies any status webhook that arrived for
-        it before this commit (Meta can be that fast)."""
-        from changarrito.adapters.postgres.messages import SQL as MESSAGES_SQL
-
-        statuses = {"order": list(STATUS_ORDER), "wamids": [wamid]}
-        # One round trip: BEGIN, the wamid, the statuses (``apply_statuses``), COMMIT.
-        with translated():
-            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-                await conn.execute(SQL["sent"], {"id": part.id, "wamid": wamid})
-                await conn.execute(MESSAGES_SQL["apply_statuses"], statuses)

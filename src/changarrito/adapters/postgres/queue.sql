@@ -1,6 +1,6 @@
--- The inbound message queue (whatsapp_inbound_messages, migrations 0004 and 0005) and the
--- replies recorded around each send. Every state change of a claimed message names the worker
--- holding its lease (locked_by): a worker that lost its lease changes nothing.
+-- The inbound message queue (whatsapp_inbound_messages, migrations 0004 and 0005; queue.py).
+-- Every state change of a claimed message names the worker holding its lease (locked_by): a
+-- worker that lost its lease changes nothing. The replies are message_log.sql's.
 
 -- name: claim
 -- Leases up to %(limit)s messages that are due, or whose worker's lease ran out (a crash),
@@ -191,65 +191,3 @@ WHERE (m.tenant_id = %(tenant_id)s OR (%(tenant_id)s::uuid IS NULL AND m.tenant_
   AND (%(state)s::text IS NULL OR m.state = %(state)s)
 ORDER BY m.received_at DESC, m.id DESC
 LIMIT %(limit)s
-
--- name: history
--- Earlier messages of one conversation (one customer, one number, one tenant) since a time:
--- what the customer wrote and each reply that reached Meta, newest first.
-SELECT role, content FROM (
-    SELECT 'user' AS role, i.text AS content, i.sent_at AS at, i.id AS seq
-    FROM whatsapp_inbound_messages i
-    WHERE i.phone_number_id = %(phone_number_id)s
-      AND i.customer_id = %(customer_id)s
-      AND i.tenant_id IS NOT DISTINCT FROM %(tenant_id)s
-      AND i.id <> %(id)s
-      AND i.sent_at >= %(since)s AND i.sent_at <= %(until)s
-      AND i.text IS NOT NULL
-      AND i.type NOT IN ('reaction', 'system', 'unsupported')
-    UNION ALL
-    SELECT 'assistant', string_agg(o.text, E'\n\n' ORDER BY o.part), min(o.created_at),
-           min(o.inbound_id)
-    FROM whatsapp_outbound_messages o
-    WHERE o.phone_number_id = %(phone_number_id)s
-      AND o.recipient = ANY(%(recipients)s)
-      AND o.tenant_id IS NOT DISTINCT FROM %(tenant_id)s
-      AND o.created_at >= %(since)s
-      AND o.wamid IS NOT NULL
-      AND o.inbound_id IS DISTINCT FROM %(id)s
-    GROUP BY coalesce(o.inbound_id, -o.id)
-) conversation
-ORDER BY at DESC, seq DESC
-LIMIT %(limit)s
-
--- name: lock_message
-SELECT id FROM whatsapp_inbound_messages WHERE id = %(id)s FOR UPDATE
-
--- name: planned
-SELECT id, part, text, wamid, send_attempts
-FROM whatsapp_outbound_messages
-WHERE inbound_id = %(inbound_id)s
-ORDER BY part
-
--- name: plan_parts
--- Every part of a reply, unless one is already recorded for the message (run after
--- lock_message, in the same transaction: this statement's snapshot sees a concurrent plan).
-INSERT INTO whatsapp_outbound_messages
-    (inbound_id, part, tenant_id, phone_number_id, recipient, text, is_fallback)
-SELECT %(inbound_id)s, p.part, %(tenant_id)s::uuid, %(phone_number_id)s, %(recipient)s,
-       p.text, %(is_fallback)s
-FROM unnest(%(texts)s::text[]) WITH ORDINALITY AS p (text, part)
-WHERE NOT EXISTS (
-    SELECT 1 FROM whatsapp_outbound_messages o WHERE o.inbound_id = %(inbound_id)s)
-ON CONFLICT (inbound_id, part) DO NOTHING
-
--- name: sending
-UPDATE whatsapp_outbound_messages
-SET send_attempts = send_attempts + 1, send_started_at = now(), updated_at = now()
-WHERE id = %(id)s AND wamid IS NULL
-
--- name: sent
--- Meta accepted the part: record its wamid at once (status webhooks find the row by it).
-UPDATE whatsapp_outbound_messages
-SET wamid = %(wamid)s,
-    status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END,
-    updated_at = now()
-WHERE id = %(id)s

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
 
 from psycopg.rows import class_row
 
 from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.pool import Pool
-from changarrito.adapters.postgres.queries import parse
-
-SQL: dict[str, str] = parse(
-    files("changarrito.adapters.postgres").joinpath("queue_stats.sql").read_text(encoding="utf-8")
-)
+from changarrito.adapters.postgres.queries import QUERIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +31,7 @@ async def queue_stats(pool: Pool) -> QueueStats:
     with translated():
         async with pool.connection(timeout=CONNECT_TIMEOUT) as conn:
             cur = conn.cursor(row_factory=class_row(QueueStats))
-            await cur.execute(SQL["queue_stats"])
+            await cur.execute(QUERIES["queue_stats"])
             row = await cur.fetchone()
     assert row is not None  # an aggregate always returns its row
     return row

@@ -17,10 +17,11 @@ from uuid import UUID
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from changarrito.adapters.postgres.credential_rows import context_for
 from changarrito.adapters.postgres.errors import translated
+from changarrito.adapters.postgres.notify import notify_changes
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.queries import QUERIES
-from changarrito.adapters.postgres.store import context_for, notify_changes
 from changarrito.domain.errors import DecryptionFailed, UnknownKey
 from changarrito.domain.ports import Cipher
 

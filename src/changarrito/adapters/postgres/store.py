@@ -1,62 +1,32 @@
 """The tenant and credential store on PostgreSQL (``TenantStore`` and ``CredentialStore``).
 
-Secrets are JSON-serialised and encrypted with the cipher under the context
-``"<tenant_id>|<integration_type>|<provider>"``: a ciphertext copied onto another row fails
-to decrypt. Every write notifies ``changarrito_changes`` in its own transaction (see
-``notify``), so other processes drop their cached resolutions when it commits.
+Secrets are sealed per row (``credential_rows``: a ciphertext copied onto another row fails
+to decrypt). Every write notifies ``changarrito_changes`` in its own transaction
+(``notify.notify_changes``), so other processes drop their cached resolutions when it commits.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow, class_row
 from psycopg.types.json import Jsonb
 
+from changarrito.adapters.postgres.credential_rows import (
+    CredentialRow,
+    context_for,
+    open_row,
+    to_credential,
+)
 from changarrito.adapters.postgres.errors import translated
+from changarrito.adapters.postgres.notify import notify_changes
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.queries import QUERIES
-from changarrito.domain.errors import (
-    Conflict,
-    DecryptionFailed,
-    NotConfigured,
-    TenantNotFound,
-    ValidationFailed,
-)
-from changarrito.domain.model import Credential, IntegrationType, Secrets, Tenant, WhatsAppNumber
+from changarrito.domain.errors import Conflict, NotConfigured, TenantNotFound, ValidationFailed
+from changarrito.domain.model import Credential, IntegrationType, Tenant, WhatsAppNumber
 from changarrito.domain.ports import Cipher
-
-CHANNEL = "changarrito_changes"
-
-
-def context_for(tenant_id: UUID, integration_type: IntegrationType | str, provider: str) -> bytes:
-    """The encryption context that binds a ciphertext to its row's owner."""
-    return f"{tenant_id}|{IntegrationType(integration_type).value}|{provider}".encode()
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialRow:
-    """A ``tenant_integration_credentials`` row, secrets still encrypted."""
-
-    id: UUID
-    tenant_id: UUID
-    integration_type: str
-    provider: str
-    credentials: dict[str, Any]
-    config: dict[str, Any]
-    is_active: bool
-    is_verified: bool
-    priority: int
-    created_at: datetime
-    updated_at: datetime
-    verified_at: datetime | None
-    verification_error: str | None
 
 
 class PostgresStore:
@@ -124,7 +94,7 @@ class PostgresStore:
             for r in rows
             if r["id"] is not None
         ]
-        return [await self._decrypt(row) for row in stored]
+        return [await open_row(self.cipher, row) for row in stored]
 
     async def save_credential(
         self, credential: Credential, number: WhatsAppNumber | None = None
@@ -159,7 +129,7 @@ class PostgresStore:
                     await self._claim(conn, number)
                     numbers.append(number.phone_number_id)
                 await notify_changes(conn, [credential.tenant_id], numbers)
-        return _credential(row, credential.secrets)
+        return to_credential(row, credential.secrets)
 
     async def delete_credentials(
         self, tenant_id: UUID, integration_type: IntegrationType, provider: str | None = None
@@ -242,7 +212,7 @@ class PostgresStore:
             for r in rows
             if r["id"] is not None
         ]
-        return number, [await self._decrypt(row) for row in stored]
+        return number, [await open_row(self.cipher, row) for row in stored]
 
     async def numbers_for(self, tenant_id: UUID) -> list[WhatsAppNumber]:
         with translated():
@@ -283,50 +253,9 @@ class PostgresStore:
                 "to another account"
             )
 
-    async def _decrypt(self, row: CredentialRow) -> Credential:
-        context = context_for(row.tenant_id, row.integration_type, row.provider)
-        try:
-            plaintext = await self.cipher.decrypt(row.credentials, context)
-        except DecryptionFailed as exc:
-            raise type(exc)(
-                f"the stored {row.integration_type} ({row.provider}) credential {row.id} of "
-                f"tenant {row.tenant_id} cannot be decrypted: {exc.message}"
-            ) from None
-        try:
-            data = json.loads(plaintext)
-        except ValueError:
-            raise DecryptionFailed(f"credential {row.id} decrypted to something not JSON") from None
-        return _credential(row, Secrets({str(k): str(v) for k, v in data.items()}))
-
-
-def _credential(row: CredentialRow, secrets: Secrets) -> Credential:
-    return Credential(
-        tenant_id=row.tenant_id,
-        integration_type=IntegrationType(row.integration_type),
-        provider=row.provider,
-        secrets=secrets,
-        config=row.config,
-        is_active=row.is_active,
-        is_verified=row.is_verified,
-        priority=row.priority,
-        id=row.id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        verified_at=row.verified_at,
-        verification_error=row.verification_error,
-    )
-
 
 async def _require_tenant(conn: AsyncConnection[TupleRow], tenant_id: UUID) -> None:
     cur = await conn.execute(QUERIES["tenant_exists"], {"tenant_id": tenant_id})
     row = await cur.fetchone()
     if not (row and row[0]):
         raise TenantNotFound(f"no tenant {tenant_id}")
-
-
-async def notify_changes(
-    conn: AsyncConnection[TupleRow], tenants: Iterable[UUID], numbers: Iterable[str]
-) -> None:
-    payloads = [f"tenant:{t}" for t in tenants] + [f"number:{n}" for n in numbers]
-    if payloads:
-        await conn.execute(QUERIES["notify"], {"payloads": payloads})

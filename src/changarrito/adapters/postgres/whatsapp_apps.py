@@ -28,10 +28,11 @@ from uuid import UUID
 import structlog
 from psycopg.rows import class_row
 
+from changarrito.adapters.postgres.credential_rows import CredentialRow, context_for
 from changarrito.adapters.postgres.errors import translated
-from changarrito.adapters.postgres.messages import SQL
 from changarrito.adapters.postgres.pool import Pool
-from changarrito.adapters.postgres.store import CredentialRow, context_for
+from changarrito.adapters.postgres.queries import QUERIES
+from changarrito.domain.changes import Change
 from changarrito.domain.errors import DecryptionFailed
 from changarrito.domain.ports import Cipher
 
@@ -62,17 +63,13 @@ class WhatsAppApps:
         self._last_full = 0.0
         self._lock = asyncio.Lock()
 
-    def on_change(self, kind: str, value: str) -> None:
+    def on_change(self, change: Change) -> None:
         """A change notification (see ``adapters.postgres.notify``)."""
-        if kind == "tenant":
-            try:
-                self._dirty.add(UUID(value))
-                return
-            except ValueError:
-                pass
-        elif kind == "number":
-            return  # numbers change with their tenant, which is notified too
-        self._loaded = False
+        if change.tenant_id is not None:
+            self._dirty.add(change.tenant_id)
+        elif change.everything:
+            self._loaded = False
+        # else a number: numbers change with their tenant, which is notified too
 
     async def verify_token_matches(self, token: str) -> bool:
         """True when ``token`` is the verify token of an active tenant's WhatsApp credential."""
@@ -126,7 +123,7 @@ class WhatsAppApps:
         with translated():
             async with self.pool.connection() as conn:
                 cur = conn.cursor(row_factory=class_row(CredentialRow))
-                await cur.execute(SQL["whatsapp_credentials"], params)
+                await cur.execute(QUERIES["whatsapp_credentials"], params)
                 rows = await cur.fetchall()
         apps: dict[UUID, _App] = {}
         for row in sorted(rows, key=lambda r: (r.priority, -r.updated_at.timestamp())):

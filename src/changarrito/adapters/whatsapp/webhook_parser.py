@@ -1,4 +1,4 @@
-"""Decoding Meta's WhatsApp webhook (PROVIDERS.md §1.3-1.8) into the domain's records.
+"""Decoding Meta's WhatsApp webhook into the domain's records.
 
 ``parse(body)`` decodes a POST body once, or raises ``InvalidWebhook`` (a 400). Decoding is
 lenient where Meta may evolve: unknown fields are skipped, unknown message types and fields are
@@ -22,7 +22,7 @@ from changarrito.adapters.whatsapp.webhook_schema import (
     Contact,
     Error,
     Message,
-    Status,
+    MessageStatus,
     Value,
     text_to_answer,
 )
@@ -66,7 +66,7 @@ class _Probe(msgspec.Struct):
 _webhook = msgspec.json.Decoder(_Webhook)
 _value = msgspec.json.Decoder(Value)
 _message = msgspec.json.Decoder(Message)
-_status = msgspec.json.Decoder(Status)
+_status = msgspec.json.Decoder(MessageStatus)
 _error = msgspec.json.Decoder(Error)
 _probe = msgspec.json.Decoder(_Probe)
 

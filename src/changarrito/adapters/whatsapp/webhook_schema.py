@@ -1,5 +1,5 @@
-"""Meta's WhatsApp webhook objects as msgspec Structs (PROVIDERS.md §1.3-1.7), and the text
-each message type gives the assistant to answer.
+"""Meta's WhatsApp webhook objects as msgspec Structs (from Meta's Cloud API reference), and
+the text each message type gives the assistant to answer.
 
 Every documented member is here, all optional but the ids, so that a member Meta drops or a
 new one it adds never breaks decoding (unknown members are skipped; ``raw`` keeps them).
@@ -95,7 +95,9 @@ class SharedContact(msgspec.Struct):
     phones: list[ContactPhone] = []
 
 
-class Reply(msgspec.Struct):
+class InteractiveReply(msgspec.Struct):
+    """A button or list reply of an ``interactive`` message."""
+
     id: str | None = None
     title: str | None = None
     description: str | None = None
@@ -103,8 +105,8 @@ class Reply(msgspec.Struct):
 
 class Interactive(msgspec.Struct):
     type: str | None = None
-    button_reply: Reply | None = None
-    list_reply: Reply | None = None
+    button_reply: InteractiveReply | None = None
+    list_reply: InteractiveReply | None = None
 
 
 class Button(msgspec.Struct):
@@ -166,7 +168,7 @@ class Message(msgspec.Struct, rename={"from_": "from"}):
     errors: list[Error] = []
 
 
-class Status(msgspec.Struct):
+class MessageStatus(msgspec.Struct):
     """``value.statuses[]``: sent, delivered, read, played, failed (with ``errors``)."""
 
     id: str

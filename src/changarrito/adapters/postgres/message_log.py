@@ -1,0 +1,101 @@
+"""The pipeline's ``MessageLog`` on PostgreSQL: conversation history and each reply's parts.
+
+A reply is recorded whole, split into parts, before any part is sent (``plan``); each part's
+wamid is recorded as soon as Meta returns it (``sent``). SQL lives in ``message_log.sql``
+(and ``apply_statuses`` in ``messages.sql``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from psycopg.rows import class_row
+
+from changarrito.adapters.postgres.errors import translated
+from changarrito.adapters.postgres.pool import Pool
+from changarrito.adapters.postgres.queries import QUERIES
+from changarrito.domain.llm import ChatMessage
+from changarrito.domain.queued import OutboundPart, QueuedMessage
+from changarrito.domain.whatsapp import STATUS_ORDER
+
+
+class PostgresMessageLog:
+    """The pipeline's ``MessageLog``: conversation history and the parts of each reply."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def history(
+        self, message: QueuedMessage, *, since: datetime, limit: int
+    ) -> list[ChatMessage]:
+        if limit <= 0 or not message.customer_id:
+            return []
+        recipients = sorted(
+            {
+                r
+                for r in (message.customer_phone, message.customer_user_id, message.customer_id)
+                if r
+            }
+        )
+        params = {
+            "id": message.id,
+            "phone_number_id": message.phone_number_id,
+            "customer_id": message.customer_id,
+            "recipients": recipients,
+            "tenant_id": message.tenant_id,
+            "since": since,
+            "until": message.sent_at,
+            "limit": limit,
+        }
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(QUERIES["history"], params)
+                rows = await cur.fetchall()
+        return [ChatMessage(role=role, content=content) for role, content in reversed(rows)]
+
+    async def planned(self, message: QueuedMessage) -> list[OutboundPart]:
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=class_row(OutboundPart))
+                await cur.execute(QUERIES["planned"], {"inbound_id": message.id})
+                return await cur.fetchall()
+
+    async def plan(
+        self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
+    ) -> list[OutboundPart]:
+        """Records every part of the reply in one transaction, unless a reply is already
+        recorded for the message (then that one stands, whole)."""
+        params = {
+            "inbound_id": message.id,
+            "tenant_id": message.tenant_id,
+            "phone_number_id": message.phone_number_id,
+            "recipient": recipient,
+            "texts": list(parts),
+            "is_fallback": fallback,
+        }
+        # One round trip: the lock serializes planners of the message; the insert runs after
+        # it, so its snapshot sees a plan committed meanwhile (and then inserts nothing).
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=class_row(OutboundPart))
+                async with conn.pipeline(), conn.transaction():
+                    await conn.execute(QUERIES["lock_message"], {"id": message.id})
+                    await conn.execute(QUERIES["plan_parts"], params)
+                    await cur.execute(QUERIES["planned"], {"inbound_id": message.id})
+                return await cur.fetchall()
+
+    async def sending(self, part: OutboundPart) -> None:
+        with translated():
+            async with self.pool.connection() as conn:
+                await conn.execute(QUERIES["sending"], {"id": part.id})
+
+    async def sent(self, part: OutboundPart, wamid: str) -> None:
+        """Records the wamid Meta returned, and applies any status webhook that arrived for
+        it before this commit (Meta can be that fast)."""
+        statuses = {"order": list(STATUS_ORDER), "wamids": [wamid]}
+        # One round trip: BEGIN, the wamid, the statuses (``apply_statuses``), COMMIT.
+        with translated():
+            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                await conn.execute(QUERIES["sent"], {"id": part.id, "wamid": wamid})
+                await conn.execute(QUERIES["apply_statuses"], statuses)

@@ -1,0 +1,77 @@
+"""The LLM side of the message pipeline: who answers a message, and the fallback text.
+
+A tenant's number is answered with the tenant's own LLM settings (with the platform fallback
+policy of ``Responder``); the platform's own number with the platform's. When the LLM cannot
+answer, the tenant's ``fallbackText`` (or the platform's) is sent instead of silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from changarrito.domain import resolution
+from changarrito.domain.errors import ChangarritoError
+from changarrito.domain.llm import ChatMessage, CredentialSource, ProviderLookup, Reply, Responder
+from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved
+from changarrito.domain.ports import MetricsRecorder
+
+DEFAULT_FALLBACK_TEXT = (
+    "¡Gracias por tu mensaje! En este momento no puedo responder; te contestaremos pronto. "
+    "/ Thanks for your message! I can't answer right now; we'll get back to you soon."
+)
+
+#: Stands for "the platform" where the LLM use case wants a tenant id (the platform's number).
+PLATFORM = UUID(int=0)
+
+
+class PlatformCredentials:
+    """A ``CredentialSource`` that only knows the platform's defaults (for its own number)."""
+
+    def __init__(self, platform: PlatformDefaults) -> None:
+        self.platform = platform
+
+    async def resolve(
+        self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
+    ) -> Resolved:
+        return resolution.resolve(tenant_id, itype, [], self.platform, provider)
+
+
+class Assistant:
+    """The LLM side of the pipeline: a tenant's own settings (with the platform fallback
+    policy of ``Responder``), the platform's for its own number, and the fallback text."""
+
+    def __init__(
+        self,
+        credentials: CredentialSource,
+        providers: ProviderLookup,
+        *,
+        platform_fallback: bool = False,
+        fallback_text: str = DEFAULT_FALLBACK_TEXT,
+        metrics: MetricsRecorder | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.tenants = Responder(
+            credentials, providers, platform_fallback=platform_fallback, metrics=metrics
+        )
+        self.platform = Responder(
+            PlatformCredentials(credentials.platform), providers, metrics=metrics
+        )
+        self.default_fallback = fallback_text.strip() or DEFAULT_FALLBACK_TEXT
+
+    async def reply(self, tenant_id: UUID | None, messages: Sequence[ChatMessage]) -> Reply:
+        if tenant_id is None:
+            return await self.platform.reply(PLATFORM, messages)
+        return await self.tenants.reply(tenant_id, messages)
+
+    async def fallback_text(self, tenant_id: UUID | None) -> str:
+        """The tenant's LLM ``fallbackText`` when it set one, else the platform's."""
+        if tenant_id is not None:
+            try:
+                resolved = await self.credentials.resolve(tenant_id, IntegrationType.LLM)
+            except ChangarritoError:
+                resolved = None
+            own = resolved.config.get("fallbackText") if resolved is not None else None
+            if isinstance(own, str) and own.strip():
+                return own.strip()
+        return self.default_fallback

@@ -1,0 +1,48 @@
+"""The message queue as the pipeline sees it: a claimed message and the parts of its reply.
+
+Pure records: the Postgres queue (``adapters/postgres/queue.py``) claims a ``QueuedMessage``
+for a worker, and the message log (``adapters/postgres/message_log.py``) records each
+``OutboundPart`` of its reply before any is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """A stored inbound message, as a worker claimed it (``attempts`` counts this one)."""
+
+    id: int
+    wamid: str
+    phone_number_id: str
+    tenant_id: UUID | None
+    type: str
+    text: str | None
+    sent_at: datetime
+    attempts: int
+    customer_id: str | None = None
+    customer_phone: str | None = None
+    customer_user_id: str | None = None
+    #: Whether a reply was already recorded for it when it was claimed (``None``: unknown);
+    #: ``False`` spares the pipeline reading the reply's parts back.
+    has_reply: bool | None = None
+
+    @property
+    def recipient(self) -> str | None:
+        """Whom to answer: the phone number, else the business-scoped user id."""
+        return self.customer_phone or self.customer_user_id or self.customer_id
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundPart:
+    """One recorded part of a reply (``wamid`` is set once Meta accepted it)."""
+
+    id: int
+    part: int
+    text: str
+    wamid: str | None = None
+    send_attempts: int = 0
