@@ -21,6 +21,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	PYTHONPATH=examples/changarrito-mistral/src $(BIN)/python -m pytest -q examples/changarrito-mistral/tests
+	PYTHONPATH=examples/changarrito-conekta/src $(BIN)/python -m pytest -q examples/changarrito-conekta/tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -18,29 +18,47 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from changarrito.domain.errors import NotConfigured, NotFound, ValidationFailed
-from changarrito.domain.model import IntegrationType, Source, utcnow
+from changarrito.domain.model import IntegrationType
+from changarrito.domain.money import minor_unit_decimals
+from changarrito.domain.payment_model import (
+    EventOutcome,
+    PaymentEventRecord,
+    PaymentLinkRecord,
+    PaymentStatus,
+)
 from changarrito.domain.ports import PaymentGateway, PaymentGateways, PaymentStore, Resolver
 
-#: Statuses a link can have; an event may also say ``unknown``, which changes nothing.
-LINK_STATUSES = ("pending", "paid", "failed", "expired", "refunded")
-#: How far along a status is: an event moves a link to a status of equal or higher rank only.
-_RANK = {"pending": 0, "failed": 1, "expired": 1, "paid": 2, "refunded": 3}
+# The records are part of these use cases' signatures: importable from here too.
+__all__ = [
+    "EventOutcome",
+    "PaymentEventRecord",
+    "PaymentLinkRecord",
+    "PaymentLinkRequest",
+    "PaymentStatus",
+    "Payments",
+    "next_status",
+    "redact_payload",
+    "validated",
+]
+
+#: How far along a status is: an event moves a link to a status of equal or higher rank only
+#: (``unknown`` has no rank and moves nothing).
+_RANK = {
+    PaymentStatus.PENDING: 0,
+    PaymentStatus.FAILED: 1,
+    PaymentStatus.EXPIRED: 1,
+    PaymentStatus.PAID: 2,
+    PaymentStatus.REFUNDED: 3,
+}
 
 MAX_DESCRIPTION = 500
 MAX_REFERENCE = 200
-
-#: ISO 4217 currencies without a minor unit, and those with three decimals (the rest have two).
-_ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF ISK JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()  # noqa: SIM905
-)
-_THREE_DECIMAL = frozenset(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"])
 
 REDACTED = "[redacted]"
 #: Keys of a notification payload whose values are never stored.
@@ -57,60 +75,6 @@ class PaymentLinkRequest:
     description: str
     reference: str
     provider: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentLinkRecord:
-    """A hosted payment link created for a tenant, with its latest status."""
-
-    tenant_id: UUID
-    provider: str
-    provider_link_id: str
-    url: str
-    amount: Decimal
-    currency: str
-    description: str
-    reference: str
-    source: Source
-    status: str = "pending"
-    id: UUID = field(default_factory=uuid4)
-    created_at: datetime = field(default_factory=utcnow)
-    updated_at: datetime = field(default_factory=utcnow)
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentEventRecord:
-    """A verified provider notification, as stored (``payload`` holds no secret)."""
-
-    tenant_id: UUID
-    provider: str
-    event_id: str
-    type: str
-    status: str
-    payload: Mapping[str, Any]
-    provider_link_id: str | None = None
-    reference: str | None = None
-    link_id: UUID | None = None
-    id: UUID = field(default_factory=uuid4)
-    received_at: datetime = field(default_factory=utcnow)
-
-
-@dataclass(frozen=True, slots=True)
-class EventOutcome:
-    """What storing a notification did: ``duplicate`` when its event id was already stored."""
-
-    event: PaymentEventRecord
-    duplicate: bool
-    link: PaymentLinkRecord | None = None
-
-
-def minor_unit_decimals(currency: str) -> int:
-    """Decimals of the currency's minor unit: JPY 0, MXN 2, KWD 3."""
-    if currency in _ZERO_DECIMAL:
-        return 0
-    if currency in _THREE_DECIMAL:
-        return 3
-    return 2
 
 
 def validated(request: PaymentLinkRequest) -> PaymentLinkRequest:
@@ -143,9 +107,10 @@ def validated(request: PaymentLinkRequest) -> PaymentLinkRequest:
 
 def next_status(current: str, incoming: str) -> str:
     """The link's status after an event saying ``incoming``: forward only, ``unknown`` ignored."""
-    if incoming not in _RANK:
+    rank = _RANK.get(PaymentStatus.of(incoming))
+    if rank is None:
         return current
-    return incoming if _RANK[incoming] >= _RANK.get(current, 0) else current
+    return incoming if rank >= _RANK.get(PaymentStatus.of(current), 0) else current
 
 
 def redact_payload(value: Any, secrets: Iterable[str] = ()) -> Any:
@@ -207,7 +172,7 @@ class Payments:
             description=request.description,
             reference=request.reference,
             source=resolved.source,
-            status=created.status if created.status in _RANK else "pending",
+            status=_link_status(created.status),
         )
         return await self.store.save_link(link)
 
@@ -246,13 +211,14 @@ class Payments:
             raw_body,
             gateway.parse_credentials(resolved.secrets.reveal()),
             gateway.parse_config(config),
+            tenant_id=tenant_id,
         )
         record = PaymentEventRecord(
             tenant_id=tenant_id,
             provider=provider,
             event_id=event.event_id,
             type=event.type,
-            status=event.status,
+            status=PaymentStatus.of(event.status).value,
             payload=redact_payload(dict(event.raw), resolved.secrets.values()),
             provider_link_id=event.provider_link_id,
             reference=event.reference,
@@ -263,3 +229,9 @@ class Payments:
         if provider not in self.gateways.ids("payment"):
             raise NotFound(f"no payment provider {provider!r} is installed")
         return self.gateways.payment(provider)
+
+
+def _link_status(status: str) -> str:
+    """A new link's stored status: the provider's, unless it says nothing (``unknown``)."""
+    known = PaymentStatus.of(status)
+    return known.value if known in _RANK else PaymentStatus.PENDING.value

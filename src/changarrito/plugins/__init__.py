@@ -1,5 +1,5 @@
 """Provider plugins: hookspecs, the loader, the registry and the built-in providers.
 
-See ``docs/plugins.md``. Plugin authors need ``changarrito.hookimpl`` and
-``changarrito.plugins.base``; the host uses ``ProviderRegistry.load``.
+See ``docs/plugins.md``. Plugin authors import from one public module, ``changarrito.plugin``;
+the host uses ``ProviderRegistry.load``.
 """

@@ -1,13 +1,15 @@
 """A conformance kit for provider plugins, shipped with the package.
 
 * ``FakeUpstream``: an ``httpx.MockTransport`` that records requests and answers from a script;
-* ``LLMProviderConformance``: a pytest suite a plugin subclasses in its own CI;
+* ``LLMProviderConformance`` and ``PaymentProviderConformance`` (with ``Notification``): pytest
+  suites a plugin subclasses in its own CI;
 * ``FakeLLMProvider``, ``FakeCredentialSource``: fakes for the LLM use case.
 
 Nothing here is imported by the service itself.
 """
 
 from changarrito.testing.fakes import FakeCredentialSource, FakeLLMProvider, FakeProviders
+from changarrito.testing.payment_suite import Notification, PaymentProviderConformance
 from changarrito.testing.suite import LLMProviderConformance
 from changarrito.testing.upstream import FakeUpstream, json_response, text_response
 
@@ -17,6 +19,8 @@ __all__ = [
     "FakeProviders",
     "FakeUpstream",
     "LLMProviderConformance",
+    "Notification",
+    "PaymentProviderConformance",
     "json_response",
     "text_response",
 ]

@@ -32,7 +32,8 @@ from changarrito.domain.errors import (
     RetryableProviderError,
     ValidationFailed,
 )
-from changarrito.plugins.base import ChatMessage, LLMProvider, ProviderContext
+from changarrito.domain.llm import ChatMessage
+from changarrito.plugins.base import LLMProvider, ProviderContext
 from changarrito.plugins.registry import ProviderRegistry, discover_none
 from changarrito.testing.upstream import FakeUpstream, json_response, text_response
 
@@ -158,6 +159,13 @@ class LLMProviderConformance:
         assert reply.usage.input_tokens > 0 and reply.usage.output_tokens > 0
         assert reply.latency_ms >= 0
         assert "¿Tienen tortillas?" in upstream.last.content.decode()
+
+    def test_chat_sends_the_credentials(self) -> None:
+        _, upstream = self.chat(self.ok_response("ok"))
+        sent = " ".join(f"{k}={v}" for k, v in upstream.last.headers.items())
+        assert self.secret in sent or self.secret in str(upstream.last.url), (
+            "chat must authenticate with the credentials"
+        )
 
     def test_system_prompt_from_config_is_sent(self) -> None:
         _, upstream = self.chat(self.ok_response("ok"))

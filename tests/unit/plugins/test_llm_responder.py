@@ -5,8 +5,6 @@ from __future__ import annotations
 from uuid import uuid4
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from changarrito.domain.errors import (
     NotConfigured,
@@ -15,7 +13,7 @@ from changarrito.domain.errors import (
     ProviderQuotaExceeded,
     RetryableProviderError,
 )
-from changarrito.domain.llm import ChatMessage, Responder, fallback_enabled
+from changarrito.domain.llm import ChatMessage, Responder
 from changarrito.domain.model import (
     Credential,
     IntegrationType,
@@ -123,17 +121,6 @@ async def test_no_credentials_anywhere_is_not_configured() -> None:
     use_case = Responder(FakeCredentialSource([], PlatformDefaults()), FakeProviders())
     with pytest.raises(NotConfigured):
         await use_case.reply(uuid4(), HI)
-
-
-@given(st.sampled_from(["1", "true", "TRUE", " yes ", "on"]))
-def test_fallback_env_accepts_true_values(value: str) -> None:
-    assert fallback_enabled({"CHANGARRITO_LLM_PLATFORM_FALLBACK": value})
-
-
-@given(st.one_of(st.just(None), st.sampled_from(["", "0", "false", "no", "off", "maybe"])))
-def test_fallback_is_off_by_default_and_for_other_values(value: str | None) -> None:
-    env = {} if value is None else {"CHANGARRITO_LLM_PLATFORM_FALLBACK": value}
-    assert not fallback_enabled(env)
 
 
 def test_domain_llm_imports_only_stdlib_msgspec_and_the_domain() -> None:

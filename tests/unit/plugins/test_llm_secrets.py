@@ -9,7 +9,6 @@ import structlog.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from changarrito.adapters.http import scrub
 from changarrito.domain.errors import ProviderAuthError, ValidationFailed
 from changarrito.domain.llm import ChatMessage, Responder
 from changarrito.domain.model import (
@@ -19,6 +18,7 @@ from changarrito.domain.model import (
     PlatformDefaults,
     Secrets,
 )
+from changarrito.plugin import scrub
 from changarrito.plugins.base import ProviderContext
 from changarrito.plugins.llm.ollama import OllamaProvider
 from changarrito.plugins.llm.openai import OpenAIProvider

@@ -1,4 +1,4 @@
-"""Each built-in LLM provider speaks its documented wire format (PROVIDERS.md §2)."""
+"""Each built-in LLM provider speaks its vendor's documented wire format."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from changarrito.domain.errors import (
     ProviderQuotaExceeded,
     RetryableProviderError,
 )
-from changarrito.plugins.base import ChatMessage, LLMProvider
+from changarrito.plugin import ChatMessage, LLMProvider
 from changarrito.plugins.llm.anthropic import AnthropicProvider
 from changarrito.plugins.llm.azure_openai import AzureOpenAIProvider
 from changarrito.plugins.llm.ollama import OllamaProvider

@@ -5,26 +5,26 @@ from __future__ import annotations
 import base64
 import json
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 import structlog
+from payment_helpers import TENANT, MakeProvider
 
 from changarrito.domain.errors import (
     InvalidSignature,
     ProviderAuthError,
     ProviderBadRequest,
     ProviderBadResponse,
-    ProviderTimeout,
     RetryableProviderError,
     ValidationFailed,
 )
-from changarrito.plugins.base import PaymentLink, ProviderContext
+from changarrito.plugin import PaymentLink
 from changarrito.plugins.payments import clip
 from changarrito.plugins.payments.clip import ClipConfig, ClipCredentials, ClipProvider
-from changarrito.plugins.registry import ProviderRegistry, discover_none
-from changarrito.testing.upstream import Answer, FakeUpstream
+from changarrito.testing import Notification, PaymentProviderConformance
 
 API_KEY = "clip-api-key-7f3a9c21-4b5e"
 SECRET_KEY = "clip-secret-key-d41d8cd98f00b204"
@@ -35,19 +35,9 @@ CHECKOUT_ID = "7e1b7f5c-5c4a-4b6e-9f3e-0d9a2f1c3b4d"
 
 
 @pytest.fixture
-async def make() -> Any:
+def make(on_fake_upstream: MakeProvider) -> MakeProvider:
     """``make(*answers, env=...)`` → (provider, fake Clip answering in order)."""
-    contexts: list[ProviderContext] = []
-
-    def factory(*answers: Answer, env: dict[str, str] | None = None) -> Any:
-        upstream = FakeUpstream(*answers)
-        context = upstream.context(env)
-        contexts.append(context)
-        return ClipProvider(context), upstream
-
-    yield factory
-    for context in contexts:
-        await context.http.aclose()
+    return partial(on_fake_upstream, ClipProvider)
 
 
 def created() -> httpx.Response:
@@ -198,43 +188,11 @@ async def test_a_rate_limit_is_retryable_after_the_time_asked_for(make: Any) -> 
     assert (caught.value.retryable, caught.value.retry_after) == (True, 12.0)
 
 
-async def test_server_errors_are_retryable(make: Any) -> None:
-    provider, _ = make(httpx.Response(503, text="down"))
-
-    with pytest.raises(RetryableProviderError):
-        await create(provider)
-
-
-async def test_a_success_that_is_not_json_is_a_bad_response(make: Any) -> None:
-    provider, _ = make(httpx.Response(200, text="OK"))
-
-    with pytest.raises(ProviderBadResponse):
-        await create(provider)
-
-
-async def test_a_timeout_is_a_retryable_provider_timeout(make: Any) -> None:
-    provider, _ = make(httpx.ReadTimeout)
-
-    with pytest.raises(ProviderTimeout):
-        await create(provider)
-
-
 def test_platform_credentials_come_from_the_clip_env_vars() -> None:
     env = {"CLIP_API_KEY": API_KEY, "CLIP_SECRET_KEY": SECRET_KEY}
 
     assert ClipProvider.platform_credentials(env) == {"apiKey": API_KEY, "secretKey": SECRET_KEY}
     assert ClipProvider.platform_credentials({"CLIP_API_KEY": API_KEY}) is None
-
-
-async def test_the_plugin_module_registers_the_provider_class_through_its_hook() -> None:
-    context = FakeUpstream().context()
-    registry = ProviderRegistry.load(
-        context, env={}, builtins=(), extra=[("clip", clip)], discover=discover_none
-    )
-
-    assert not registry.failed
-    assert isinstance(registry.payment("clip"), ClipProvider)
-    await context.http.aclose()
 
 
 # --- webhooks ---------------------------------------------------------------------------------
@@ -271,7 +229,7 @@ def checkout(status: str) -> httpx.Response:
 async def test_a_notification_is_believed_only_after_clip_confirms_it(make: Any) -> None:
     provider, fake = make(checkout("CHECKOUT_COMPLETED"))
 
-    event = await provider.parse_webhook({}, notification(), CREDS, CONFIG)
+    event = await provider.parse_webhook({}, notification(), CREDS, CONFIG, tenant_id=TENANT)
 
     [request] = fake.requests
     assert (request.method, str(request.url)) == (
@@ -291,7 +249,9 @@ async def test_a_notification_claiming_payment_is_not_paid_when_clip_says_otherw
 ) -> None:
     provider, _ = make(checkout("CHECKOUT_PENDING"))
 
-    event = await provider.parse_webhook({}, notification("COMPLETED"), CREDS, CONFIG)
+    event = await provider.parse_webhook(
+        {}, notification("COMPLETED"), CREDS, CONFIG, tenant_id=TENANT
+    )
 
     assert event.status == "pending"
 
@@ -316,7 +276,7 @@ async def test_a_notification_for_a_checkout_clip_does_not_know_is_refused(make:
     provider, _ = make(httpx.Response(404, json={"message": "not found"}))
 
     with pytest.raises(InvalidSignature):
-        await provider.parse_webhook({}, notification(), CREDS, CONFIG)
+        await provider.parse_webhook({}, notification(), CREDS, CONFIG, tenant_id=TENANT)
 
 
 async def test_clip_answering_about_another_checkout_is_a_bad_response(make: Any) -> None:
@@ -324,7 +284,7 @@ async def test_clip_answering_about_another_checkout_is_a_bad_response(make: Any
     provider, _ = make(httpx.Response(200, json=other))
 
     with pytest.raises(ProviderBadResponse):
-        await provider.parse_webhook({}, notification(), CREDS, CONFIG)
+        await provider.parse_webhook({}, notification(), CREDS, CONFIG, tenant_id=TENANT)
 
 
 @pytest.mark.parametrize(
@@ -342,6 +302,33 @@ async def test_a_notification_without_a_usable_checkout_id_is_refused_without_a_
     provider, fake = make()
 
     with pytest.raises(ValidationFailed):
-        await provider.parse_webhook({}, body, CREDS, CONFIG)
+        await provider.parse_webhook({}, body, CREDS, CONFIG, tenant_id=TENANT)
 
     assert fake.requests == []
+
+
+# --- the conformance kit ----------------------------------------------------------------------
+
+
+class TestClipConformance(PaymentProviderConformance):
+    provider_class = ClipProvider
+    plugin = clip
+    credentials = {"apiKey": API_KEY, "secretKey": SECRET_KEY}
+    amounts = [(Decimal("149.50"), "MXN", 149.5), (Decimal(20), "MXN", 20.0)]
+
+    def link_response(self) -> httpx.Response:
+        return created()
+
+    def sent_amount(self, request: httpx.Request) -> Any:
+        return json.loads(request.content)["amount"]
+
+    def genuine_notification(self) -> Notification:
+        # Clip does not sign: the re-fetched checkout is what proves the notification.
+        return Notification({}, notification(), answers=(checkout("CHECKOUT_COMPLETED"),))
+
+    def forged_notification(self) -> Notification:
+        unknown = httpx.Response(404, json={"message": "not found"})
+        return Notification({}, notification(), answers=(unknown,))
+
+    def verify_response(self) -> httpx.Response:
+        return httpx.Response(404, json={"message": "checkout not found"})

@@ -7,29 +7,28 @@ import hmac
 import json
 import time
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 import structlog
+from payment_helpers import TENANT, MakeProvider
 
 from changarrito.domain.errors import (
     InvalidSignature,
     ProviderAuthError,
-    ProviderBadResponse,
-    ProviderTimeout,
     RetryableProviderError,
     ValidationFailed,
 )
-from changarrito.plugins.base import PaymentLink, ProviderContext
+from changarrito.plugin import PaymentLink
 from changarrito.plugins.payments import mercadopago
 from changarrito.plugins.payments.mercadopago import (
     MercadoPagoConfig,
     MercadoPagoCredentials,
     MercadoPagoProvider,
 )
-from changarrito.plugins.registry import ProviderRegistry, discover_none
-from changarrito.testing.upstream import Answer, FakeUpstream
+from changarrito.testing import Notification, PaymentProviderConformance
 
 TOKEN = "APP_USR-1234567890123456-010203-abcdefabcdefabcdef-99887766"
 SECRET = "mp-webhook-secret-0123456789abcdef"
@@ -39,19 +38,9 @@ REQUEST_ID = "bb56a2f1-6aae-46ac-982e-9dcd3581d08e"
 
 
 @pytest.fixture
-async def make() -> Any:
-    """``make(*answers, env=...)`` → (provider, fake Mercado Pago answering in order)."""
-    contexts: list[ProviderContext] = []
-
-    def factory(*answers: Answer, env: dict[str, str] | None = None) -> Any:
-        upstream = FakeUpstream(*answers)
-        context = upstream.context(env)
-        contexts.append(context)
-        return MercadoPagoProvider(context), upstream
-
-    yield factory
-    for context in contexts:
-        await context.http.aclose()
+def make(on_fake_upstream: MakeProvider) -> MakeProvider:
+    """``make(*answers, env=...)`` → (provider, fake MercadoPago answering in order)."""
+    return partial(on_fake_upstream, MercadoPagoProvider)
 
 
 def preference() -> httpx.Response:
@@ -195,29 +184,6 @@ async def test_a_rate_limit_is_retryable_after_the_time_asked_for(make: Any) -> 
     assert (caught.value.retryable, caught.value.retry_after) == (True, 3.0)
 
 
-async def test_server_errors_are_retryable(make: Any) -> None:
-    provider, _ = make(httpx.Response(502, text="<html>bad gateway</html>"))
-
-    with pytest.raises(RetryableProviderError) as caught:
-        await create(provider)
-
-    assert caught.value.status == 502
-
-
-async def test_a_success_that_is_not_json_is_a_bad_response(make: Any) -> None:
-    provider, _ = make(httpx.Response(201, text="{not json"))
-
-    with pytest.raises(ProviderBadResponse):
-        await create(provider)
-
-
-async def test_a_timeout_is_a_retryable_provider_timeout(make: Any) -> None:
-    provider, _ = make(httpx.ConnectTimeout)
-
-    with pytest.raises(ProviderTimeout):
-        await create(provider)
-
-
 def test_platform_credentials_come_from_the_mercadopago_env_vars() -> None:
     env = {"MERCADOPAGO_ACCESS_TOKEN": TOKEN, "MERCADOPAGO_WEBHOOK_SECRET": SECRET}
 
@@ -225,17 +191,6 @@ def test_platform_credentials_come_from_the_mercadopago_env_vars() -> None:
 
     assert found == {"accessToken": TOKEN, "webhookSecret": SECRET}
     assert MercadoPagoProvider.platform_credentials({}) is None
-
-
-async def test_the_plugin_module_registers_the_provider_class_through_its_hook() -> None:
-    context = FakeUpstream().context()
-    registry = ProviderRegistry.load(
-        context, env={}, builtins=(), extra=[("mp", mercadopago)], discover=discover_none
-    )
-
-    assert not registry.failed
-    assert isinstance(registry.payment("mercadopago"), MercadoPagoProvider)
-    await context.http.aclose()
 
 
 # --- webhooks ---------------------------------------------------------------------------------
@@ -287,7 +242,7 @@ async def test_a_signed_notification_is_resolved_by_fetching_the_payment(make: A
     provider, fake = make(payment())
     headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
 
-    event = await provider.parse_webhook(headers, notification(), CREDS, query())
+    event = await provider.parse_webhook(headers, notification(), CREDS, query(), tenant_id=TENANT)
 
     [request] = fake.requests
     assert request.method == "GET"
@@ -308,7 +263,7 @@ async def test_header_names_are_matched_whatever_their_case(make: Any) -> None:
     lower = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
     headers = {"X-Signature": lower["x-signature"], "X-Request-Id": REQUEST_ID}
 
-    event = await provider.parse_webhook(headers, notification(), CREDS, query())
+    event = await provider.parse_webhook(headers, notification(), CREDS, query(), tenant_id=TENANT)
 
     assert event.status == "paid"
 
@@ -318,7 +273,7 @@ async def test_the_manifest_leaves_out_an_absent_request_id(make: Any) -> None:
     headers = signed(f"id:{PAYMENT_ID};ts:{{ts}};")
     del headers["x-request-id"]
 
-    event = await provider.parse_webhook(headers, notification(), CREDS, query())
+    event = await provider.parse_webhook(headers, notification(), CREDS, query(), tenant_id=TENANT)
 
     assert event.status == "paid"
 
@@ -335,7 +290,9 @@ async def test_an_alphanumeric_data_id_is_signed_lower_cased(make: Any) -> None:
     headers = signed(f"id:{order_id.lower()};request-id:{REQUEST_ID};ts:{{ts}};")
     config = MercadoPagoConfig(query={"data.id": order_id, "type": "order"})
 
-    event = await provider.parse_webhook(headers, notification(order_id, "order"), CREDS, config)
+    event = await provider.parse_webhook(
+        headers, notification(order_id, "order"), CREDS, config, tenant_id=TENANT
+    )
 
     assert event.status == "unknown"  # not a payment: acknowledged, not interpreted
     assert fake.requests == []
@@ -345,7 +302,7 @@ async def test_without_the_query_the_bodys_data_id_is_the_one_signed(make: Any) 
     provider, fake = make(payment())
     headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
 
-    await provider.parse_webhook(headers, notification(), CREDS, None)
+    await provider.parse_webhook(headers, notification(), CREDS, None, tenant_id=TENANT)
 
     assert fake.last.url.path == f"/v1/payments/{PAYMENT_ID}"
 
@@ -354,7 +311,7 @@ async def test_the_signed_query_id_is_fetched_not_the_bodys(make: Any) -> None:
     provider, fake = make(payment())
     headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
 
-    await provider.parse_webhook(headers, notification("555"), CREDS, query())
+    await provider.parse_webhook(headers, notification("555"), CREDS, query(), tenant_id=TENANT)
 
     assert fake.last.url.path == f"/v1/payments/{PAYMENT_ID}"
 
@@ -365,7 +322,7 @@ async def test_ts_is_accepted_in_seconds_or_milliseconds(make: Any, unit: int) -
     ts = int(time.time()) * unit
     headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};", ts=ts)
 
-    event = await provider.parse_webhook(headers, notification(), CREDS, query())
+    event = await provider.parse_webhook(headers, notification(), CREDS, query(), tenant_id=TENANT)
 
     assert event.status == "paid"
 
@@ -377,7 +334,7 @@ async def test_a_stale_signature_is_refused(make: Any, unit: int) -> None:
     headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};", ts=ts)
 
     with pytest.raises(InvalidSignature):
-        await provider.parse_webhook(headers, notification(), CREDS, query())
+        await provider.parse_webhook(headers, notification(), CREDS, query(), tenant_id=TENANT)
 
     assert fake.requests == []
 
@@ -397,7 +354,9 @@ async def test_a_forged_signature_is_refused_without_calling_mercado_pago(
     provider, fake = make(payment())
 
     with pytest.raises(InvalidSignature):
-        await provider.parse_webhook(signed(manifest), notification(), CREDS, query())
+        await provider.parse_webhook(
+            signed(manifest), notification(), CREDS, query(), tenant_id=TENANT
+        )
 
     assert fake.requests == []
 
@@ -411,7 +370,7 @@ async def test_a_missing_signature_is_refused_when_a_secret_is_set(
     provider, fake = make(payment())
 
     with pytest.raises(InvalidSignature):
-        await provider.parse_webhook(headers, notification(), CREDS, query())
+        await provider.parse_webhook(headers, notification(), CREDS, query(), tenant_id=TENANT)
 
     assert fake.requests == []
 
@@ -420,7 +379,9 @@ async def test_without_a_secret_the_fetched_payment_alone_decides(make: Any) -> 
     provider, fake = make(payment("rejected"))
 
     with structlog.testing.capture_logs() as logs:
-        event = await provider.parse_webhook({}, notification(), {"accessToken": TOKEN}, query())
+        event = await provider.parse_webhook(
+            {}, notification(), {"accessToken": TOKEN}, query(), tenant_id=TENANT
+        )
 
     assert event.status == "failed"
     assert len(fake.requests) == 1
@@ -435,7 +396,7 @@ async def test_a_notification_for_a_payment_mercado_pago_does_not_know_is_refuse
     headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
 
     with pytest.raises(InvalidSignature):
-        await provider.parse_webhook(headers, notification(), CREDS, query())
+        await provider.parse_webhook(headers, notification(), CREDS, query(), tenant_id=TENANT)
 
 
 async def test_a_data_id_that_is_not_an_id_is_never_put_in_a_url(make: Any) -> None:
@@ -444,7 +405,9 @@ async def test_a_data_id_that_is_not_an_id_is_never_put_in_a_url(make: Any) -> N
     headers = signed(f"id:{bad};request-id:{REQUEST_ID};ts:{{ts}};")
 
     with pytest.raises(ValidationFailed):
-        await provider.parse_webhook(headers, notification(bad), CREDS, query(bad))
+        await provider.parse_webhook(
+            headers, notification(bad), CREDS, query(bad), tenant_id=TENANT
+        )
 
     assert fake.requests == []
 
@@ -467,6 +430,38 @@ async def test_payment_statuses_map_to_event_statuses(
     provider, _ = make(payment(status))
     headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
 
-    event = await provider.parse_webhook(headers, notification(), CREDS, query())
+    event = await provider.parse_webhook(headers, notification(), CREDS, query(), tenant_id=TENANT)
 
     assert event.status == expected
+
+
+# --- the conformance kit ----------------------------------------------------------------------
+
+
+class TestMercadoPagoConformance(PaymentProviderConformance):
+    provider_class = MercadoPagoProvider
+    plugin = mercadopago
+    credentials = {"accessToken": TOKEN, "webhookSecret": SECRET}
+    amounts = [(Decimal("149.50"), "MXN", 149.5), (Decimal(1200), "CLP", 1200)]
+
+    def link_response(self) -> httpx.Response:
+        return preference()
+
+    def sent_amount(self, request: httpx.Request) -> Any:
+        return json.loads(request.content)["items"][0]["unit_price"]
+
+    def genuine_notification(self) -> Notification:
+        return Notification(
+            signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};"),
+            notification(),
+            answers=(payment("approved"),),
+            config={"query": {"data.id": PAYMENT_ID, "type": "payment"}},
+        )
+
+    def forged_notification(self) -> Notification:
+        genuine = self.genuine_notification()
+        headers = {**genuine.headers, "x-signature": f"ts={int(time.time())},v1={'0' * 64}"}
+        return Notification(headers, genuine.body, genuine.answers, genuine.config)
+
+    def verify_response(self) -> httpx.Response:
+        return httpx.Response(200, json={"id": 123, "site_id": "MLM"})

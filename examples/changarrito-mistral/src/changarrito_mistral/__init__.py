@@ -7,8 +7,7 @@ bearer key, so the provider is a subclass of the shared OpenAI-compatible client
 
 from __future__ import annotations
 
-from changarrito import hookimpl
-from changarrito.plugins.llm.openai_compat import OpenAICompatibleProvider
+from changarrito.plugin import OpenAICompatibleProvider, hookimpl
 
 
 class MistralProvider(OpenAICompatibleProvider):

@@ -9,10 +9,11 @@ from typing import Any, ClassVar
 import msgspec
 
 from changarrito import hookimpl
-from changarrito.adapters.http import decode_json
-from changarrito.plugins.base import ChatMessage, Credentials, LLMProvider, Reply, Usage
+from changarrito.domain.llm import ChatMessage, Reply, Usage
+from changarrito.plugins.base import Credentials, LLMProvider
 from changarrito.plugins.hookspecs import RegisterLLM
 from changarrito.plugins.llm.openai_compat import ApiKey
+from changarrito.plugins.upstream import decode_json
 
 #: Pinned: newer versions reject ``temperature`` and change authentication.
 ANTHROPIC_VERSION = "2023-06-01"
@@ -47,11 +48,9 @@ class AnthropicProvider(LLMProvider):
     name = "Anthropic"
     default_model = "claude-3-5-haiku-latest"
     default_base_url = "https://api.anthropic.com/v1"
+    base_url_env = "ANTHROPIC_BASE_URL"
     credentials_schema: ClassVar[type[msgspec.Struct]] = AnthropicCredentials
     platform_env = {"apiKey": "ANTHROPIC_API_KEY"}
-
-    def base_url(self) -> str:
-        return (self.context.env.get("ANTHROPIC_BASE_URL") or self.default_base_url).rstrip("/")
 
     def headers(self, credentials: Any) -> dict[str, str]:
         return {
@@ -77,7 +76,7 @@ class AnthropicProvider(LLMProvider):
             body["temperature"] = config.temperature
         return body
 
-    def error_details(self, payload: Any) -> tuple[str, str | None, bool]:
+    def error_details(self, payload: Any) -> tuple[str | None, str | None, bool]:
         error = payload.get("error") if isinstance(payload, dict) else None
         if not isinstance(error, dict):
             return "no details", None, False
@@ -92,7 +91,7 @@ class AnthropicProvider(LLMProvider):
         started = time.perf_counter()
         response = await self.call_json(
             "POST",
-            self.base_url() + "/messages",
+            self.platform_base_url() + "/messages",
             credentials=credentials,
             headers=self.headers(credentials),
             json=self.body(messages, config),
@@ -111,7 +110,7 @@ class AnthropicProvider(LLMProvider):
         """``GET /v1/models``: authenticated, free."""
         await self.call_json(
             "GET",
-            self.base_url() + "/models",
+            self.platform_base_url() + "/models",
             credentials=credentials,
             headers=self.headers(credentials),
         )

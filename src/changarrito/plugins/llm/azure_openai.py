@@ -12,7 +12,8 @@ from urllib.parse import quote
 import msgspec
 
 from changarrito import hookimpl
-from changarrito.plugins.base import Credentials, LLMConfig
+from changarrito.domain.llm import LLMConfig
+from changarrito.plugins.base import Credentials
 from changarrito.plugins.hookspecs import RegisterLLM
 from changarrito.plugins.llm.openai_compat import ApiKey, HttpUrl, OpenAICompatibleProvider
 

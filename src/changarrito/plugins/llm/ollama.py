@@ -14,10 +14,11 @@ from typing import Any, ClassVar
 import msgspec
 
 from changarrito import hookimpl
-from changarrito.adapters.http import decode_json
-from changarrito.plugins.base import ChatMessage, Credentials, LLMProvider, Reply, Usage
+from changarrito.domain.llm import ChatMessage, Reply, Usage
+from changarrito.plugins.base import Credentials, LLMProvider
 from changarrito.plugins.hookspecs import RegisterLLM
 from changarrito.plugins.llm.openai_compat import HttpUrl
+from changarrito.plugins.upstream import decode_json
 
 DEFAULT_BASE_URL = "http://localhost:11434"
 

@@ -1,6 +1,7 @@
 """One implementation of the OpenAI Chat Completions wire format, shared by every vendor that
-speaks it (OpenAI, OpenRouter, Azure OpenAI, Mistral...). A vendor subclass sets its id, base
-URL, environment variables and, where needed, overrides ``endpoint``/``auth_headers``.
+speaks it (OpenAI, OpenRouter, Azure OpenAI, Mistral...). A vendor subclass sets its id,
+``default_base_url``, ``base_url_env`` and ``platform_env`` and, where needed, overrides
+``endpoint``/``auth_headers``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from changarrito.adapters.http import decode_json
 from changarrito.domain.errors import ProviderBadResponse
-from changarrito.plugins.base import ChatMessage, Credentials, LLMProvider, Reply, Usage
+from changarrito.domain.llm import ChatMessage, Reply, Usage
+from changarrito.plugins.base import Credentials, LLMProvider
+from changarrito.plugins.upstream import decode_json
 
 #: ``http://`` or ``https://`` URL, no credentials or whitespace in it.
 HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s@/]+(/[^\s]*)?$")]
@@ -62,10 +64,6 @@ def is_quota_code(code: str | None) -> bool:
 
 class OpenAICompatibleProvider(LLMProvider):
     credentials_schema: ClassVar[type[msgspec.Struct]] = OpenAICredentials
-    #: Where requests go unless the tenant's credentials or the environment say otherwise.
-    default_base_url: ClassVar[str]
-    #: Environment variable overriding ``default_base_url`` (for tests and self-hosters).
-    base_url_env: ClassVar[str | None] = None
     #: Body field carrying the output cap (OpenAI prefers ``max_completion_tokens``).
     max_tokens_field: ClassVar[str] = "max_tokens"
     #: Path, under the base URL, of a cheap authenticated GET used by ``verify``.
@@ -77,8 +75,7 @@ class OpenAICompatibleProvider(LLMProvider):
         """The tenant's own ``baseUrl`` when its credentials carry one, else the platform's
         configured endpoint. The key always travels with the URL of its own credentials."""
         own = getattr(credentials, "base_url", None)
-        env = self.context.env.get(self.base_url_env) if self.base_url_env else None
-        return str(own or env or self.default_base_url).rstrip("/")
+        return str(own).rstrip("/") if own else self.platform_base_url()
 
     def endpoint(self, credentials: Any, config: Any, path: str) -> tuple[str, dict[str, str]]:
         """(URL, query parameters) of ``path`` (``/chat/completions``, ``/models``)."""
@@ -101,7 +98,7 @@ class OpenAICompatibleProvider(LLMProvider):
             body["temperature"] = config.temperature
         return body
 
-    def error_details(self, payload: Any) -> tuple[str, str | None, bool]:
+    def error_details(self, payload: Any) -> tuple[str | None, str | None, bool]:
         message, code, _ = super().error_details(payload)
         error = payload.get("error") if isinstance(payload, dict) else None
         kind = error.get("type") if isinstance(error, dict) else None
@@ -126,7 +123,7 @@ class OpenAICompatibleProvider(LLMProvider):
             # OpenRouter reports failures after generation started with HTTP 200.
             message, code, _ = self.error_details({"error": completion.error})
             raise ProviderBadResponse(
-                f"{self.id} returned no answer: {message}",
+                f"{self.id} returned no answer: {message or 'no details'}",
                 provider=self.id,
                 status=response.status_code,
                 provider_code=code,

@@ -1,17 +1,15 @@
-"""Amounts in major units (``Decimal("10.50")``) to and from a currency's minor units."""
+"""Amounts in major units (``Decimal("10.50")``) to and from a currency's minor units.
+
+The decimals of each currency come from the domain's one table
+(``changarrito.domain.money``); a provider whose API departs from it passes ``decimals``.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from changarrito.domain.errors import ValidationFailed
-
-#: ISO 4217 currencies without a minor unit (as Stripe lists its zero-decimal currencies).
-ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()  # noqa: SIM905
-)
-#: ISO 4217 currencies with three decimals.
-THREE_DECIMAL = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])
+from changarrito.domain.money import minor_unit_decimals
 
 
 def currency_code(currency: str) -> str:
@@ -22,23 +20,14 @@ def currency_code(currency: str) -> str:
     return code
 
 
-def exponent(currency: str) -> int:
-    """How many decimals the currency's minor unit has (JPY 0, MXN 2, KWD 3)."""
-    code = currency.upper()
-    if code in ZERO_DECIMAL:
-        return 0
-    if code in THREE_DECIMAL:
-        return 3
-    return 2
-
-
 def checked_amount(amount: Decimal, currency: str, *, decimals: int | None = None) -> Decimal:
     """``amount`` when it is positive and has no more decimals than allowed.
 
-    ``decimals`` defaults to the currency's exponent. Rounding silently would charge the buyer
-    something other than what the shop asked for, so extra precision is a validation error.
+    ``decimals`` defaults to the currency's ISO 4217 minor unit. Rounding silently would charge
+    the buyer something other than what the shop asked for, so extra precision is a validation
+    error.
     """
-    allowed = exponent(currency) if decimals is None else decimals
+    allowed = minor_unit_decimals(currency) if decimals is None else decimals
     if not amount.is_finite() or amount <= 0:
         raise ValidationFailed("amount must be a positive number")
     scaled = amount.scaleb(allowed)
@@ -49,11 +38,14 @@ def checked_amount(amount: Decimal, currency: str, *, decimals: int | None = Non
     return amount
 
 
-def to_minor_units(amount: Decimal, currency: str) -> int:
-    """``Decimal("10.50")`` MXN → ``1050``; ``Decimal("500")`` JPY → ``500``."""
-    return int(checked_amount(amount, currency).scaleb(exponent(currency)))
+def to_minor_units(amount: Decimal, currency: str, *, decimals: int | None = None) -> int:
+    """``Decimal("10.50")`` MXN → ``1050``; ``Decimal("500")`` JPY → ``500``. ``decimals``
+    overrides the ISO 4217 exponent for a provider whose API counts differently."""
+    exponent = minor_unit_decimals(currency) if decimals is None else decimals
+    return int(checked_amount(amount, currency, decimals=exponent).scaleb(exponent))
 
 
-def from_minor_units(value: int, currency: str) -> Decimal:
+def from_minor_units(value: int, currency: str, *, decimals: int | None = None) -> Decimal:
     """``1050`` MXN → ``Decimal("10.50")``."""
-    return Decimal(value).scaleb(-exponent(currency))
+    exponent = minor_unit_decimals(currency) if decimals is None else decimals
+    return Decimal(value).scaleb(-exponent)

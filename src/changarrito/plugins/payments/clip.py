@@ -12,22 +12,18 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
+from uuid import UUID
 
 import msgspec
 
 from changarrito import hookimpl
 from changarrito.domain.errors import InvalidSignature, ProviderBadResponse, ValidationFailed
-from changarrito.plugins.base import PaymentEvent, PaymentLink
+from changarrito.domain.payment_model import PaymentStatus
+from changarrito.plugins.base import Config, Credentials, PaymentEvent, PaymentLink, PaymentProvider
+from changarrito.plugins.upstream import decode_json
 
+from ._common import DEFAULT_RETURN_URL, path_segment, text
 from ._money import checked_amount, currency_code
-from ._upstream import (
-    DEFAULT_RETURN_URL,
-    Credentials,
-    HttpPaymentProvider,
-    as_struct,
-    path_segment,
-    text,
-)
 from ._webhooks import json_object, parse_datetime
 
 DEFAULT_BASE_URL = "https://api.payclip.com"
@@ -45,7 +41,7 @@ class ClipCredentials(Credentials, frozen=True):
         return [*super().secrets(), _basic_token(self)]
 
 
-class ClipConfig(msgspec.Struct, frozen=True, rename="camel"):
+class ClipConfig(Config, frozen=True):
     #: Where Clip sends the buyer after paying, after a failure, and otherwise.
     success_url: str | None = None
     error_url: str | None = None
@@ -54,7 +50,7 @@ class ClipConfig(msgspec.Struct, frozen=True, rename="camel"):
     webhook_url: str | None = None
 
 
-class ClipProvider(HttpPaymentProvider):
+class ClipProvider(PaymentProvider):
     id: ClassVar[str] = "clip"
     name: ClassVar[str] = "Clip"
     credentials_schema: ClassVar[type[msgspec.Struct]] = ClipCredentials
@@ -65,28 +61,37 @@ class ClipProvider(HttpPaymentProvider):
         "apiKey": "CLIP_API_KEY",
         "secretKey": "CLIP_SECRET_KEY",
     }
-    webhook_secret_field: ClassVar[str | None] = None
 
-    @staticmethod
-    def read_error(body: Any) -> tuple[str | None, str | None]:
-        return _read_error(body)
+    def error_details(self, payload: Any) -> tuple[str | None, str | None, bool]:
+        """Clip's error bodies are undocumented: take the usual ``message``/``error`` fields."""
+        if not isinstance(payload, dict):
+            return None, None, False
+        message = (
+            text(payload.get("message"))
+            or text(payload.get("detail"))
+            or text(payload.get("error"))
+        )
+        return message, text(payload.get("error_code")) or text(payload.get("code")), False
 
     def _creds(self, credentials: Any) -> ClipCredentials:
-        creds: ClipCredentials = as_struct(ClipCredentials, credentials, self.parse_credentials)
+        creds: ClipCredentials = self.credentials_of(credentials)
         return creds
+
+    def _checkout_url(self, request_id: str) -> str:
+        return f"{self.platform_base_url()}/v2/checkout/{path_segment(request_id)}"
 
     async def verify(self, credentials: Any, config: Any) -> None:
         """Clip has no "who am I" endpoint. The least harmful authenticated call is reading a
         checkout that does not exist: 404 means the credentials were accepted (the lookup ran),
         401/403 that they were not. Nothing is created and no real checkout is read."""
         creds = self._creds(credentials)
-        api = self._api(creds)
-        response = await api.send(
-            "GET", f"/v2/checkout/{_NO_SUCH_CHECKOUT}", headers=_headers(creds)
+        await self.call_json(
+            "GET",
+            self._checkout_url(_NO_SUCH_CHECKOUT),
+            credentials=creds,
+            headers=_headers(creds),
+            accept_status=(404,),
         )
-        if response.status_code == 404:
-            return
-        api.raise_for_status(response)
 
     async def create_payment_link(
         self,
@@ -99,7 +104,7 @@ class ClipProvider(HttpPaymentProvider):
         config: Any,
     ) -> PaymentLink:
         creds = self._creds(credentials)
-        conf: ClipConfig = as_struct(ClipConfig, config, self.parse_config)
+        conf: ClipConfig = self.config_of(config)
         if currency_code(currency) != "MXN":
             raise ValidationFailed(f"Clip only charges in MXN, not {currency}")
         checked_amount(amount, "MXN")
@@ -119,20 +124,28 @@ class ClipProvider(HttpPaymentProvider):
         }
         if conf.webhook_url:
             checkout["webhook_url"] = conf.webhook_url
-        body = await self._api(creds).json(
+        response = await self.call_json(
             "POST",
-            "/v2/checkout",
+            self.platform_base_url() + "/v2/checkout",
+            credentials=creds,
             headers={**_headers(creds), "Content-Type": "application/json"},
             content=msgspec.json.encode(checkout),
         )
+        body = decode_json(response, dict[str, Any], self.id)
         request_id = text(body.get("payment_request_id"))
         url = text(body.get("payment_request_url"))
         if not request_id or not url:
             raise ProviderBadResponse("clip created a checkout without an id or url")
-        return PaymentLink(provider=self.id, provider_id=request_id, url=url, status="pending")
+        return PaymentLink(provider=self.id, provider_id=request_id, url=url)
 
     async def parse_webhook(
-        self, headers: Mapping[str, str], raw_body: bytes, credentials: Any, config: Any
+        self,
+        headers: Mapping[str, str],
+        raw_body: bytes,
+        credentials: Any,
+        config: Any,
+        *,
+        tenant_id: UUID,
     ) -> PaymentEvent:
         """Re-fetches the checkout the notification names; nothing else in it is trusted."""
         creds = self._creds(credentials)
@@ -140,12 +153,16 @@ class ClipProvider(HttpPaymentProvider):
         request_id = text(body.get("payment_request_id"))
         if not request_id or not _RESOURCE_ID.match(request_id):
             raise ValidationFailed("the clip notification has no usable payment_request_id")
-        checkout = await self._api(creds).json(
+        response = await self.call_json(
             "GET",
-            f"/v2/checkout/{path_segment(request_id)}",
+            self._checkout_url(request_id),
+            credentials=creds,
             headers=_headers(creds),
-            if_missing=InvalidSignature("clip has no such checkout for these credentials"),
+            accept_status=(404,),
         )
+        if response.status_code == 404:
+            raise InvalidSignature("clip has no such checkout for these credentials")
+        checkout = decode_json(response, dict[str, Any], self.id)
         fetched_id = text(checkout.get("payment_request_id"))
         if fetched_id is not None and fetched_id != request_id:
             raise ProviderBadResponse("clip answered with a different checkout than asked for")
@@ -175,19 +192,19 @@ class ClipProvider(HttpPaymentProvider):
 
 
 _STATUS = {
-    "CREATED": "pending",
-    "PENDING": "pending",  # a first attempt was declined; the buyer may retry
-    "COMPLETED": "paid",
-    "CANCELED": "failed",  # five declined attempts
-    "CANCELLED": "failed",
-    "EXPIRED": "expired",
-    "REFUNDED": "refunded",
+    "CREATED": PaymentStatus.PENDING,
+    "PENDING": PaymentStatus.PENDING,  # a first attempt was declined; the buyer may retry
+    "COMPLETED": PaymentStatus.PAID,
+    "CANCELED": PaymentStatus.FAILED,  # five declined attempts
+    "CANCELLED": PaymentStatus.FAILED,
+    "EXPIRED": PaymentStatus.EXPIRED,
+    "REFUNDED": PaymentStatus.REFUNDED,
 }
 
 
-def checkout_status(status: str) -> str:
+def checkout_status(status: str) -> PaymentStatus:
     """Clip's ``CHECKOUT_COMPLETED`` (or bare ``COMPLETED``) → ``paid``, and so on."""
-    return _STATUS.get(status.upper().removeprefix("CHECKOUT_"), "unknown")
+    return _STATUS.get(status.upper().removeprefix("CHECKOUT_"), PaymentStatus.UNKNOWN)
 
 
 def _basic_token(credentials: ClipCredentials) -> str:
@@ -197,14 +214,6 @@ def _basic_token(credentials: ClipCredentials) -> str:
 
 def _headers(credentials: ClipCredentials) -> dict[str, str]:
     return {"Authorization": f"Basic {_basic_token(credentials)}", "Accept": "application/json"}
-
-
-def _read_error(body: Any) -> tuple[str | None, str | None]:
-    """Clip's error bodies are undocumented: take the usual ``message``/``error`` fields."""
-    if not isinstance(body, dict):
-        return None, None
-    message = text(body.get("message")) or text(body.get("detail")) or text(body.get("error"))
-    return message, text(body.get("error_code")) or text(body.get("code"))
 
 
 @hookimpl

@@ -14,23 +14,19 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from uuid import UUID
 
 import msgspec
 import structlog
 
 from changarrito import hookimpl
 from changarrito.domain.errors import InvalidSignature, ProviderBadResponse, ValidationFailed
-from changarrito.plugins.base import PaymentEvent, PaymentLink
+from changarrito.domain.payment_model import PaymentStatus
+from changarrito.plugins.base import Config, Credentials, PaymentEvent, PaymentLink, PaymentProvider
+from changarrito.plugins.upstream import decode_json
 
+from ._common import idempotency_key, path_segment, text
 from ._money import checked_amount, currency_code
-from ._upstream import (
-    Credentials,
-    HttpPaymentProvider,
-    as_struct,
-    idempotency_key,
-    path_segment,
-    text,
-)
 from ._webhooks import (
     any_matches,
     check_freshness,
@@ -60,7 +56,7 @@ class MercadoPagoCredentials(Credentials, frozen=True):
     webhook_secret: str | None = None
 
 
-class MercadoPagoConfig(msgspec.Struct, frozen=True, rename="camel"):
+class MercadoPagoConfig(Config, frozen=True):
     #: Where Mercado Pago posts notifications for this link (``?source_news=webhooks`` is added
     #: so only signed webhooks, not legacy IPN, arrive).
     notification_url: str | None = None
@@ -75,7 +71,7 @@ class MercadoPagoConfig(msgspec.Struct, frozen=True, rename="camel"):
     query: dict[str, str] | None = None
 
 
-class MercadoPagoProvider(HttpPaymentProvider):
+class MercadoPagoProvider(PaymentProvider):
     id: ClassVar[str] = "mercadopago"
     name: ClassVar[str] = "Mercado Pago"
     credentials_schema: ClassVar[type[msgspec.Struct]] = MercadoPagoCredentials
@@ -86,21 +82,30 @@ class MercadoPagoProvider(HttpPaymentProvider):
         "accessToken": "MERCADOPAGO_ACCESS_TOKEN",
         "webhookSecret": "MERCADOPAGO_WEBHOOK_SECRET",
     }
-    webhook_secret_field: ClassVar[str | None] = "webhookSecret"
 
-    @staticmethod
-    def read_error(body: Any) -> tuple[str | None, str | None]:
-        return _read_error(body)
+    def error_details(self, payload: Any) -> tuple[str | None, str | None, bool]:
+        """Mercado Pago errors: ``{"message", "error", "status", "cause": [{"code", ...}]}``."""
+        if not isinstance(payload, dict):
+            return None, None, False
+        code = text(payload.get("error"))
+        cause = payload.get("cause")
+        if code is None and isinstance(cause, list) and cause and isinstance(cause[0], dict):
+            code = text(cause[0].get("code"))
+        return text(payload.get("message")) or code, code, False
 
     def _creds(self, credentials: Any) -> MercadoPagoCredentials:
-        creds: MercadoPagoCredentials = as_struct(
-            MercadoPagoCredentials, credentials, self.parse_credentials
-        )
+        creds: MercadoPagoCredentials = self.credentials_of(credentials)
         return creds
+
+    async def _json(self, method: str, path: str, creds: MercadoPagoCredentials, **kw: Any) -> Any:
+        response = await self.call_json(
+            method, self.platform_base_url() + path, credentials=creds, **kw
+        )
+        return decode_json(response, dict[str, Any], self.id)
 
     async def verify(self, credentials: Any, config: Any) -> None:
         creds = self._creds(credentials)
-        body = await self._api(creds).json("GET", "/users/me", headers=_auth(creds))
+        body = await self._json("GET", "/users/me", creds, headers=_auth(creds))
         if text(body.get("id")) is None:
             raise ProviderBadResponse("mercadopago answered /users/me without a user id")
 
@@ -115,7 +120,7 @@ class MercadoPagoProvider(HttpPaymentProvider):
         config: Any,
     ) -> PaymentLink:
         creds = self._creds(credentials)
-        conf: MercadoPagoConfig = as_struct(MercadoPagoConfig, config, self.parse_config)
+        conf: MercadoPagoConfig = self.config_of(config)
         code = currency_code(currency)
         checked_amount(amount, code)
         if not description.strip() or not reference.strip():
@@ -155,17 +160,23 @@ class MercadoPagoProvider(HttpPaymentProvider):
             "Content-Type": "application/json",
             "X-Idempotency-Key": idempotency_key(self.id, reference, content),
         }
-        body = await self._api(creds).json(
-            "POST", "/checkout/preferences", headers=headers, content=content
+        body = await self._json(
+            "POST", "/checkout/preferences", creds, headers=headers, content=content
         )
         preference_id = text(body.get("id"))
         url = text(body.get("sandbox_init_point" if conf.sandbox else "init_point"))
         if not preference_id or not url:
             raise ProviderBadResponse("mercadopago created a preference without an id or link")
-        return PaymentLink(provider=self.id, provider_id=preference_id, url=url, status="pending")
+        return PaymentLink(provider=self.id, provider_id=preference_id, url=url)
 
     async def parse_webhook(
-        self, headers: Mapping[str, str], raw_body: bytes, credentials: Any, config: Any
+        self,
+        headers: Mapping[str, str],
+        raw_body: bytes,
+        credentials: Any,
+        config: Any,
+        *,
+        tenant_id: UUID,
     ) -> PaymentEvent:
         """Checks and resolves a notification.
 
@@ -173,7 +184,7 @@ class MercadoPagoProvider(HttpPaymentProvider):
         Mercado Pago signs) and falls back to the body's ``data.id``.
         """
         creds = self._creds(credentials)
-        conf: MercadoPagoConfig = as_struct(MercadoPagoConfig, config, self.parse_config)
+        conf: MercadoPagoConfig = self.config_of(config)
         body = json_object(raw_body, self.id)
         query = conf.query or {}
         data = body.get("data")
@@ -187,7 +198,9 @@ class MercadoPagoProvider(HttpPaymentProvider):
                 secret=creds.webhook_secret,
             )
         else:
-            log.warning("payments.unsigned_notification", provider=self.id)
+            log.warning(
+                "payments.unsigned_notification", provider=self.id, tenant_id=str(tenant_id)
+            )
         if not data_id or not _RESOURCE_ID.match(data_id):
             raise ValidationFailed("the mercadopago notification has no usable data.id")
         event_id = text(body.get("id")) or f"{kind}:{data_id}:{text(body.get('action'))}"
@@ -199,17 +212,19 @@ class MercadoPagoProvider(HttpPaymentProvider):
                 event_id=event_id,
                 type=event_type,
                 provider_link_id=None,
-                status="unknown",
+                status=PaymentStatus.UNKNOWN,
                 raw={"notification": body},
             )
-        api = self._api(creds)
-        payment = await api.json(
+        response = await self.call_json(
             "GET",
-            f"/v1/payments/{path_segment(data_id)}",
+            f"{self.platform_base_url()}/v1/payments/{path_segment(data_id)}",
+            credentials=creds,
             headers=_auth(creds),
-            if_missing=InvalidSignature("mercadopago has no such payment for these credentials"),
+            accept_status=(404,),
         )
-        return _event(event_id, event_type, body, payment)
+        if response.status_code == 404:
+            raise InvalidSignature("mercadopago has no such payment for these credentials")
+        return _event(event_id, event_type, body, decode_json(response, dict[str, Any], self.id))
 
 
 def manifest(*, data_id: str | None, request_id: str | None, ts: str) -> str:
@@ -250,15 +265,16 @@ def check_signature(
 
 
 _STATUS = {
-    "approved": "paid",
-    "authorized": "pending",  # reserved, not captured yet
-    "pending": "pending",
-    "in_process": "pending",
-    "in_mediation": "pending",
-    "rejected": "failed",
-    "cancelled": "failed",  # cancelled by a party, or an unpaid cash ticket timed out
-    "refunded": "refunded",
-    "charged_back": "refunded",
+    "approved": PaymentStatus.PAID,
+    "authorized": PaymentStatus.PENDING,  # reserved, not captured yet
+    "pending": PaymentStatus.PENDING,
+    "in_process": PaymentStatus.PENDING,
+    "in_mediation": PaymentStatus.PENDING,
+    "rejected": PaymentStatus.FAILED,
+    # Cancelled by a party, or an unpaid cash ticket timed out.
+    "cancelled": PaymentStatus.FAILED,
+    "refunded": PaymentStatus.REFUNDED,
+    "charged_back": PaymentStatus.REFUNDED,
 }
 
 
@@ -274,7 +290,7 @@ def _event(
         type=event_type,
         # A payment does not name the preference it came from; match on ``reference``.
         provider_link_id=None,
-        status=_STATUS.get(status or "", "unknown"),
+        status=_STATUS.get(status or "", PaymentStatus.UNKNOWN),
         reference=text(payment.get("external_reference")),
         amount=Decimal(str(amount))
         if isinstance(amount, int | float) and not isinstance(amount, bool)
@@ -294,17 +310,6 @@ def _with_query(url: str, **params: str) -> str:
 
 def _auth(credentials: MercadoPagoCredentials) -> dict[str, str]:
     return {"Authorization": f"Bearer {credentials.access_token}"}
-
-
-def _read_error(body: Any) -> tuple[str | None, str | None]:
-    """Mercado Pago errors: ``{"message", "error", "status", "cause": [{"code", ...}]}``."""
-    if not isinstance(body, dict):
-        return None, None
-    code = text(body.get("error"))
-    cause = body.get("cause")
-    if code is None and isinstance(cause, list) and cause and isinstance(cause[0], dict):
-        code = text(cause[0].get("code"))
-    return text(body.get("message")) or code, code
 
 
 @hookimpl

@@ -12,22 +12,19 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlencode
+from uuid import UUID
 
 import msgspec
 
 from changarrito import hookimpl
 from changarrito.domain.errors import InvalidSignature, ProviderBadResponse, ValidationFailed
-from changarrito.plugins.base import PaymentEvent, PaymentLink
+from changarrito.domain.money import THREE_DECIMAL, minor_unit_decimals
+from changarrito.domain.payment_model import PaymentStatus
+from changarrito.plugins.base import Config, Credentials, PaymentEvent, PaymentLink, PaymentProvider
+from changarrito.plugins.upstream import decode_json
 
-from ._money import THREE_DECIMAL, checked_amount, currency_code, from_minor_units, to_minor_units
-from ._upstream import (
-    DEFAULT_RETURN_URL,
-    Credentials,
-    HttpPaymentProvider,
-    as_struct,
-    idempotency_key,
-    text,
-)
+from ._common import DEFAULT_RETURN_URL, idempotency_key, text
+from ._money import checked_amount, currency_code, from_minor_units, to_minor_units
 from ._webhooks import (
     any_matches,
     check_freshness,
@@ -42,6 +39,20 @@ DEFAULT_BASE_URL = "https://api.stripe.com"
 #: Seconds a signature stays valid, as in Stripe's own libraries.
 SIGNATURE_TOLERANCE = 300
 
+#: Where Stripe's API amounts depart from ISO 4217 (https://docs.stripe.com/currencies, "Zero-
+#: decimal currencies" and "Special cases"): MGA is zero-decimal at Stripe (two in ISO); ISK
+#: stays two-decimal in the API although only whole krónur are accepted ("an ISK amount of 100
+#: represents 1 króna", support.stripe.com "Deprecation of fractional ISK charges").
+_WIRE_DECIMALS = {"ISK": 2, "MGA": 0}
+#: Decimals a buyer may be charged in, where Stripe allows fewer than ISO: whole ISK and MGA;
+#: three-decimal currencies only in multiples of ten (the last digit must be 0).
+_ALLOWED_DECIMALS = {"ISK": 0, "MGA": 0, **{code: 2 for code in THREE_DECIMAL}}
+
+
+def wire_decimals(currency: str) -> int:
+    """The decimals of Stripe's ``amount`` for ``currency``."""
+    return _WIRE_DECIMALS.get(currency.upper(), minor_unit_decimals(currency))
+
 
 class StripeCredentials(Credentials, frozen=True):
     #: Secret or restricted key (``sk_…`` / ``rk_…``).
@@ -50,14 +61,14 @@ class StripeCredentials(Credentials, frozen=True):
     webhook_secret: str | None = None
 
 
-class StripeConfig(msgspec.Struct, frozen=True, rename="camel"):
+class StripeConfig(Config, frozen=True):
     #: Where Checkout sends the buyer after paying; may contain ``{CHECKOUT_SESSION_ID}``.
     success_url: str | None = None
     #: Where the buyer goes on "back"; Checkout shows no back link when unset.
     cancel_url: str | None = None
 
 
-class StripeProvider(HttpPaymentProvider):
+class StripeProvider(PaymentProvider):
     id: ClassVar[str] = "stripe"
     name: ClassVar[str] = "Stripe"
     credentials_schema: ClassVar[type[msgspec.Struct]] = StripeCredentials
@@ -68,15 +79,18 @@ class StripeProvider(HttpPaymentProvider):
         "apiKey": "STRIPE_API_KEY",
         "webhookSecret": "STRIPE_WEBHOOK_SECRET",
     }
-    webhook_secret_field: ClassVar[str | None] = "webhookSecret"
+    # Stripe's errors are ``{"error": {"type", "code"?, "message"?}}``: the default
+    # ``error_details`` reads them.
 
-    @staticmethod
-    def read_error(body: Any) -> tuple[str | None, str | None]:
-        return _read_error(body)
+    async def _json(self, method: str, path: str, creds: StripeCredentials, **kw: Any) -> Any:
+        response = await self.call_json(
+            method, self.platform_base_url() + path, credentials=creds, **kw
+        )
+        return decode_json(response, dict[str, Any], self.id)
 
     async def verify(self, credentials: Any, config: Any) -> None:
-        creds: StripeCredentials = as_struct(StripeCredentials, credentials, self.parse_credentials)
-        body = await self._api(creds).json("GET", "/v1/balance", headers=_auth(creds))
+        creds: StripeCredentials = self.credentials_of(credentials)
+        body = await self._json("GET", "/v1/balance", creds, headers=_auth(creds))
         if body.get("object") != "balance":
             raise ProviderBadResponse("stripe answered /v1/balance without a balance object")
 
@@ -90,18 +104,20 @@ class StripeProvider(HttpPaymentProvider):
         credentials: Any,
         config: Any,
     ) -> PaymentLink:
-        creds: StripeCredentials = as_struct(StripeCredentials, credentials, self.parse_credentials)
-        conf: StripeConfig = as_struct(StripeConfig, config, self.parse_config)
+        creds: StripeCredentials = self.credentials_of(credentials)
+        conf: StripeConfig = self.config_of(config)
         code = currency_code(currency)
-        # Stripe takes three-decimal currencies in thousandths but only multiples of ten.
-        checked_amount(amount, code, decimals=2 if code in THREE_DECIMAL else None)
+        checked_amount(amount, code, decimals=_ALLOWED_DECIMALS.get(code))
         if not description.strip() or not reference.strip():
             raise ValidationFailed("description and reference must not be empty")
         form = [
             ("mode", "payment"),
             ("line_items[0][quantity]", "1"),
             ("line_items[0][price_data][currency]", code.lower()),
-            ("line_items[0][price_data][unit_amount]", str(to_minor_units(amount, code))),
+            (
+                "line_items[0][price_data][unit_amount]",
+                str(to_minor_units(amount, code, decimals=wire_decimals(code))),
+            ),
             ("line_items[0][price_data][product_data][name]", description),
             ("client_reference_id", reference),
             ("metadata[reference]", reference),
@@ -117,18 +133,25 @@ class StripeProvider(HttpPaymentProvider):
             "Content-Type": "application/x-www-form-urlencoded",
             "Idempotency-Key": idempotency_key(self.id, reference, content),
         }
-        body = await self._api(creds).json(
-            "POST", "/v1/checkout/sessions", headers=headers, content=content
+        body = await self._json(
+            "POST", "/v1/checkout/sessions", creds, headers=headers, content=content
         )
         session_id, url = text(body.get("id")), text(body.get("url"))
         if not session_id or not url:
             raise ProviderBadResponse("stripe created a Checkout Session without an id or url")
-        return PaymentLink(provider=self.id, provider_id=session_id, url=url, status="pending")
+        return PaymentLink(provider=self.id, provider_id=session_id, url=url)
 
     async def parse_webhook(
-        self, headers: Mapping[str, str], raw_body: bytes, credentials: Any, config: Any
+        self,
+        headers: Mapping[str, str],
+        raw_body: bytes,
+        credentials: Any,
+        config: Any,
+        *,
+        tenant_id: UUID,
     ) -> PaymentEvent:
-        creds: StripeCredentials = as_struct(StripeCredentials, credentials, self.parse_credentials)
+        """The signature alone proves the event genuine: Stripe is not called."""
+        creds: StripeCredentials = self.credentials_of(credentials)
         check_signature(header(headers, "Stripe-Signature"), raw_body, creds.webhook_secret)
         return event_from(json_object(raw_body, self.id))
 
@@ -180,7 +203,7 @@ def event_from(event: dict[str, Any]) -> PaymentEvent:
     currency = text(obj.get("currency"))
     minor = obj.get("amount_total", obj.get("amount"))
     amount = (
-        from_minor_units(minor, currency)
+        from_minor_units(minor, currency, decimals=wire_decimals(currency))
         if currency and isinstance(minor, int) and not isinstance(minor, bool)
         else None
     )
@@ -198,38 +221,31 @@ def event_from(event: dict[str, Any]) -> PaymentEvent:
     )
 
 
-def _status(event_type: str, obj: dict[str, Any]) -> str:
+def _status(event_type: str, obj: dict[str, Any]) -> PaymentStatus:
     if event_type == "checkout.session.completed":
         # Delayed methods (OXXO, SPEI) complete the session before the money arrives; the
         # async_payment_* events follow.
         paid = obj.get("payment_status") in ("paid", "no_payment_required")
-        return "paid" if paid else "pending"
+        return PaymentStatus.PAID if paid else PaymentStatus.PENDING
     if event_type == "charge.refunded":
-        return "refunded" if obj.get("refunded") is True else "unknown"  # partial refund
-    return _STATUS_BY_EVENT.get(event_type, "unknown")
+        # A partial refund says nothing about the link as a whole.
+        return PaymentStatus.REFUNDED if obj.get("refunded") is True else PaymentStatus.UNKNOWN
+    return _STATUS_BY_EVENT.get(event_type, PaymentStatus.UNKNOWN)
 
 
 _STATUS_BY_EVENT = {
-    "checkout.session.async_payment_succeeded": "paid",
-    "checkout.session.async_payment_failed": "failed",
-    "checkout.session.expired": "expired",
-    "payment_intent.succeeded": "paid",
-    "payment_intent.processing": "pending",
-    "payment_intent.payment_failed": "failed",
-    "payment_intent.canceled": "failed",
+    "checkout.session.async_payment_succeeded": PaymentStatus.PAID,
+    "checkout.session.async_payment_failed": PaymentStatus.FAILED,
+    "checkout.session.expired": PaymentStatus.EXPIRED,
+    "payment_intent.succeeded": PaymentStatus.PAID,
+    "payment_intent.processing": PaymentStatus.PENDING,
+    "payment_intent.payment_failed": PaymentStatus.FAILED,
+    "payment_intent.canceled": PaymentStatus.FAILED,
 }
 
 
 def _auth(credentials: StripeCredentials) -> dict[str, str]:
     return {"Authorization": f"Bearer {credentials.api_key}"}
-
-
-def _read_error(body: Any) -> tuple[str | None, str | None]:
-    """Stripe errors: ``{"error": {"type", "code"?, "message"?}}``."""
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return None, None
-    return text(error.get("message")), text(error.get("code")) or text(error.get("type"))
 
 
 @hookimpl
