@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import psycopg
+import pytest
 
-from changarrito.adapters.postgres.migrate import available, migrate, pending
+from changarrito.adapters.postgres import migrate as migrate_module
+from changarrito.adapters.postgres.migrate import KINDS_CONSTRAINT, available, migrate, pending
 from changarrito.adapters.postgres.pool import open_pool
+from changarrito.domain.kinds import KINDS
 
 
 def test_migrations_are_numbered_and_start_with_the_initial_schema() -> None:
@@ -83,3 +87,50 @@ async def test_the_initial_schema_has_the_contract_tables_and_no_extension(
         assert ("tenant_whatsapp_numbers", column) in columns
     assert ("tenants", "name") in columns
     assert "pgcrypto" not in extensions
+
+
+def _allowed_kinds(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = %s",
+            (KINDS_CONSTRAINT,),
+        ).fetchone()
+    assert row is not None
+    return set(re.findall(r"'([^']*)'", row[0]))
+
+
+async def test_the_integration_type_constraint_allows_exactly_the_kinds(
+    fresh_database_url: str,
+) -> None:
+    pool = await open_pool(fresh_database_url, max_size=1)
+    try:
+        await migrate(pool)
+    finally:
+        await pool.close()
+    assert _allowed_kinds(fresh_database_url) == {t.value for t in KINDS}
+
+
+async def test_migrate_reasserts_the_kinds_constraint_when_the_kinds_change(
+    fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = await open_pool(fresh_database_url, max_size=1)
+    try:
+        await migrate(pool)
+        more = [*migrate_module.kind_names(), "sms"]  # a new kind, as data only
+        monkeypatch.setattr(migrate_module, "kind_names", lambda: sorted(more))
+        assert await migrate(pool) == []
+        assert _allowed_kinds(fresh_database_url) == {*(t.value for t in KINDS), "sms"}
+        monkeypatch.undo()
+        await migrate(pool)
+        assert _allowed_kinds(fresh_database_url) == {t.value for t in KINDS}
+    finally:
+        await pool.close()
+    with psycopg.connect(fresh_database_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        tenant = conn.execute("INSERT INTO tenants (name) VALUES ('x') RETURNING id").fetchone()
+        assert tenant is not None
+        conn.execute(
+            "INSERT INTO tenant_integration_credentials "
+            "(tenant_id, integration_type, provider, credentials) VALUES "
+            """(%s, 'sms', 'p', '{"alg": "a", "kid": "k", "ct": "c"}')""",
+            (tenant[0],),
+        )

@@ -24,7 +24,7 @@ from litestar.testing import AsyncTestClient
 from changarrito.adapters.http import HttpClients
 from changarrito.adapters.postgres.notify import listen_for_changes
 from changarrito.adapters.remote import RemoteResolver
-from changarrito.bootstrap import Container
+from changarrito.bootstrap import Service
 from changarrito.domain.errors import (
     ConfigurationError,
     CredentialsUnavailable,
@@ -32,7 +32,6 @@ from changarrito.domain.errors import (
     UnknownPhoneNumber,
 )
 from changarrito.domain.model import (
-    WHATSAPP_PROVIDER,
     Credential,
     IntegrationType,
     PlatformCredential,
@@ -42,6 +41,8 @@ from changarrito.domain.model import (
     WhatsAppNumber,
 )
 
+#: The built-in WhatsApp provider's id (Meta's Cloud API).
+WHATSAPP_PROVIDER = "meta"
 BACKEND = "http://backend.internal:3141"
 #: This process's own platform credentials (the backend has others).
 OWN_OPENAI_KEY = "sk-whatsapp-process-own-openai-key-0000"
@@ -81,7 +82,7 @@ class Clock:
 
 @pytest.fixture
 async def backend(app: Litestar, app_client: AsyncTestClient[Litestar]) -> Backend:
-    # ``app_client`` has run the app's lifespan: the container is on ``app.state``.
+    # ``app_client`` has run the app's lifespan: the service is on ``app.state``.
     return Backend(app)
 
 
@@ -116,7 +117,7 @@ async def remote(
     backend: Backend, test_settings: Any, clock: Clock
 ) -> AsyncIterator[RemoteResolver]:
     http = HttpClients(transport=backend.transport())
-    key = test_settings.internal_api_key
+    key = test_settings.auth.internal_api_key
     resolver = RemoteResolver(http, BACKEND, key, own_platform(), ttl=TTL, clock=clock)
     try:
         yield resolver
@@ -124,15 +125,15 @@ async def remote(
         await http.aclose()
 
 
-async def new_tenant(container: Container) -> UUID:
-    return (await container.store.create_tenant(f"shop-{uuid4().hex[:6]}")).id
+async def new_tenant(service: Service) -> UUID:
+    return (await service.storage.store.create_tenant(f"shop-{uuid4().hex[:6]}")).id
 
 
 async def give_whatsapp(
-    container: Container, tenant: UUID, token: str, number: str | None = None
+    service: Service, tenant: UUID, token: str, number: str | None = None
 ) -> str:
     number = number or str(10**14 + uuid4().int % 10**14)
-    await container.store.save_credential(
+    await service.storage.store.save_credential(
         Credential(
             tenant,
             IntegrationType.WHATSAPP,
@@ -146,10 +147,10 @@ async def give_whatsapp(
 
 
 async def test_a_tenants_own_credentials_come_from_the_backend_marked_tenant(
-    remote: RemoteResolver, app_container: Container
+    remote: RemoteResolver, app_service: Service
 ) -> None:
-    tenant = await new_tenant(app_container)
-    number = await give_whatsapp(app_container, tenant, "EAAtenanttoken1111111111111")
+    tenant = await new_tenant(app_service)
+    number = await give_whatsapp(app_service, tenant, "EAAtenanttoken1111111111111")
 
     resolved = await remote.resolve(tenant, IntegrationType.WHATSAPP)
     sender = await remote.sender(number)
@@ -162,9 +163,9 @@ async def test_a_tenants_own_credentials_come_from_the_backend_marked_tenant(
 
 
 async def test_a_tenant_with_nothing_of_its_own_gets_this_process_platform_credentials(
-    remote: RemoteResolver, app_container: Container, backend: Backend
+    remote: RemoteResolver, app_service: Service, backend: Backend
 ) -> None:
-    tenant = await new_tenant(app_container)
+    tenant = await new_tenant(app_service)
 
     resolved = await remote.resolve(tenant, IntegrationType.LLM)
 
@@ -174,25 +175,27 @@ async def test_a_tenant_with_nothing_of_its_own_gets_this_process_platform_crede
 
 
 async def test_without_platform_keys_of_its_own_the_backends_platform_answer_is_used(
-    backend: Backend, app_container: Container, test_settings: Any
+    backend: Backend, app_service: Service, test_settings: Any
 ) -> None:
-    tenant = await new_tenant(app_container)
+    tenant = await new_tenant(app_service)
     async with contextlib.AsyncExitStack() as stack:
         http = HttpClients(transport=backend.transport())
         stack.push_async_callback(http.aclose)
-        bare = RemoteResolver(http, BACKEND, test_settings.internal_api_key, PlatformDefaults())
+        bare = RemoteResolver(
+            http, BACKEND, test_settings.auth.internal_api_key, PlatformDefaults()
+        )
 
         resolved = await bare.resolve(tenant, IntegrationType.LLM)
 
     assert resolved.source is Source.PLATFORM
-    assert resolved.secrets["apiKey"] == test_settings.env["OPENAI_API_KEY"]
+    assert resolved.secrets["apiKey"] == test_settings.plugins.env["OPENAI_API_KEY"]
 
 
 async def test_a_second_resolve_within_the_ttl_asks_the_backend_nothing(
-    remote: RemoteResolver, app_container: Container, backend: Backend, clock: Clock
+    remote: RemoteResolver, app_service: Service, backend: Backend, clock: Clock
 ) -> None:
-    tenant = await new_tenant(app_container)
-    number = await give_whatsapp(app_container, tenant, "EAAtenanttoken2222222222222")
+    tenant = await new_tenant(app_service)
+    number = await give_whatsapp(app_service, tenant, "EAAtenanttoken2222222222222")
     await remote.sender(number)
     asked = len(backend.requests)
 
@@ -207,9 +210,9 @@ async def test_a_second_resolve_within_the_ttl_asks_the_backend_nothing(
 
 
 async def test_concurrent_misses_share_one_request(
-    remote: RemoteResolver, app_container: Container, backend: Backend
+    remote: RemoteResolver, app_service: Service, backend: Backend
 ) -> None:
-    tenant = await new_tenant(app_container)
+    tenant = await new_tenant(app_service)
 
     results = await asyncio.gather(
         *(remote.resolve(tenant, IntegrationType.LLM) for _ in range(10))
@@ -220,10 +223,10 @@ async def test_concurrent_misses_share_one_request(
 
 
 async def test_while_the_backend_is_down_the_last_good_value_is_served_stale_and_logged_once(
-    remote: RemoteResolver, app_container: Container, backend: Backend, clock: Clock
+    remote: RemoteResolver, app_service: Service, backend: Backend, clock: Clock
 ) -> None:
-    tenant = await new_tenant(app_container)
-    number = await give_whatsapp(app_container, tenant, "EAAtenanttoken3333333333333")
+    tenant = await new_tenant(app_service)
+    number = await give_whatsapp(app_service, tenant, "EAAtenanttoken3333333333333")
     await remote.sender(number)
 
     backend.down = True
@@ -244,9 +247,9 @@ async def test_while_the_backend_is_down_the_last_good_value_is_served_stale_and
 
 
 async def test_with_the_backend_down_and_nothing_cached_the_call_fails_as_retryable(
-    remote: RemoteResolver, app_container: Container, backend: Backend
+    remote: RemoteResolver, app_service: Service, backend: Backend
 ) -> None:
-    tenant = await new_tenant(app_container)
+    tenant = await new_tenant(app_service)
     backend.down = True
 
     with pytest.raises(CredentialsUnavailable) as failed:
@@ -257,17 +260,17 @@ async def test_with_the_backend_down_and_nothing_cached_the_call_fails_as_retrya
 
 
 async def test_a_change_notification_makes_the_next_resolve_see_the_change_at_once(
-    remote: RemoteResolver, app_container: Container, database_url: str
+    remote: RemoteResolver, app_service: Service, database_url: str
 ) -> None:
-    tenant = await new_tenant(app_container)
-    number = await give_whatsapp(app_container, tenant, "EAAtenanttokenOLD0000000000")
+    tenant = await new_tenant(app_service)
+    number = await give_whatsapp(app_service, tenant, "EAAtenanttokenOLD0000000000")
     assert (await remote.sender(number)).secrets["accessToken"] == "EAAtenanttokenOLD0000000000"
     ready = asyncio.Event()
     listener = asyncio.create_task(listen_for_changes(database_url, remote.on_change, ready=ready))
     try:
         await asyncio.wait_for(ready.wait(), timeout=5)
-        await give_whatsapp(app_container, tenant, "EAAtenanttokenNEW1111111111", number)
-        app_container.resolver.invalidate_tenant(tenant)  # as the tenant API does, in its process
+        await give_whatsapp(app_service, tenant, "EAAtenanttokenNEW1111111111", number)
+        app_service.resolver.invalidate_tenant(tenant)  # as the tenant API does, in its process
 
         async def new_token_seen() -> None:
             while (await remote.sender(number)).secrets["accessToken"] != (
@@ -283,10 +286,10 @@ async def test_a_change_notification_makes_the_next_resolve_see_the_change_at_on
 
 
 async def test_numbers_route_through_the_backend_and_the_platform_number_needs_no_request(
-    remote: RemoteResolver, app_container: Container, backend: Backend
+    remote: RemoteResolver, app_service: Service, backend: Backend
 ) -> None:
-    tenant = await new_tenant(app_container)
-    number = await give_whatsapp(app_container, tenant, "EAAtenanttoken4444444444444")
+    tenant = await new_tenant(app_service)
+    number = await give_whatsapp(app_service, tenant, "EAAtenanttoken4444444444444")
 
     own = await remote.route(OWN_NUMBER)
     asked = len(backend.requests)
@@ -304,9 +307,9 @@ async def test_an_unknown_tenant_is_not_found(remote: RemoteResolver) -> None:
 
 
 async def test_a_wrong_internal_key_is_a_configuration_error_never_served_stale(
-    backend: Backend, app_container: Container
+    backend: Backend, app_service: Service
 ) -> None:
-    tenant = await new_tenant(app_container)
+    tenant = await new_tenant(app_service)
     http = HttpClients(transport=backend.transport())
     try:
         wrong = RemoteResolver(http, BACKEND, "not-the-internal-key-000000000", own_platform())

@@ -12,7 +12,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from changarrito.domain.model import (
-    WHATSAPP_PROVIDER,
     Credential,
     IntegrationType,
     PlatformCredential,
@@ -22,6 +21,8 @@ from changarrito.domain.model import (
     Source,
 )
 
+#: The built-in WhatsApp provider's id (Meta's Cloud API).
+WHATSAPP_PROVIDER = "meta"
 PROPERTY = settings(deadline=None, max_examples=60)
 
 secret_keys = st.text(string.ascii_letters, min_size=1, max_size=12)

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from changarrito.domain.errors import NotConfigured, UnknownPhoneNumber
 from changarrito.domain.model import (
-    WHATSAPP_PROVIDER,
     Credential,
     IntegrationType,
     PlatformCredential,
@@ -31,6 +30,8 @@ from changarrito.domain.resolution import (
     route_number,
 )
 
+#: The built-in WhatsApp provider's id (Meta's Cloud API).
+WHATSAPP_PROVIDER = "meta"
 PROPERTY = settings(deadline=None, max_examples=40)
 
 PROVIDERS = {

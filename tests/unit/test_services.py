@@ -24,7 +24,6 @@ from hypothesis.stateful import (
 from changarrito.domain import resolution
 from changarrito.domain.errors import ChangarritoError, NotConfigured, UnknownPhoneNumber
 from changarrito.domain.model import (
-    WHATSAPP_PROVIDER,
     Credential,
     IntegrationType,
     PlatformCredential,
@@ -38,6 +37,8 @@ from changarrito.domain.services import CredentialResolver
 
 LLM, WHATSAPP, PAYMENTS = IntegrationType.LLM, IntegrationType.WHATSAPP, IntegrationType.PAYMENTS
 T1, T2 = UUID(int=1), UUID(int=2)
+#: The built-in WhatsApp provider's id (Meta's Cloud API).
+WHATSAPP_PROVIDER = "meta"
 PLATFORM_NUMBER = "999"
 PLATFORM = PlatformDefaults(
     credentials={

@@ -1,14 +1,15 @@
 """Tenants configure their own integrations: status, configure, delete, verify.
 
-Pure use cases over ports (store, cache invalidation, audit log, provider catalog). Rules:
+Pure use cases over ports (store, cache invalidation, audit log, provider catalog), the same
+for every kind: what differs by kind is its row in ``changarrito.domain.kinds``. Rules:
 
-- Secrets are write-only. Reading shows a hint (``…a1b2``) and a fingerprint per field. On a
-  write, a secret field that is omitted, ``null`` or equal to the stored value's hint keeps the
-  stored value; any other masked-looking value (starting with ``…``) is refused, so a masked
-  echo can never overwrite a real secret.
-- A WhatsApp ``phoneNumberId`` owned by another tenant, or the platform's own number, is a
-  ``Conflict`` that never names the owner.
-- A tenant has one LLM configuration: configuring a provider removes its other LLM providers.
+- Secrets are write-only (``integration_views.merge_secrets``): reading shows a hint and a
+  fingerprint per field; a masked echo can never overwrite a real secret.
+- A kind that claims numbers (WhatsApp): a ``phoneNumberId`` owned by another tenant, or the
+  platform's own number, is a ``Conflict`` that never names the owner.
+- A kind with ``one_per_tenant`` (LLM): configuring a provider removes its other providers.
+- An unknown provider is a 404 when the URL names it (``/payments/{provider}``), a 422 on the
+  body's ``provider`` field otherwise.
 - Every write invalidates this process's cache (others hear of it through the store's change
   notifications) and appends an ``AuditEntry`` (never a secret).
 """
@@ -16,21 +17,30 @@ Pure use cases over ports (store, cache invalidation, audit log, provider catalo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from changarrito.domain import resolution
-from changarrito.domain.errors import (
-    Conflict,
-    NotConfigured,
-    NotFound,
-    ProviderError,
-    ValidationFailed,
+from changarrito.domain.catalog import ProviderCatalog
+from changarrito.domain.errors import NotConfigured, ProviderError
+from changarrito.domain.integration_errors import (
+    IntegrationNotConfigured,
+    NumberTaken,
+    UnknownProvider,
+    UnknownProviderInPath,
 )
+from changarrito.domain.integration_views import (
+    Actor,
+    IntegrationView,
+    KindStatus,
+    Status,
+    Verification,
+    merge_secrets,
+    scrub_secrets,
+    view,
+)
+from changarrito.domain.kinds import KINDS, DefaultRule, Kind, StatusShape, kind_of
 from changarrito.domain.model import (
-    WHATSAPP_PROVIDER,
     AuditEntry,
     Credential,
     IntegrationType,
@@ -41,168 +51,25 @@ from changarrito.domain.model import (
 )
 from changarrito.domain.ports import AuditLog, CredentialStore
 
-MASK = "…"
-#: Payment providers in the order of the contract's status shape; others follow, sorted.
-PAYMENT_ORDER = ("stripe", "mercadopago", "clip")
-
-
-class UnknownLLMProvider(ValidationFailed):
-    """No LLM provider by that id is installed."""
-
-    code = "unknown-llm-provider"
-
-
-class UnknownPaymentProvider(NotFound):
-    """No payment provider by that id is installed."""
-
-    code = "unknown-payment-provider"
-
-
-class IntegrationNotConfigured(NotFound):
-    """This tenant has no credentials of its own for this integration."""
-
-    code = "integration-not-configured"
-
-
-class NumberTaken(Conflict):
-    """This WhatsApp phone number id is already registered to another account."""
-
-    code = "phone-number-taken"
-
-
-class ProviderCatalog(Protocol):
-    """What the use cases need of the installed providers (WhatsApp included)."""
-
-    def installed(self, itype: IntegrationType) -> list[str]: ...
-
-    def default_model(self, provider: str) -> str | None: ...
-
-    def normalize(
-        self,
-        itype: IntegrationType,
-        provider: str,
-        secrets: Mapping[str, str],
-        config: Mapping[str, Any],
-    ) -> tuple[dict[str, str], dict[str, Any]]:
-        """Secrets and config checked against the provider's schemas; ``ValidationFailed``
-        with field-level ``errors`` otherwise."""
-        ...
-
-    async def verify(
-        self, itype: IntegrationType, provider: str, secrets: Secrets, config: Mapping[str, Any]
-    ) -> None:
-        """A cheap authenticated call; a ``ProviderError`` (scrubbed) when it fails."""
-        ...
+__all__ = [
+    "Actor",
+    "IntegrationNotConfigured",
+    "IntegrationView",
+    "Integrations",
+    "Invalidator",
+    "NumberTaken",
+    "ProviderCatalog",
+    "Status",
+    "UnknownProvider",
+    "UnknownProviderInPath",
+    "Verification",
+]
 
 
 class Invalidator(Protocol):
     def invalidate_tenant(self, tenant_id: UUID) -> None: ...
 
     def invalidate_number(self, phone_number_id: str) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who asks (the JWT's ``sub``) and from where."""
-
-    subject: str
-    client_ip: str | None = None
-    user_agent: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SecretView:
-    hint: str
-    fingerprint: str
-
-
-@dataclass(frozen=True, slots=True)
-class IntegrationView:
-    """One stored integration as a tenant may see it: no secret beyond hints."""
-
-    integration: IntegrationType
-    provider: str
-    is_active: bool
-    is_verified: bool
-    verified_at: datetime | None
-    verification_error: str | None
-    updated_at: datetime
-    secrets: dict[str, SecretView]
-    config: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Verification:
-    integration: IntegrationType
-    provider: str
-    is_verified: bool
-    checked_at: datetime
-    error: str | None = None
-    error_code: str | None = None
-    retryable: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """The tenant's integrations at a glance (the contract's ``status`` shape)."""
-
-    whatsapp: Credential | None
-    whatsapp_numbers: list[WhatsAppNumber]
-    llm: Credential | None
-    llm_provider: str
-    llm_model: str | None
-    payments: dict[str, Credential | None] = field(default_factory=dict)
-
-
-def view(credential: Credential) -> IntegrationView:
-    secrets = credential.secrets
-    return IntegrationView(
-        integration=IntegrationType(credential.integration_type),
-        provider=credential.provider,
-        is_active=credential.is_active,
-        is_verified=credential.is_verified,
-        verified_at=credential.verified_at,
-        verification_error=credential.verification_error,
-        updated_at=credential.updated_at,
-        secrets={
-            k: SecretView(secrets.hint(k) or MASK, secrets.fingerprint(k) or "") for k in secrets
-        },
-        config=dict(credential.config),
-    )
-
-
-def merge_secrets(
-    given: Mapping[str, str | None], stored: Secrets | None, where: str = "credentials"
-) -> dict[str, str]:
-    """The secrets to store: ``given`` over ``stored`` (see the module docstring)."""
-    merged = dict(stored.reveal()) if stored is not None else {}
-    problems: list[tuple[str, str]] = []
-    for name, value in given.items():
-        if value is None:
-            continue
-        if stored is not None and name in stored and value == stored.hint(name):
-            continue
-        if not value:
-            problems.append(
-                (f"{where}.{name}", "must not be empty; omit it to keep the stored value")
-            )
-            continue
-        if value.startswith(MASK):
-            problems.append(
-                (f"{where}.{name}", "is a masked value; send the real secret or omit the field")
-            )
-            continue
-        merged[name] = value
-    if problems:
-        raise ValidationFailed("masked values cannot be stored", errors=problems)
-    return merged
-
-
-def _scrub(text: str, secrets: Secrets) -> str:
-    for value in sorted(secrets.values(), key=len, reverse=True):
-        if len(value) >= 4:
-            text = text.replace(value, "[redacted]")
-    return text
 
 
 class Integrations:
@@ -231,35 +98,35 @@ class Integrations:
         installed = self.catalog.installed(itype)
         if provider in installed:
             return
-        names = ", ".join(installed) or "none"
-        if itype is IntegrationType.PAYMENTS:
-            raise UnknownPaymentProvider(
-                f"No payment provider {provider!r} is installed; installed: {names}"
-            )
-        raise UnknownLLMProvider(
-            f"Unknown LLM provider {provider!r}; installed: {names}",
-            errors=[("provider", f"must be one of: {names}")],
-        )
+        kind = kind_of(itype)
+        if kind.provider_in_path:
+            raise UnknownProviderInPath(kind, provider, installed)
+        raise UnknownProvider(kind, provider, installed)
 
     async def status(self, tenant_id: UUID) -> Status:
         stored = await self.store.credentials_for(tenant_id)
         numbers = await self.store.numbers_for(tenant_id)
-        wa = resolution.pick_tenant_credential(tenant_id, IntegrationType.WHATSAPP, stored)
-        llm = resolution.pick_tenant_credential(tenant_id, IntegrationType.LLM, stored)
-        if llm is not None:
-            provider = llm.provider
-            model = llm.config.get("model") or self.catalog.default_model(provider)
+        sections = {t: self._section(tenant_id, kind, stored) for t, kind in KINDS.items()}
+        llm = sections[IntegrationType.LLM]
+        if llm.own is not None:
+            model = llm.own.config.get("model") or self.catalog.default_model(llm.own.provider)
         else:
-            provider = self.platform.default_provider(IntegrationType.LLM) or "openai"
             model = self.default_llm_model
-        installed = self.catalog.installed(IntegrationType.PAYMENTS)
-        order = [p for p in PAYMENT_ORDER if p in installed]
-        order += [p for p in sorted(installed) if p not in order]
-        payments = {
-            p: resolution.pick_tenant_credential(tenant_id, IntegrationType.PAYMENTS, stored, p)
-            for p in order
-        }
-        return Status(wa, numbers, llm, provider, model, payments)
+        return Status(sections, numbers, model)
+
+    def _section(self, tenant_id: UUID, kind: Kind, stored: list[Credential]) -> KindStatus:
+        if kind.shape is StatusShape.PER_PROVIDER:
+            installed = kind.ordered(self.catalog.installed(kind.type))
+            return KindStatus(
+                kind,
+                providers={
+                    p: resolution.pick_tenant_credential(tenant_id, kind.type, stored, p)
+                    for p in installed
+                },
+            )
+        own = resolution.pick_tenant_credential(tenant_id, kind.type, stored)
+        provider = own.provider if own else self.platform.default_provider(kind.type)
+        return KindStatus(kind, own=own, provider=provider or kind.default_provider)
 
     async def get(
         self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
@@ -292,14 +159,15 @@ class Integrations:
         secrets: Mapping[str, str | None],
         config: Mapping[str, Any],
     ) -> IntegrationView:
-        """Stores the tenant's credential for ``provider`` (see the module rules); for
-        WhatsApp, also claims the number in ``config["phoneNumberId"]``."""
+        """Stores the tenant's credential for ``provider`` (see the module rules); for a kind
+        that claims numbers, also claims the one in ``config["phoneNumberId"]``."""
         self.check_provider(itype, provider)
+        kind = kind_of(itype)
         existing = await self._own(tenant_id, itype, provider)
         merged = merge_secrets(secrets, existing.secrets if existing else None)
         clean_secrets, clean_config = self.catalog.normalize(itype, provider, merged, config)
         number = None
-        if itype is IntegrationType.WHATSAPP:
+        if kind.claims_number:
             number = WhatsAppNumber(
                 tenant_id=tenant_id,
                 phone_number_id=str(clean_config["phoneNumberId"]),
@@ -321,12 +189,12 @@ class Integrations:
             is_verified=unchanged and existing is not None and existing.is_verified,
             verified_at=existing.verified_at if unchanged and existing else None,
         )
-        old_numbers = await self._numbers(tenant_id) if itype is IntegrationType.WHATSAPP else []
+        old_numbers = await self._numbers(tenant_id) if kind.claims_number else []
         if number is not None and any(n != number.phone_number_id for n in old_numbers):
             # A new number: release the old ones (the store claims, never releases).
             await self.store.delete_credentials(tenant_id, itype)
         saved = await self.store.save_credential(credential, number)
-        if itype is IntegrationType.LLM:  # one LLM configuration per tenant
+        if kind.one_per_tenant:
             for other in self.catalog.installed(itype):
                 if other != provider:
                     await self.store.delete_credentials(tenant_id, itype, other)
@@ -362,7 +230,7 @@ class Integrations:
         """Back to the platform default; returns how many credentials went."""
         if provider is not None:
             self.check_provider(itype, provider)
-        numbers = await self._numbers(tenant_id) if itype is IntegrationType.WHATSAPP else []
+        numbers = await self._numbers(tenant_id) if kind_of(itype).claims_number else []
         deleted = await self.store.delete_credentials(tenant_id, itype, provider)
         self._invalidate(tenant_id, numbers)
         await self._audit(actor, tenant_id, itype, provider, "delete", details={"deleted": deleted})
@@ -385,7 +253,7 @@ class Integrations:
         try:
             await self.catalog.verify(itype, provider, own.secrets, own.config)
         except ProviderError as exc:
-            message = _scrub(exc.message, own.secrets)
+            message = scrub_secrets(exc.message, own.secrets)
             await self.store.set_verified(tenant_id, itype, provider, False, message)
             result = Verification(
                 itype, provider, False, utcnow(), message, exc.code, exc.retryable
@@ -423,8 +291,9 @@ class Integrations:
         outcome: str = "ok",
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        if itype is IntegrationType.WHATSAPP:
-            provider = provider or WHATSAPP_PROVIDER
+        kind = kind_of(itype)
+        if kind.default is DefaultRule.PINNED:
+            provider = provider or kind.default_provider
         await self.audit.record(
             AuditEntry(
                 tenant_id=tenant_id,

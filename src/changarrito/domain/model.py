@@ -10,11 +10,22 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4
 
+from changarrito.domain.kinds import DefaultRule, IntegrationType, kind_of
 
-class IntegrationType(StrEnum):
-    WHATSAPP = "whatsapp"
-    LLM = "llm"
-    PAYMENTS = "payments"
+__all__ = [
+    "AuditEntry",
+    "Credential",
+    "IntegrationType",
+    "PlatformCredential",
+    "PlatformDefaults",
+    "Resolved",
+    "Route",
+    "Secrets",
+    "Source",
+    "Tenant",
+    "WhatsAppNumber",
+    "utcnow",
+]
 
 
 class Source(StrEnum):
@@ -22,13 +33,6 @@ class Source(StrEnum):
 
     TENANT = "tenant"
     PLATFORM = "platform"
-
-
-#: The only provider of the WhatsApp integration.
-WHATSAPP_PROVIDER = "meta"
-
-#: Fields of a WhatsApp credential that are secret (the rest are identifiers kept in config).
-WHATSAPP_SECRET_FIELDS = ("accessToken", "appSecret", "verifyToken")
 
 
 def utcnow() -> datetime:
@@ -159,8 +163,10 @@ class PlatformDefaults:
         return self.credentials.get((itype, provider))
 
     def default_provider(self, itype: IntegrationType) -> str | None:
-        if itype is IntegrationType.WHATSAPP:
-            return WHATSAPP_PROVIDER
+        """The provider serving a tenant that names none (the kind's ``DefaultRule``)."""
+        kind = kind_of(itype)
+        if kind.default is DefaultRule.PINNED:
+            return kind.default_provider
         return self.default_providers.get(itype)
 
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from changarrito.domain.errors import NotConfigured, UnknownPhoneNumber
+from changarrito.domain.kinds import kind_of
 from changarrito.domain.model import (
     Credential,
     IntegrationType,
@@ -33,9 +34,7 @@ from changarrito.domain.model import (
 
 def configure_endpoint(itype: IntegrationType, provider: str | None = None) -> str:
     """The tenant API endpoint that configures an integration."""
-    if itype is IntegrationType.PAYMENTS:
-        return f"PUT /api/v1/integrations/payments/{provider or '{provider}'}"
-    return f"PUT /api/v1/integrations/{itype.value}"
+    return kind_of(itype).endpoint(provider)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -159,9 +158,10 @@ def resolve_sender(
     """
     itype = IntegrationType.WHATSAPP
     if route.tenant_id is None:
-        fallback = platform.credential(itype, platform.default_provider(itype) or "")
+        provider = platform.default_provider(itype)
+        fallback = platform.credential(itype, provider) if provider else None
         if fallback is None:
-            raise NotConfigured(_not_configured_message(None, itype, "meta", platform))
+            raise NotConfigured(_not_configured_message(None, itype, provider, platform))
         return Resolved(
             tenant_id=None,
             integration_type=itype,

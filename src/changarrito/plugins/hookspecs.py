@@ -41,3 +41,20 @@ def register_payment_providers(register: RegisterPayment) -> None:
     Returns nothing. Same rules as ``register_llm_providers``: classes, not instances; ids are
     unique across every plugin.
     """
+
+
+if TYPE_CHECKING:
+    from changarrito.plugins.whatsapp.base import WhatsAppProvider
+
+#: What ``register_whatsapp_providers`` receives: call it once per provider class.
+RegisterWhatsApp = Callable[["type[WhatsAppProvider]"], None]
+
+
+@hookspec
+def register_whatsapp_providers(register: RegisterWhatsApp) -> None:
+    """Registers WhatsApp providers: call ``register(cls)`` once per ``WhatsAppProvider``
+    subclass (the built-in ``meta`` is Meta's Cloud API).
+
+    Returns nothing. Same rules as ``register_llm_providers``: classes, not instances; ids are
+    unique across every plugin.
+    """

@@ -40,6 +40,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "changarrito.plugins.payments.stripe",
     "changarrito.plugins.payments.mercadopago",
     "changarrito.plugins.payments.clip",
+    "changarrito.plugins.whatsapp.meta",
 )
 
 

@@ -1,19 +1,25 @@
-"""The providers the loaded plugins registered, by kind and id, and the ``plugins`` table."""
+"""The providers the loaded plugins registered, by kind and id, and the ``plugins`` table.
+
+Kinds come from ``changarrito.plugins.kinds.PROVIDER_KINDS`` (hook, base class, printed word):
+the registry has no branch per kind. A kind is named by its wire name (``payments``,
+``IntegrationType.PAYMENTS``) or by the word ``changarrito plugins`` prints (``payment``).
+"""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import structlog
 
 from changarrito.domain.errors import ConfigurationError, ValidationFailed
+from changarrito.domain.kinds import IntegrationType
 from changarrito.plugins.base import LLMProvider, PaymentProvider, Provider, ProviderContext
+from changarrito.plugins.kinds import PROVIDER_KINDS, ProviderKind, provider_kind
 from changarrito.plugins.loader import (
     DEFAULT_PLUGINS,
     FailedPlugin,
@@ -21,13 +27,13 @@ from changarrito.plugins.loader import (
     collect_registrations,
     load_modules,
 )
+from changarrito.plugins.whatsapp.base import WhatsAppProvider
 
 log = structlog.get_logger(__name__)
 
-Kind = Literal["llm", "payment"]
+#: A kind, by wire name or printed word (see the module docstring).
+KindName = IntegrationType | str
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_BASES: dict[Kind, type[Any]] = {"llm": LLMProvider, "payment": PaymentProvider}
-_HOOKS: dict[Kind, str] = {"llm": "register_llm_providers", "payment": "register_payment_providers"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +41,8 @@ class ProviderInfo:
     """What ``changarrito plugins`` shows of one provider."""
 
     id: str
-    kind: Kind
+    #: The kind as ``changarrito plugins`` prints it (``llm``, ``payment``, ``whatsapp``).
+    kind: str
     name: str
     plugin: str
     distribution: str | None
@@ -56,10 +63,12 @@ class ProviderRegistry:
     def __init__(self, context: ProviderContext, loaded: LoadedPlugins) -> None:
         self.context = context
         self.failed: list[FailedPlugin] = loaded.failed
-        self._providers: dict[Kind, dict[str, Provider]] = {"llm": {}, "payment": {}}
-        self._info: dict[tuple[Kind, str], ProviderInfo] = {}
-        for kind in ("llm", "payment"):
-            for plugin, cls in collect_registrations(loaded, _HOOKS[kind]):
+        self._providers: dict[IntegrationType, dict[str, Provider]] = {
+            t: {} for t in PROVIDER_KINDS
+        }
+        self._info: dict[tuple[IntegrationType, str], ProviderInfo] = {}
+        for kind in PROVIDER_KINDS.values():
+            for plugin, cls in collect_registrations(loaded, kind.hook):
                 self._add(kind, plugin, loaded.origins.get(plugin), cls, loaded)
 
     @classmethod
@@ -72,39 +81,36 @@ class ProviderRegistry:
         extra: Iterable[tuple[str, object]] = (),
         discover: Any = None,
     ) -> ProviderRegistry:
-        """Loads every plugin and instantiates its providers. ``env`` defaults to the context's
-        environment, then ``os.environ``; ``ConfigurationError`` on a duplicate id."""
-        env = env if env is not None else (context.env or os.environ)
+        """Loads every plugin and instantiates its providers. ``env`` (for the allow-list)
+        defaults to the context's environment; ``ConfigurationError`` on a duplicate id."""
+        env = env if env is not None else context.env
         loaded = load_modules(env, builtins=builtins, extra=extra, discover=discover)
         registry = cls(context, loaded)
-        log.info(
-            "plugins_loaded",
-            llm=registry.ids("llm"),
-            payment=registry.ids("payment"),
-            failed=[f.name for f in registry.failed],
-        )
+        ids = {kind.word: registry.ids(t) for t, kind in PROVIDER_KINDS.items()}
+        log.info("plugins_loaded", **ids, failed=[f.name for f in registry.failed])
         return registry
 
     def _add(
-        self, kind: Kind, plugin: str, dist: str | None, cls: Any, loaded: LoadedPlugins
+        self, kind: ProviderKind, plugin: str, dist: str | None, cls: Any, loaded: LoadedPlugins
     ) -> None:
         problem = _check_class(kind, cls)
         if problem:
             loaded.fail(plugin, dist, TypeError(problem))
             self.failed = loaded.failed
             return
-        previous = self._info.get((kind, cls.id))
+        itype = kind.kind.type
+        previous = self._info.get((itype, cls.id))
         if previous is not None:
             raise ConfigurationError(
-                f"{kind} provider id {cls.id!r} is registered twice: by plugin "
+                f"{kind.word} provider id {cls.id!r} is registered twice: by plugin "
                 f"{previous.plugin!r} ({previous.distribution or 'not installed'}) and by plugin "
                 f"{plugin!r} ({dist or 'not installed'}); uninstall one or leave it out of "
                 "CHANGARRITO_LOAD_PLUGINS"
             )
-        self._providers[kind][cls.id] = cls(self.context)
-        self._info[(kind, cls.id)] = ProviderInfo(
+        self._providers[itype][cls.id] = cls(self.context)
+        self._info[(itype, cls.id)] = ProviderInfo(
             id=cls.id,
-            kind=kind,
+            kind=kind.word,
             name=getattr(cls, "name", cls.id),
             plugin=plugin,
             distribution=dist,
@@ -115,41 +121,51 @@ class ProviderRegistry:
     # Lookups -----------------------------------------------------------------------------------
 
     def llm(self, provider_id: str) -> LLMProvider:
-        provider = self._get("llm", provider_id)
+        provider = self.get(IntegrationType.LLM, provider_id)
         assert isinstance(provider, LLMProvider)
         return provider
 
     def payment(self, provider_id: str) -> PaymentProvider:
-        provider = self._get("payment", provider_id)
+        provider = self.get(IntegrationType.PAYMENTS, provider_id)
         assert isinstance(provider, PaymentProvider)
         return provider
 
-    def _get(self, kind: Kind, provider_id: str) -> Provider:
+    def whatsapp(self, provider_id: str) -> WhatsAppProvider:
+        provider = self.get(IntegrationType.WHATSAPP, provider_id)
+        assert isinstance(provider, WhatsAppProvider)
+        return provider
+
+    def get(self, kind: KindName, provider_id: str) -> Provider:
+        """The provider of ``kind`` with that id; ``ValidationFailed`` listing the installed
+        ones when there is none."""
+        pk = provider_kind(kind)
         try:
-            return self._providers[kind][provider_id]
+            return self._providers[pk.kind.type][provider_id]
         except KeyError:
             installed = ", ".join(self.ids(kind)) or "none"
             raise ValidationFailed(
-                f"Unknown {kind} provider {provider_id!r}; installed: {installed}"
+                f"Unknown {pk.word} provider {provider_id!r}; installed: {installed}"
             ) from None
 
-    def ids(self, kind: Kind) -> list[str]:
-        return sorted(self._providers[kind])
+    def ids(self, kind: KindName) -> list[str]:
+        return sorted(self._providers[provider_kind(kind).kind.type])
 
-    def providers(self, kind: Kind) -> list[Provider]:
-        return [self._providers[kind][i] for i in self.ids(kind)]
+    def providers(self, kind: KindName) -> list[Provider]:
+        found = self._providers[provider_kind(kind).kind.type]
+        return [found[i] for i in sorted(found)]
 
-    def info(self, kind: Kind | None = None) -> list[ProviderInfo]:
+    def info(self, kind: KindName | None = None) -> list[ProviderInfo]:
+        word = None if kind is None else provider_kind(kind).word
         return sorted(
-            (i for i in self._info.values() if kind is None or i.kind == kind),
+            (i for i in self._info.values() if word is None or i.kind == word),
             key=lambda i: (i.kind, i.id),
         )
 
 
-def _check_class(kind: Kind, cls: Any) -> str | None:
-    base = _BASES[kind]
+def _check_class(kind: ProviderKind, cls: Any) -> str | None:
+    base = kind.base
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        return f"register_{kind}_providers got {cls!r}, not a subclass of {base.__name__}"
+        return f"{kind.hook} got {cls!r}, not a subclass of {base.__name__}"
     abstract = getattr(cls, "__abstractmethods__", None)
     if abstract:
         missing = ", ".join(sorted(abstract))

@@ -14,7 +14,7 @@ import structlog.testing
 
 from changarrito import hookimpl
 from changarrito.domain.errors import ConfigurationError, ValidationFailed
-from changarrito.plugins.base import PaymentLink, PaymentProvider
+from changarrito.plugin import PaymentLink, PaymentProvider
 from changarrito.plugins.llm.openai import OpenAIProvider
 from changarrito.plugins.loader import DEFAULT_PLUGINS
 from changarrito.plugins.registry import ProviderRegistry, discover_none, format_plugins_table
@@ -65,7 +65,7 @@ class DummyPayments(PaymentProvider):
     async def create_payment_link(self, **kwargs: Any) -> PaymentLink:  # type: ignore[override]
         return PaymentLink(provider=self.id, provider_id="1", url="https://pay")
 
-    async def parse_webhook(self, *args: Any) -> Any:  # type: ignore[override]
+    async def parse_webhook(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         raise NotImplementedError
 
 

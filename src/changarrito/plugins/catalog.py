@@ -1,0 +1,118 @@
+"""The ``ProviderCatalog`` port (``changarrito.domain.catalog``) over the plugin registry.
+
+Every kind alike: the installed ids, the provider's schemas (through ``parse_credentials`` /
+``parse_config``, their msgspec messages turned into field-level ``errors``) and its ``verify``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from changarrito.domain.errors import ValidationFailed
+from changarrito.domain.kinds import kind_of
+from changarrito.domain.model import IntegrationType, Secrets
+from changarrito.plugins.registry import ProviderRegistry
+
+_AT = re.compile(r"\s*- at `([^`]*)`$")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+
+
+def field_error(message: str, where: str) -> tuple[str, str]:
+    """(field path, message) from a msgspec validation message (no value is ever in it)."""
+    text = message.removeprefix(f"{where}: ")
+    path = where
+    at = _AT.search(text)
+    if at:
+        text = text[: at.start()]
+        path = at.group(1).replace("$", where, 1)
+    missing, unknown = _MISSING.search(text), _UNKNOWN.search(text)
+    if missing:
+        return f"{path}.{missing.group(1)}", "is required"
+    if unknown:
+        return f"{path}.{unknown.group(1)}", "is not a field of this provider"
+    return path, text
+
+
+def _parse(
+    parse: Callable[[Mapping[str, Any]], Any],
+    data: Mapping[str, Any],
+    where: str,
+    said: str | None = None,
+) -> Any:
+    """``parse(data)``; a ``ValidationFailed`` whose field paths start at ``where`` (the
+    request body's object) when the provider's parser names the object ``said``."""
+    try:
+        return parse(data)
+    except (ValidationFailed, msgspec.ValidationError) as exc:
+        message = exc.message if isinstance(exc, ValidationFailed) else str(exc)
+        message = message.replace("`$", f"`{said or where}")
+        if said and said != where:
+            message = message.replace(f"`{said}", f"`{where}")
+            message = f"{where}: " + message.removeprefix(f"{said}: ")
+        raise ValidationFailed(
+            f"The {where} are not valid for this provider.",
+            errors=[field_error(message, where)],
+        ) from None
+
+
+def _builtins(value: Any) -> dict[str, Any]:
+    data = msgspec.to_builtins(value)
+    assert isinstance(data, dict)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _finite(value: Any, path: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationFailed(
+            "Numbers must be finite.", errors=[(path, "must be a finite number")]
+        )
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _finite(v, f"{path}[{i}]")
+
+
+class RegistryCatalog:
+    """The installed providers, as the integrations use cases see them."""
+
+    def __init__(self, registry: ProviderRegistry) -> None:
+        self.registry = registry
+
+    def installed(self, itype: IntegrationType) -> list[str]:
+        return self.registry.ids(itype)
+
+    def default_model(self, provider: str) -> str | None:
+        try:
+            return self.registry.llm(provider).default_model
+        except (ValidationFailed, AttributeError):
+            return None
+
+    def normalize(
+        self,
+        itype: IntegrationType,
+        provider: str,
+        secrets: Mapping[str, str],
+        config: Mapping[str, Any],
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        _finite(dict(config), "config")
+        plugin = self.registry.get(itype, provider)
+        creds = _parse(plugin.parse_credentials, secrets, "credentials")
+        conf = _parse(plugin.parse_config, config, kind_of(itype).config_field, said="config")
+        clean = {k: v for k, v in _builtins(creds).items() if isinstance(v, str)}
+        return clean, _builtins(conf)
+
+    async def verify(
+        self, itype: IntegrationType, provider: str, secrets: Secrets, config: Mapping[str, Any]
+    ) -> None:
+        plugin = self.registry.get(itype, provider)
+        await plugin.verify(
+            plugin.parse_credentials(secrets.reveal()), plugin.parse_config(dict(config))
+        )
