@@ -70,13 +70,13 @@ def number_of(i: int) -> str:
     return f"{900_000_000_000 + i}"
 
 
-async def seed(container: Any, start: int, stop: int) -> float:
+async def seed(service: Any, start: int, stop: int) -> float:
     """Tenants ``start``..``stop - 1``, each with a number and two encrypted credentials."""
-    from changarrito.adapters.postgres.store import context_for
+    from changarrito.adapters.postgres.credential_rows import context_for
     from changarrito.domain.model import IntegrationType
 
     began = time.perf_counter()
-    cipher = container.cipher
+    cipher = service.storage.cipher
     tenants, numbers, creds = [], [], []
     for i in range(start, stop):
         tid = uuid.uuid4()
@@ -105,7 +105,7 @@ async def seed(container: Any, start: int, stop: int) -> float:
             creds.append(
                 (uuid.uuid4(), tid, itype.value, provider, json.dumps(envelope), json.dumps(config))
             )
-    async with container.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+    async with service.storage.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
         async with cur.copy("COPY tenants (id, name) FROM STDIN") as copy:
             for row in tenants:
                 await copy.write_row(row)
@@ -121,24 +121,24 @@ async def seed(container: Any, start: int, stop: int) -> float:
         ) as copy:
             for row in creds:
                 await copy.write_row(row)
-    async with container.pool.connection() as conn:
+    async with service.storage.pool.connection() as conn:
         await conn.execute(
             "ANALYZE tenants, tenant_whatsapp_numbers, tenant_integration_credentials"
         )
     return time.perf_counter() - began
 
 
-async def tenant_of(container: Any, pnid: str) -> uuid.UUID:
-    route = await container.resolver.route(pnid)
+async def tenant_of(service: Any, pnid: str) -> uuid.UUID:
+    route = await service.resolver.route(pnid)
     assert route.tenant_id is not None
     return route.tenant_id  # type: ignore[no-any-return]
 
 
-async def warm(container: Any, pnids: list[str], concurrency: int = 32) -> float:
+async def warm(service: Any, pnids: list[str], concurrency: int = 32) -> float:
     """Caches every number's route, sender and LLM credential through the real path."""
     from changarrito.domain.model import IntegrationType
 
-    resolver = container.resolver
+    resolver = service.resolver
     began = time.perf_counter()
 
     async def one(pnid: str) -> None:
@@ -166,17 +166,17 @@ async def time_calls(
     return samples
 
 
-async def measure_size(container: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
+async def measure_size(service: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
     from changarrito.domain.model import IntegrationType
 
-    resolver = container.resolver
-    cache = container.cache
-    pool = container.pool
-    counting: CountingCipher = container.store.cipher
+    resolver = service.resolver
+    cache = service.cache
+    pool = service.storage.pool
+    counting: CountingCipher = service.storage.store.cipher
     cache.clear()
     pnids = [number_of(i) for i in range(n)]
     say(f"  {n:>7,} tenants: warming the cache through the real path ...")
-    warm_s = await warm(container, pnids)
+    warm_s = await warm(service, pnids)
     rng = random.Random(n)
     keys = [rng.choice(pnids) for _ in range(args.cached)]
     plain = {p: object() for p in pnids}
@@ -236,7 +236,7 @@ async def run(args: argparse.Namespace, url: str, where: str) -> dict[str, Any]:
     from changarrito.adapters.crypto.keyring import KeyRing
     from changarrito.adapters.logs import configure_logging
     from changarrito.bootstrap import Database, bootstrap
-    from changarrito.entrypoints.settings import Settings
+    from changarrito.settings import Settings
 
     configure_logging(os.environ.get("CHANGARRITO_LOG_LEVEL", "WARNING"))
     keyring = KeyRing.generate()
@@ -248,20 +248,20 @@ async def run(args: argparse.Namespace, url: str, where: str) -> dict[str, Any]:
         "CREDENTIALS_CACHE_TTL": str(args.ttl),
     }
     settings = Settings.from_env(env)
-    container = await bootstrap(settings, Database(url, keyring))
-    container.store.cipher = CountingCipher(container.store.cipher)
+    service = await bootstrap(settings, Database(url, keyring))
+    service.storage.store.cipher = CountingCipher(service.storage.store.cipher)
     sizes = sorted(set(args.sizes))
     results = []
     try:
         seeded = 0
         for n in sizes:
-            say(f"seeding tenants {seeded:,}..{n:,} (encrypted with {container.cipher.name}) ...")
-            seconds = await seed(container, seeded, n)
+            say(f"seeding tenants {seeded:,}..{n:,} (encrypted with {service.storage.cipher.name}) ...")
+            seconds = await seed(service, seeded, n)
             say(f"  seeded {n - seeded:,} tenants in {seconds:.1f} s")
             seeded = n
-            results.append(await measure_size(container, n, args))
+            results.append(await measure_size(service, n, args))
     finally:
-        await container.aclose()
+        await service.aclose()
     return {"database": where, "sizes": results}
 
 

@@ -139,18 +139,18 @@ async def seed_tenants(
     from changarrito.adapters.crypto.keyring import KeyRing
     from changarrito.bootstrap import Database, bootstrap
     from changarrito.domain.model import Credential, IntegrationType, Secrets, WhatsAppNumber
-    from changarrito.entrypoints.settings import Settings
+    from changarrito.settings import Settings
 
     keyring = KeyRing.parse(keys)
     settings = Settings.from_env(
         {"DATABASE_URL": database_url, "CHANGARRITO_ENCRYPTION_KEYS": keys}
     )
-    container = await bootstrap(settings, Database(database_url, keyring), listen=False)
+    service = await bootstrap(settings, Database(database_url, keyring), listen=False)
     numbers = []
     try:
         for i in range(count):
             number = tenant_number(i)
-            tenant = await container.store.create_tenant(f"Tienda {i}")
+            tenant = await service.storage.store.create_tenant(f"Tienda {i}")
             credential = Credential(
                 tenant_id=tenant.id,
                 integration_type=IntegrationType.WHATSAPP,
@@ -162,7 +162,7 @@ async def seed_tenants(
                 },
             )
             claim = WhatsAppNumber(tenant.id, number.phone_number_id, number.display_phone_number)
-            await container.store.save_credential(credential, claim)
+            await service.storage.store.save_credential(credential, claim)
             if extra_llm is not None:
                 llm = Credential(
                     tenant_id=tenant.id,
@@ -174,10 +174,10 @@ async def seed_tenants(
                         "systemPrompt": "Eres la tienda de la esquina.",
                     },
                 )
-                await container.store.save_credential(llm)
+                await service.storage.store.save_credential(llm)
             numbers.append(number)
     finally:
-        await container.aclose()
+        await service.aclose()
     say(f"seeded {count} tenants with WhatsApp numbers (credentials encrypted by the store)")
     return numbers
 

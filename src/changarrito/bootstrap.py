@@ -1,20 +1,26 @@
-"""The composition root: builds the production adapters and wires them to the domain.
+"""The composition root: the one place that builds adapters and use cases and wires them.
 
-``prepare_database`` settles where the data lives (``DATABASE_URL`` or the embedded
-PostgreSQL) and which key ring protects it; ``bootstrap`` opens the pool and builds
-everything else. Tests pass their own pieces as keyword overrides.
+- ``prepare_database`` settles where the data lives (``DATABASE_URL`` or the embedded
+  PostgreSQL) and which key ring protects it;
+- ``postgres_storage`` opens the pool and builds the PostgreSQL adapters (a ``Storage``);
+- ``build_service`` wires a ``Storage`` to everything else (credential resolution, plugins,
+  use cases, the webhook intake, the pipeline) and returns the ``Service``;
+- ``bootstrap`` does both, and starts the change listener that keeps caches in step.
+
+Tests build a ``Service`` on in-memory fakes with ``build_service(settings, storage)`` and
+replace single pieces with the typed keyword overrides (an unknown one is a ``TypeError``).
+Entry points take what they need from the ``Service``: they never build an adapter.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from secrets import token_urlsafe
-from typing import Any
 
 import structlog
-from psycopg_pool import AsyncConnectionPool
 
 from changarrito.adapters.cache import TTLResolutionCache
 from changarrito.adapters.crypto.aesgcm import AesGcmCipher
@@ -27,29 +33,54 @@ from changarrito.adapters.crypto.pgcrypto import PgcryptoCipher
 from changarrito.adapters.crypto.suite import CipherSuite
 from changarrito.adapters.embedded import EmbeddedPostgres
 from changarrito.adapters.http import HttpClients
-from changarrito.adapters.metrics import MeteredResolver, Metrics, MetricsSettings
+from changarrito.adapters.jwt_auth import TenantAuthenticator
+from changarrito.adapters.metrics import MeteredResolver, Metrics
+from changarrito.adapters.postgres.audit import PostgresAuditLog
 from changarrito.adapters.postgres.group_commit import GroupCommit
-from changarrito.adapters.postgres.migrate import migrate
-from changarrito.adapters.postgres.notify import listen_for_changes
-from changarrito.adapters.postgres.pool import open_pool
+from changarrito.adapters.postgres.message_log import PostgresMessageLog
+from changarrito.adapters.postgres.migrate import PostgresSchema, migrate
+from changarrito.adapters.postgres.notify import Listener
+from changarrito.adapters.postgres.payments import PostgresPaymentStore
+from changarrito.adapters.postgres.pool import Pool, open_pool
+from changarrito.adapters.postgres.queue import MessageQueue
+from changarrito.adapters.postgres.queue_stats import QueueStats, queue_stats
 from changarrito.adapters.postgres.rotation import check_keyring
 from changarrito.adapters.postgres.store import PostgresStore
 from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
 from changarrito.adapters.remote import RemoteResolver
+from changarrito.adapters.whatsapp.graph import GraphClient
+from changarrito.adapters.whatsapp.intake import WebhookIntake
+from changarrito.domain.assistant import Assistant
+from changarrito.domain.changes import Change
 from changarrito.domain.errors import ConfigurationError
-from changarrito.domain.model import (
-    WHATSAPP_PROVIDER,
-    IntegrationType,
-    PlatformCredential,
-    PlatformDefaults,
-    Secrets,
+from changarrito.domain.integrations import Integrations
+from changarrito.domain.model import PlatformDefaults
+from changarrito.domain.payments import Payments
+from changarrito.domain.pipeline import MessageLog, Pipeline, PipelineSettings
+from changarrito.domain.ports import (
+    AuditLog,
+    Cipher,
+    IntakeStore,
+    PaymentStore,
+    Resolver,
+    SchemaState,
+    Store,
+    WhatsAppAppIndex,
 )
-from changarrito.domain.ports import Cipher, Resolver
 from changarrito.domain.services import CredentialResolver
-from changarrito.entrypoints.settings import Settings
+from changarrito.plugins.catalog import RegistryCatalog
 from changarrito.plugins.manager import ProviderRegistry, load_plugins
+from changarrito.plugins.platform import platform_defaults
+from changarrito.settings import Role, Settings
 
 log = structlog.get_logger("changarrito.bootstrap")
+
+_LISTENER = "changarrito-change-listener"
+#: Seconds ``Service.listen`` waits for the listener's first connection (it goes on trying).
+LISTEN_WAIT = 5.0
+
+
+# --- where the data lives -------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -66,37 +97,38 @@ def prepare_database(settings: Settings) -> Database:
     generated one would make existing rows unreadable. Without it, the embedded PostgreSQL
     starts in ``CHANGARRITO_HOME`` and a key ring file is generated there on first start.
     """
-    if settings.database_url:
-        if not settings.encryption_keys:
+    url, keys, home = settings.database.url, settings.crypto.encryption_keys, settings.database.home
+    if url:
+        if not keys:
             raise ConfigurationError(
                 "CHANGARRITO_ENCRYPTION_KEYS is not set: with DATABASE_URL, give the key ring "
                 "(kid:base64key,...; `changarrito keys generate` prints one)"
             )
-        return Database(settings.database_url, KeyRing.parse(settings.encryption_keys))
-    embedded = EmbeddedPostgres(settings.home)
-    url = embedded.start()
-    if settings.encryption_keys:
-        keyring = KeyRing.parse(settings.encryption_keys)
-    else:
-        path = settings.home / "keyring"
-        keyring, created = load_or_create_keyring_file(path)
-        if created:
-            log.warning(
-                "keyring.generated",
-                path=str(path),
-                hint="back this file up: credentials stored under it cannot be read without it; "
-                "set CHANGARRITO_ENCRYPTION_KEYS to manage keys yourself",
-            )
-    return Database(url, keyring, embedded)
+        return Database(url, KeyRing.parse(keys))
+    embedded = EmbeddedPostgres(home)
+    started = embedded.start()
+    if keys:
+        return Database(started, KeyRing.parse(keys), embedded)
+    path = home / "keyring"
+    keyring, created = load_or_create_keyring_file(path)
+    if created:
+        log.warning(
+            "keyring.generated",
+            path=str(path),
+            hint="back this file up: credentials stored under it cannot be read without it; "
+            "set CHANGARRITO_ENCRYPTION_KEYS to manage keys yourself",
+        )
+    return Database(started, keyring, embedded)
 
 
 def embedded_defaults(settings: Settings) -> Settings:
     """On the embedded default with no JWT configuration, a JWT secret generated (0600) in
     ``CHANGARRITO_HOME``, so ``tokens issue`` and the tenant API work out of the box. An
     external database is production: there the operator must choose the JWT settings."""
-    if settings.database_url or settings.jwt_secret or settings.jwt_jwks_url:
+    auth = settings.auth
+    if settings.database.url or auth.jwt_secret or auth.jwt_jwks_url:
         return settings
-    path = settings.home / "jwt-secret"
+    path = settings.database.home / "jwt-secret"
     secret, created = load_or_create_private_file(path, lambda: token_urlsafe(32))
     if created:
         log.warning(
@@ -104,177 +136,313 @@ def embedded_defaults(settings: Settings) -> Settings:
             path=str(path),
             hint="for development: set JWT_SECRET (or JWT_JWKS_URL) to your platform's own",
         )
-    return replace(settings, jwt_secret=secret)
+    return replace(settings, auth=replace(auth, jwt_secret=secret))
 
 
-async def build_cipher(
-    settings: Settings, pool: AsyncConnectionPool[Any], keyring: KeyRing
-) -> CipherSuite:
+def check_role(settings: Settings, role: Role) -> None:
+    """Refuses to start a role without the settings it cannot work without."""
+    if role == "backend" and not settings.auth.internal_api_key:
+        raise ConfigurationError(
+            "INTERNAL_API_KEY is not set: the backend role serves the internal API and will "
+            "not start without its key"
+        )
+    if role == "whatsapp":
+        if not settings.role.backend_url:
+            raise ConfigurationError(
+                "BACKEND_URL is not set: the whatsapp role reads credentials from the "
+                "backend's internal API (e.g. BACKEND_URL=http://backend:3141)"
+            )
+        if not settings.auth.internal_api_key:
+            raise ConfigurationError(
+                "INTERNAL_API_KEY is not set: the whatsapp role needs it to call the "
+                "backend's internal API"
+            )
+
+
+# --- the stores -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Storage:
+    """Where the service keeps its state: PostgreSQL (``postgres_storage``), or in-memory
+    fakes in tests. ``cipher``, ``pool``, ``queue``, ``listen_url`` and ``queue_stats`` exist
+    only on PostgreSQL (the workers, the operator's commands and the change listener need
+    them)."""
+
+    store: Store
+    audit: AuditLog
+    payments: PaymentStore
+    intake: IntakeStore
+    apps: WhatsAppAppIndex
+    schema: SchemaState
+    messages: MessageLog
+    cipher: Cipher | None = None
+    queue: MessageQueue | None = None
+    pool: Pool | None = None
+    listen_url: str | None = None
+    queue_stats: Callable[[], Awaitable[QueueStats]] | None = None
+    #: Called with every change another process announces (the app index's cache, ...).
+    on_change: list[Callable[[Change], None]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        closing = getattr(self.intake, "aclose", None)
+        if closing is not None:
+            await closing()
+        if self.pool is not None:
+            await self.pool.close()
+
+
+async def build_cipher(settings: Settings, pool: Pool, keyring: KeyRing) -> CipherSuite:
     """Encrypts with the configured cipher; decrypts rows written by either, so switching
     ``CHANGARRITO_CIPHER`` and running ``keys rotate`` migrates them."""
     aesgcm = AesGcmCipher(keyring)
     pgcrypto = PgcryptoCipher(pool, keyring)
-    if settings.cipher == "pgcrypto":
+    if settings.crypto.cipher == "pgcrypto":
         await pgcrypto.ensure_available()
         return CipherSuite(pgcrypto, aesgcm)
     return CipherSuite(aesgcm, pgcrypto)
 
 
-#: The platform's WhatsApp number, by credential field.
-WHATSAPP_ENV = {
-    "accessToken": "WHATSAPP_ACCESS_TOKEN",
-    "appSecret": "WHATSAPP_APP_SECRET",
-    "verifyToken": "WHATSAPP_VERIFY_TOKEN",
-}
-
-
-def platform_defaults(settings: Settings, registry: ProviderRegistry) -> PlatformDefaults:
-    """What tenants fall back to, from the environment and the installed providers."""
-    env = settings.env
-    credentials: dict[tuple[IntegrationType, str], PlatformCredential] = {}
-    hints: dict[tuple[IntegrationType, str], str] = {}
-
-    wa = (IntegrationType.WHATSAPP, WHATSAPP_PROVIDER)
-    hints[wa] = "WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID"
-    phone_number_id = env.get("WHATSAPP_PHONE_NUMBER_ID", "").strip() or None
-    token = env.get("WHATSAPP_ACCESS_TOKEN", "").strip()
-    if token and phone_number_id:
-        secrets = {f: env[v].strip() for f, v in WHATSAPP_ENV.items() if env.get(v, "").strip()}
-        ids = {"phoneNumberId": phone_number_id}
-        if env.get("WHATSAPP_BUSINESS_ACCOUNT_ID", "").strip():
-            ids["businessAccountId"] = env["WHATSAPP_BUSINESS_ACCOUNT_ID"].strip()
-        credentials[wa] = PlatformCredential(*wa, Secrets(secrets), ids)
-
-    kinds = ((IntegrationType.LLM, "llm"), (IntegrationType.PAYMENTS, "payment"))
-    first_payment: str | None = None
-    for itype, kind in kinds:
-        for provider in registry.providers(kind):  # type: ignore[arg-type]
-            key = (itype, provider.id)
-            if provider.platform_env:
-                hints[key] = " and ".join(sorted(set(provider.platform_env.values())))
-            found = provider.platform_credentials(env)
-            if found is None:
-                continue
-            config: dict[str, Any] = {}
-            if itype is IntegrationType.LLM and provider.id == settings.llm_provider:
-                config["model"] = settings.llm_model
-            credentials[key] = PlatformCredential(itype, provider.id, Secrets(found), config)
-            if itype is IntegrationType.PAYMENTS and first_payment is None:
-                first_payment = provider.id
-
-    defaults = {IntegrationType.LLM: settings.llm_provider}
-    if first_payment:
-        defaults[IntegrationType.PAYMENTS] = first_payment
-    return PlatformDefaults(
-        credentials=credentials,
-        default_providers=defaults,
-        whatsapp_phone_number_id=phone_number_id,
-        env_hints=hints,
+async def postgres_storage(
+    settings: Settings,
+    database: Database,
+    *,
+    apply_migrations: bool = True,
+    check_keys: bool = True,
+    pool: Pool | None = None,
+    cipher: Cipher | None = None,
+) -> Storage:
+    """Opens the pool (unless given), applies pending migrations, checks that the key ring
+    reads the stored rows, and builds every PostgreSQL adapter."""
+    pool = pool or await open_pool(database.url, max_size=20)
+    try:
+        if apply_migrations:
+            applied = await migrate(pool)
+            if applied:
+                log.info("migrations.applied", names=applied)
+        cipher = cipher or await build_cipher(settings, pool, database.keyring)
+        if check_keys:
+            await check_keyring(pool, cipher)
+    except BaseException:
+        await pool.close()
+        raise
+    apps = WhatsAppApps(pool, cipher)
+    workers = settings.workers
+    return Storage(
+        store=PostgresStore(pool, cipher),
+        audit=PostgresAuditLog(pool),
+        payments=PostgresPaymentStore(pool),
+        intake=GroupCommit(pool),
+        apps=apps,
+        schema=PostgresSchema(pool),
+        messages=PostgresMessageLog(pool),
+        cipher=cipher,
+        queue=MessageQueue(pool, lease=workers.lease, max_attempts=workers.max_attempts),
+        pool=pool,
+        listen_url=database.url,
+        queue_stats=lambda: queue_stats(pool),
+        on_change=[apps.on_change],
     )
 
 
+# --- the service --------------------------------------------------------------------------------
+
+
 @dataclass(slots=True)
-class Container:
-    """Everything a process needs, built once; ``aclose`` releases it in reverse order."""
+class Service:
+    """Everything a process needs, built once by ``build_service``; ``aclose`` releases it."""
 
     settings: Settings
-    pool: AsyncConnectionPool[Any]
-    cipher: Cipher
-    store: PostgresStore
+    role: Role
+    storage: Storage
+    http: HttpClients
+    registry: ProviderRegistry
+    platform: PlatformDefaults
     cache: TTLResolutionCache
     resolver: Resolver
-    registry: ProviderRegistry
-    http: HttpClients
-    platform: PlatformDefaults
-    database: Database
+    metrics: Metrics
+    integrations: Integrations
+    payments: Payments
+    authenticator: TenantAuthenticator
+    webhook: WebhookIntake
+    graph: GraphClient
+    pipeline: Pipeline
+    database: Database | None = None
+    #: Change notifications (and the workers' wake-ups), on PostgreSQL; see ``listen``.
+    listener: Listener | None = None
+    #: What forgets cached reads when something changes (``on_change``).
+    forgetters: list[Callable[[Change], None]] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    #: The webhook intake's group commit, and the tenants' Meta apps (verify tokens, secrets).
-    intake: GroupCommit | None = None
-    whatsapp_apps: WhatsAppApps | None = None
-    #: This process's Prometheus metrics (``GET /metrics``).
-    metrics: Metrics = field(default_factory=Metrics)
+
+    async def listen(self) -> None:
+        """Starts the change listener (once; everything that listens registered by now) and
+        waits up to ``LISTEN_WAIT`` seconds for it to be listening."""
+        if self.listener is None or any(t.get_name() == _LISTENER for t in self.tasks):
+            return
+        self.listener.on_change(self.on_change)
+        ready = asyncio.Event()
+        task = asyncio.create_task(self.listener.run(ready=ready), name=_LISTENER)
+        self.tasks.append(task)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready.wait(), timeout=LISTEN_WAIT)
+
+    def on_change(self, change: Change) -> None:
+        """Forgets what a change (announced by this or another process) made stale."""
+        for forget in self.forgetters:
+            forget(change)
 
     async def aclose(self) -> None:
-        if self.intake is not None:
-            await self.intake.aclose()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.storage.aclose()
         await self.http.aclose()
-        await self.pool.close()
+
+
+def build_service(
+    settings: Settings,
+    storage: Storage,
+    *,
+    role: Role | None = None,
+    http: HttpClients | None = None,
+    registry: ProviderRegistry | None = None,
+    platform: PlatformDefaults | None = None,
+    cache: TTLResolutionCache | None = None,
+    metrics: Metrics | None = None,
+    database: Database | None = None,
+) -> Service:
+    """Wires ``storage`` to the plugins, the resolver and every use case. Role ``whatsapp``
+    resolves credentials through the backend's internal API (``adapters.remote``), the
+    others from the store."""
+    role = role or settings.role.name
+    http = http or HttpClients()
+    registry = registry or load_plugins(settings.plugins, http=http)
+    platform = platform or platform_defaults(
+        settings.plugins.env,
+        registry,
+        llm_provider=settings.llm.provider,
+        llm_model=settings.llm.model,
+    )
+    cache = cache or TTLResolutionCache(ttl=settings.crypto.credentials_cache_ttl)
+    metrics = metrics or Metrics(settings.metrics, queue_stats=storage.queue_stats)
+    resolver: Resolver = CredentialResolver(storage.store, cache, platform)
+    metrics.watch_cache("credentials", cache)
+    forgetters = [*storage.on_change, cache.on_change]
+    if role == "whatsapp":
+        remote = RemoteResolver(
+            http,
+            settings.require("BACKEND_URL", settings.role.backend_url),
+            settings.require("INTERNAL_API_KEY", settings.auth.internal_api_key),
+            platform,
+            ttl=settings.crypto.credentials_cache_ttl,
+        )
+        metrics.watch_cache("backend", remote)
+        forgetters.append(remote.on_change)
+        resolver = remote
+    resolver = MeteredResolver(resolver, metrics)
+    wa = settings.whatsapp
+    graph = GraphClient(
+        http, wa.api_base_url, wa.api_version, timeout=wa.graph_timeout, metrics=metrics
+    )
+    assistant = Assistant(
+        resolver,
+        registry,
+        platform_fallback=settings.llm.platform_fallback,
+        fallback_text=settings.workers.fallback_text,
+        metrics=metrics,
+    )
+    return Service(
+        settings=settings,
+        role=role,
+        storage=storage,
+        http=http,
+        registry=registry,
+        platform=platform,
+        cache=cache,
+        resolver=resolver,
+        metrics=metrics,
+        integrations=Integrations(
+            storage.store,
+            resolver,
+            storage.audit,
+            RegistryCatalog(registry),
+            platform,
+            default_llm_model=settings.llm.model,
+        ),
+        payments=Payments(storage.payments, resolver, registry),
+        authenticator=TenantAuthenticator(settings.auth, storage.store, http),
+        webhook=WebhookIntake(
+            resolver,
+            storage.apps,
+            storage.intake,
+            verify_token=wa.verify_token,
+            app_secret=wa.app_secret,
+        ),
+        graph=graph,
+        pipeline=Pipeline(
+            senders=resolver,
+            assistant=assistant,
+            whatsapp=graph,
+            messages=storage.messages,
+            verifications=storage.store,
+            settings=PipelineSettings(
+                max_attempts=settings.workers.max_attempts,
+                history_limit=settings.workers.history,
+            ),
+        ),
+        database=database,
+        listener=_listener(storage),
+        forgetters=forgetters,
+    )
+
+
+def _listener(storage: Storage) -> Listener | None:
+    return Listener(storage.listen_url) if storage.listen_url else None
 
 
 async def bootstrap(
     settings: Settings,
     database: Database,
     *,
-    role: str = "all",
+    role: Role | None = None,
     listen: bool = True,
     apply_migrations: bool = True,
     check_keys: bool = True,
-    **overrides: Any,
-) -> Container:
-    """Builds the process's adapters. ``listen`` starts the change listener that keeps this
-    process's cache in step with writes made by others; overrides replace any piece by name
-    (``http``, ``registry``, ``cache``, ``cipher``...). Role ``whatsapp`` resolves credentials
-    through the backend's internal API (``adapters.remote``), the others from the store."""
-    pool = overrides.get("pool") or await open_pool(database.url, max_size=20)
-    try:
-        if apply_migrations:
-            applied = await migrate(pool)
-            if applied:
-                log.info("migrations.applied", names=applied)
-        cipher = overrides.get("cipher") or await build_cipher(settings, pool, database.keyring)
-        if check_keys:
-            await check_keyring(pool, cipher)
-        http = overrides.get("http") or HttpClients()
-        registry = overrides.get("registry") or load_plugins(settings.env, http=http)
-        platform = overrides.get("platform") or platform_defaults(settings, registry)
-        store = PostgresStore(pool, cipher)
-        cache = overrides.get("cache") or TTLResolutionCache(ttl=settings.credentials_cache_ttl)
-        resolver: Resolver = CredentialResolver(store, cache, platform)
-        remote = None
-        if role == "whatsapp":
-            resolver = remote = RemoteResolver.from_settings(settings, http, platform)
-        metrics = overrides.get("metrics") or Metrics(MetricsSettings.from_env(settings.env))
-        metrics.watch_cache("credentials", cache)
-        if remote is not None:
-            metrics.watch_cache("backend", remote)
-        resolver = MeteredResolver(resolver, metrics)
-    except BaseException:
-        await pool.close()
-        raise
-    container = Container(
-        settings=settings,
+    pool: Pool | None = None,
+    cipher: Cipher | None = None,
+    http: HttpClients | None = None,
+    registry: ProviderRegistry | None = None,
+    platform: PlatformDefaults | None = None,
+    cache: TTLResolutionCache | None = None,
+    metrics: Metrics | None = None,
+) -> Service:
+    """The production service on PostgreSQL. ``listen`` starts the change listener that keeps
+    this process's caches in step with writes made by others."""
+    storage = await postgres_storage(
+        settings,
+        database,
+        apply_migrations=apply_migrations,
+        check_keys=check_keys,
         pool=pool,
         cipher=cipher,
-        store=store,
-        cache=cache,
-        resolver=resolver,
-        registry=registry,
-        http=http,
-        platform=platform,
-        database=database,
-        intake=GroupCommit(pool),
-        whatsapp_apps=(apps := WhatsAppApps(pool, cipher)),
-        metrics=metrics,
     )
-    if listen:
-
-        def on_change(kind: str, value: str) -> None:
-            cache.on_change(kind, value)
-            apps.on_change(kind, value)
-            if remote is not None:
-                remote.on_change(kind, value)
-
-        ready = asyncio.Event()
-        task = asyncio.create_task(
-            listen_for_changes(database.url, on_change, ready=ready),
-            name="changarrito-change-listener",
+    try:
+        service = build_service(
+            settings,
+            storage,
+            role=role,
+            http=http,
+            registry=registry,
+            platform=platform,
+            cache=cache,
+            metrics=metrics,
+            database=database,
         )
-        container.tasks.append(task)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ready.wait(), timeout=5)
-    return container
+    except BaseException:
+        await storage.aclose()
+        raise
+    if listen:
+        await service.listen()
+    return service

@@ -2,9 +2,13 @@
 
 Fixtures others can reuse:
 - ``test_settings``: settings with a JWT secret, an internal key and platform credentials;
-- ``fake_providers``: the fake Graph/OpenAI/Anthropic/Stripe/... upstream (``FakeProviders``);
-- ``app_container``: a bootstrapped ``Container`` on the test database, its HTTP faked;
-- ``app``: ``create_app(settings, container=app_container)``;
+- ``fake_providers``: the fake Graph/OpenAI/Anthropic/Stripe/... upstream (``FakeUpstreams``);
+- ``app_service``: the ``Service`` bootstrapped on the test database, its HTTP faked;
+- ``memory_service``: the same service built on the in-memory fakes (``tests/fakes/memory``),
+  no PostgreSQL at all;
+- ``app``: ``create_app(settings, service=...)`` on the service the test module picks: the
+  in-memory one where a module sets ``SERVICE = "memory"`` (tests of the API, not of SQL),
+  else the PostgreSQL one;
 - ``app_client``: a ``litestar.testing.AsyncTestClient`` on it (lifespan run), whose bodies
   are scanned for secrets at the end of the session;
 - ``make_tenant``: creates a tenant and returns ``(tenant_id, bearer headers)``;
@@ -38,9 +42,10 @@ from litestar.testing import AsyncTestClient
 from changarrito.adapters.crypto.keyring import KeyRing
 from changarrito.adapters.http import HttpClients
 from changarrito.adapters.logs import redact_secrets
-from changarrito.bootstrap import Container, Database, bootstrap
+from changarrito.bootstrap import Database, Service, bootstrap, build_service
 from changarrito.entrypoints.http.app import create_app
-from changarrito.entrypoints.settings import Settings
+from changarrito.settings import Settings
+from fakes.service import memory_storage
 
 JWT_SECRET = "integration-tests-jwt-secret-0123456789abcdef"
 INTERNAL_KEY = "integration-tests-internal-key-0123456789"
@@ -157,7 +162,7 @@ def record_exchange(ledger: SecretLedger) -> dict[str, list[Callable[..., Any]]]
 # --- fake providers -----------------------------------------------------------------------
 
 
-class FakeProviders:
+class FakeUpstreams:
     """Every provider API in one MockTransport handler.
 
     A credential containing ``bad`` is refused (401 with the provider's own error body);
@@ -202,8 +207,8 @@ class FakeProviders:
 
 
 @pytest.fixture
-def fake_providers() -> FakeProviders:
-    return FakeProviders()
+def fake_providers() -> FakeUpstreams:
+    return FakeUpstreams()
 
 
 # --- the app ------------------------------------------------------------------------------
@@ -215,22 +220,31 @@ def test_settings() -> Settings:
 
 
 @pytest.fixture
-async def app_container(
-    database_url: str, test_settings: Settings, fake_providers: FakeProviders
-) -> AsyncIterator[Container]:
+async def app_service(
+    request: pytest.FixtureRequest,
+    test_settings: Settings,
+    fake_providers: FakeUpstreams,
+) -> AsyncIterator[Service]:
+    """The service the module asks for (``SERVICE = "memory"``), on PostgreSQL otherwise."""
     http = HttpClients(transport=httpx.MockTransport(fake_providers.handler))
-    # Each test has its own key ring; rows of other tests' tenants are never read.
-    database = Database(database_url, KeyRing.generate("it"))
-    container = await bootstrap(test_settings, database, listen=False, check_keys=False, http=http)
+    if getattr(request.module, "SERVICE", "postgres") == "memory":
+        service = build_service(test_settings, memory_storage(), role="backend", http=http)
+    else:
+        database_url = request.getfixturevalue("database_url")
+        # Each test has its own key ring; rows of other tests' tenants are never read.
+        database = Database(database_url, KeyRing.generate("it"))
+        service = await bootstrap(
+            test_settings, database, role="backend", listen=False, check_keys=False, http=http
+        )
     try:
-        yield container
+        yield service
     finally:
-        await container.aclose()
+        await service.aclose()
 
 
 @pytest.fixture
-def app(test_settings: Settings, app_container: Container) -> Litestar:
-    return create_app(test_settings, container=app_container, role="backend")
+def app(test_settings: Settings, app_service: Service) -> Litestar:
+    return create_app(test_settings, service=app_service, role="backend")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Tenant A's token never reads or changes tenant B: random operations by several tenants.
 
-A hypothesis state machine drives the real app (sync ``TestClient``; the container is built on
+A hypothesis state machine drives the real app (sync ``TestClient``; the service is built on
 the client's own event loop) and keeps a model of what each tenant configured. After every
 step each tenant sees exactly its own model, the internal API resolves each tenant to its own
 secrets (or the platform's), and no tenant-facing body holds another tenant's secret.
@@ -32,12 +32,12 @@ from changarrito.adapters.crypto.keyring import KeyRing
 from changarrito.adapters.http import HttpClients
 from changarrito.bootstrap import Database, bootstrap
 from changarrito.entrypoints.http.app import create_app
-from changarrito.entrypoints.settings import Settings
+from changarrito.settings import Settings
 from conftest import (
     _LEDGER,
     INTERNAL_HEADERS,
     TEST_ENV,
-    FakeProviders,
+    FakeUpstreams,
     bearer,
     token_for,
 )
@@ -73,10 +73,10 @@ class TenantIsolation(RuleBasedStateMachine):
                 conn.execute("TRUNCATE tenants CASCADE")
         env = dict(TEST_ENV)
         self.settings = Settings.from_env(env)
-        self.app = create_app(self.settings, container=object(), role="backend")  # type: ignore[arg-type]
+        self.app = create_app(self.settings, service=object(), role="backend")  # type: ignore[arg-type]
         self.client = TestClient(app=self.app)
         self.client.__enter__()
-        fake = FakeProviders()
+        fake = FakeUpstreams()
         http = HttpClients(transport=httpx.MockTransport(fake.handler))
         database = Database(self.database_url, KeyRing.generate("iso"))
 
@@ -85,13 +85,13 @@ class TenantIsolation(RuleBasedStateMachine):
                 self.settings, database, listen=False, check_keys=False, http=http
             )
 
-        self.container = self.client.blocking_portal.call(build)  # type: ignore[union-attr]
-        self.app.state.container = self.container
+        self.service = self.client.blocking_portal.call(build)  # type: ignore[union-attr]
+        self.app.state.service = self.service
         self.all: list[Shop] = []
         self.counter = 0
 
     def teardown(self) -> None:
-        self.client.blocking_portal.call(self.container.aclose)  # type: ignore[union-attr]
+        self.client.blocking_portal.call(self.service.aclose)  # type: ignore[union-attr]
         self.client.__exit__(None, None, None)
 
     # -- helpers ---------------------------------------------------------------------------

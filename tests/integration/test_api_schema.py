@@ -23,8 +23,8 @@ from changarrito.adapters.crypto.keyring import KeyRing
 from changarrito.adapters.http import HttpClients
 from changarrito.bootstrap import Database, bootstrap
 from changarrito.entrypoints.http.app import create_app
-from changarrito.entrypoints.settings import Settings
-from conftest import _LEDGER, INTERNAL_HEADERS, TEST_ENV, FakeProviders, bearer, token_for
+from changarrito.settings import Settings
+from conftest import _LEDGER, INTERNAL_HEADERS, TEST_ENV, FakeUpstreams, bearer, token_for
 
 #: Operations of the tenant and internal APIs (this suite's); others test their own.
 OURS = ("/api/v1/integrations", "/api/v1/internal")
@@ -39,22 +39,22 @@ EXAMPLES_PER_OPERATION = 12
 
 @pytest.fixture(scope="module")
 def running_app(database_url: str) -> Iterator[tuple[Litestar, TestClient[Litestar]]]:
-    """The backend app on a sync client, its container built on the client's loop."""
+    """The backend app on a sync client, its service built on the client's loop."""
     test_settings = Settings.from_env(TEST_ENV)
-    app = create_app(test_settings, container=object(), role="backend")  # type: ignore[arg-type]
-    http = HttpClients(transport=httpx.MockTransport(FakeProviders().handler))
+    app = create_app(test_settings, service=object(), role="backend")  # type: ignore[arg-type]
+    http = HttpClients(transport=httpx.MockTransport(FakeUpstreams().handler))
     database = Database(database_url, KeyRing.generate("schema"))
 
     async def build() -> Any:
         return await bootstrap(test_settings, database, listen=False, check_keys=False, http=http)
 
     with TestClient(app=app) as client:
-        container = client.blocking_portal.call(build)
-        app.state.container = container
+        service = client.blocking_portal.call(build)
+        app.state.service = service
         try:
             yield app, client
         finally:
-            client.blocking_portal.call(container.aclose)
+            client.blocking_portal.call(service.aclose)
 
 
 @pytest.fixture(scope="module")

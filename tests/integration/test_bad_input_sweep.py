@@ -32,9 +32,9 @@ from schemathesis.checks import not_a_server_error
 from changarrito.adapters.crypto.keyring import KeyRing
 from changarrito.adapters.http import HttpClients
 from changarrito.adapters.logs import redact_secrets
-from changarrito.bootstrap import Container, Database, bootstrap
+from changarrito.bootstrap import Database, Service, bootstrap
 from changarrito.entrypoints.http.app import MAX_BODY_BYTES, create_app
-from changarrito.entrypoints.settings import Settings
+from changarrito.settings import Settings
 from conftest import _LEDGER, INTERNAL_HEADERS, TEST_ENV, bearer, token_for
 from whatsapp_payloads import sign
 
@@ -60,11 +60,11 @@ def upstreams(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"object": "list", "data": []})
 
 
-class Service:
+class SweptApp:
     """The app on a private loop: ``post``/``request`` block until the response is read."""
 
-    def __init__(self, portal: BlockingPortal, container: Container, client: Any) -> None:
-        self.portal, self.container, self.client = portal, container, client
+    def __init__(self, portal: BlockingPortal, service: Service, client: Any) -> None:
+        self.portal, self.service, self.client = portal, service, client
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         response: httpx.Response = self.portal.call(
@@ -78,27 +78,27 @@ class Service:
 
 
 @pytest.fixture(scope="module")
-def service(database_url: str) -> Iterator[Service]:
+def service(database_url: str) -> Iterator[SweptApp]:
     test_settings = Settings.from_env(TEST_ENV)
 
-    async def build() -> tuple[Container, httpx.AsyncClient]:
+    async def build() -> tuple[Service, httpx.AsyncClient]:
         http = HttpClients(transport=httpx.MockTransport(upstreams))
         database = Database(database_url, KeyRing.generate("sweep"))
-        container = await bootstrap(
+        service = await bootstrap(
             test_settings, database, listen=False, check_keys=False, http=http
         )
-        app = create_app(test_settings, container=container, role="all")
-        app.state.container = container
+        app = create_app(test_settings, service=service, role="all")
+        app.state.service = service
         transport = httpx.ASGITransport(app=app)
-        return container, httpx.AsyncClient(transport=transport, base_url="http://sweep")
+        return service, httpx.AsyncClient(transport=transport, base_url="http://sweep")
 
     with start_blocking_portal() as portal:
-        container, client = portal.call(build)
+        service, client = portal.call(build)
         try:
-            yield Service(portal, container, client)
+            yield SweptApp(portal, service, client)
         finally:
             portal.call(client.aclose)
-            portal.call(container.aclose)
+            portal.call(service.aclose)
 
 
 @pytest.fixture
@@ -263,7 +263,7 @@ RAW = st.one_of(
     b'"value":{"metadata":{"phone_number_id":"1"},"messages":[{"id":"\\ud800","type":"text"}]}}]}]}'
 )
 def test_a_signed_webhook_with_wrong_types_anywhere_is_stored_or_refused_never_a_5xx(
-    service: Service, no_crash_logged: None, body: bytes
+    service: SweptApp, no_crash_logged: None, body: bytes
 ) -> None:
     response = service.webhook(body)
 
@@ -274,7 +274,7 @@ def test_a_signed_webhook_with_wrong_types_anywhere_is_stored_or_refused_never_a
 @settings(SWEEP, max_examples=150)
 @given(body=huge())
 def test_huge_arrays_deep_nesting_and_long_strings_are_stored_or_refused_never_a_5xx(
-    service: Service, no_crash_logged: None, body: bytes
+    service: SweptApp, no_crash_logged: None, body: bytes
 ) -> None:
     response = service.webhook(body)
 
@@ -285,7 +285,7 @@ def test_huge_arrays_deep_nesting_and_long_strings_are_stored_or_refused_never_a
 @settings(SWEEP, max_examples=1200)
 @given(body=RAW)
 def test_any_signed_bytes_at_all_are_refused_as_a_bad_request_never_a_5xx(
-    service: Service, no_crash_logged: None, body: bytes
+    service: SweptApp, no_crash_logged: None, body: bytes
 ) -> None:
     response = service.webhook(body)
 
@@ -303,7 +303,7 @@ PROVIDERS = ("stripe", "mercadopago", "clip")
 
 
 def test_schemathesis_with_valid_credentials_finds_no_server_error_on_any_operation(
-    service: Service, no_crash_logged: None
+    service: SweptApp, no_crash_logged: None
 ) -> None:
     openapi = service.request("GET", "/schema/openapi.json").json()
     created = service.request(

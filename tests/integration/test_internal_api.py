@@ -7,17 +7,20 @@ import uuid
 import msgspec
 import pytest
 
-from changarrito.domain.errors import ConfigurationError
-from changarrito.entrypoints.http.app import create_app
-from changarrito.entrypoints.http.internal_schemas import (
+from changarrito.adapters.internal_api import (
     ResolvedCredential,
     TenantRoute,
     llm_path,
     resolve_tenant_path,
     whatsapp_path,
 )
-from changarrito.entrypoints.settings import Settings
+from changarrito.domain.errors import ConfigurationError
+from changarrito.entrypoints.http.app import create_app
+from changarrito.settings import Settings
 from conftest import INTERNAL_HEADERS, PLATFORM_PHONE_NUMBER_ID, TEST_ENV
+
+#: These test the API, not SQL: the service runs on the in-memory fakes (``tests/fakes``).
+SERVICE = "memory"
 
 WA = {
     "credentials": {
@@ -207,14 +210,14 @@ def test_the_backend_role_refuses_to_start_without_an_internal_key() -> None:
 
 
 async def test_without_an_internal_key_the_all_role_keeps_the_internal_api_closed(
-    app_container,
+    app_service,
 ) -> None:
     from litestar.testing import AsyncTestClient
 
     env = {k: v for k, v in TEST_ENV.items() if k != "INTERNAL_API_KEY"}
     settings = Settings.from_env(env)
-    object.__setattr__(app_container, "settings", settings)
-    app = create_app(settings, container=app_container, role="all")
+    object.__setattr__(app_service, "settings", settings)
+    app = create_app(settings, service=app_service, role="all")
     async with AsyncTestClient(app=app) as client:
         for key in ("", "anything"):
             response = await client.post(

@@ -18,13 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from changarrito.adapters.crypto.keyring import KeyRing
 from changarrito.adapters.http import HttpClients
-from changarrito.adapters.metrics import Metrics, MetricsSettings
-from changarrito.bootstrap import Container, Database, bootstrap
+from changarrito.adapters.metrics import Metrics, serve_metrics
+from changarrito.bootstrap import Database, Service, bootstrap
 from changarrito.domain.model import Credential, IntegrationType, Secrets, WhatsAppNumber
 from changarrito.entrypoints.http.app import MAX_BODY_BYTES, create_app
-from changarrito.entrypoints.http.metrics import serve_worker
-from changarrito.entrypoints.settings import Settings
-from changarrito.entrypoints.worker import Workers, WorkerSettings
+from changarrito.entrypoints.workers import Workers
+from changarrito.settings import MetricsSettings, Settings, WorkerSettings
 from whatsapp_payloads import change, encode, signed_headers, text_message, webhook
 
 APP_SECRET = "metrics-platform-app-secret-0000"
@@ -88,25 +87,25 @@ def upstreams(request: httpx.Request) -> httpx.Response:
     )
 
 
-async def start(database_url: str, **extra: str) -> tuple[Container, httpx.AsyncClient]:
+async def start(database_url: str, **extra: str) -> tuple[Service, httpx.AsyncClient]:
     settings = Settings.from_env(env(**extra))
     http = HttpClients(transport=httpx.MockTransport(upstreams))
     database = Database(database_url, KeyRing.generate("metrics"))
-    container = await bootstrap(settings, database, listen=False, check_keys=False, http=http)
-    app = create_app(settings, container=container, role="all")
-    app.state.container = container
+    service = await bootstrap(settings, database, listen=False, check_keys=False, http=http)
+    app = create_app(settings, service=service, role="all")
+    app.state.service = service
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-    return container, client
+    return service, client
 
 
 @pytest.fixture
-async def service(fresh_database_url: str) -> AsyncIterator[tuple[Container, httpx.AsyncClient]]:
-    container, client = await start(fresh_database_url)
+async def running(fresh_database_url: str) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
+    service, client = await start(fresh_database_url)
     try:
-        yield container, client
+        yield service, client
     finally:
         await client.aclose()
-        await container.aclose()
+        await service.aclose()
 
 
 Scrape = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -148,11 +147,11 @@ def number() -> str:
     return str(random.randrange(10**14, 10**15))
 
 
-async def shop(container: Container, *, llm_key: str | None = None) -> tuple[uuid.UUID, str]:
+async def shop(service: Service, *, llm_key: str | None = None) -> tuple[uuid.UUID, str]:
     """A tenant owning a WhatsApp number (signed by the platform's app), with its own LLM key."""
-    tenant = await container.store.create_tenant("Tienda")
+    tenant = await service.storage.store.create_tenant("Tienda")
     pnid = number()
-    await container.store.save_credential(
+    await service.storage.store.save_credential(
         Credential(
             tenant.id,
             IntegrationType.WHATSAPP,
@@ -164,7 +163,7 @@ async def shop(container: Container, *, llm_key: str | None = None) -> tuple[uui
     )
     if llm_key:
         secrets = Secrets({"apiKey": llm_key, "baseUrl": "https://llm.test/v1"})
-        await container.store.save_credential(
+        await service.storage.store.save_credential(
             Credential(tenant.id, IntegrationType.LLM, "openai", secrets, {"model": "shop-m"})
         )
     return tenant.id, pnid
@@ -174,15 +173,15 @@ def says(pnid: str, text: str, sender: str) -> dict[str, Any]:
     return webhook(change(pnid, messages=[text_message(text, sender=sender)]))
 
 
-async def settle(container: Container, timeout: float = 15.0) -> None:
+async def settle(service: Service, timeout: float = 15.0) -> None:
     """Runs the message workers until no message is pending or being answered."""
     settings = WorkerSettings(concurrency=2, poll=0.05, retry_base=0.05, max_attempts=2)
-    workers = Workers(container, settings)
+    workers = Workers(service, settings)
     task = asyncio.create_task(workers.run())
     try:
         async with asyncio.timeout(timeout):
             while True:
-                async with container.pool.connection() as conn:
+                async with service.storage.pool.connection() as conn:
                     cur = await conn.execute(
                         "SELECT count(*) FROM whatsapp_inbound_messages"
                         " WHERE state IN ('pending', 'processing')"
@@ -197,9 +196,9 @@ async def settle(container: Container, timeout: float = 15.0) -> None:
 
 
 async def test_every_metric_is_exported_as_prometheus_text_from_the_first_scrape(
-    service: tuple[Container, httpx.AsyncClient],
+    running: tuple[Service, httpx.AsyncClient],
 ) -> None:
-    _, client = service
+    _, client = running
 
     response = await client.get("/metrics")
 
@@ -214,9 +213,9 @@ async def test_every_metric_is_exported_as_prometheus_text_from_the_first_scrape
 
 
 async def test_each_webhook_outcome_is_counted_and_timed(
-    service: tuple[Container, httpx.AsyncClient],
+    running: tuple[Service, httpx.AsyncClient],
 ) -> None:
-    _, client = service
+    _, client = running
     before = await scrape(client)
     hello = says(PLATFORM_PNID, "hola", "5215511111111")
 
@@ -236,16 +235,16 @@ async def test_each_webhook_outcome_is_counted_and_timed(
 
 
 async def test_the_queue_depth_and_the_oldest_messages_age_follow_the_stored_messages(
-    service: tuple[Container, httpx.AsyncClient],
+    running: tuple[Service, httpx.AsyncClient],
 ) -> None:
-    container, client = service
-    _, pnid = await shop(container, llm_key="sk-shop-good-key-0000000000")
+    service, client = running
+    _, pnid = await shop(service, llm_key="sk-shop-good-key-0000000000")
     for n in range(3):
         assert await post(client, says(pnid, f"pedido {n}", f"52155000000{n:02d}")) == 200
     await asyncio.sleep(0.05)
 
     waiting = await scrape(client)
-    await settle(container)
+    await settle(service)
     done = await scrape(client)
 
     assert value(waiting, "changarrito_queue_depth", state="pending") == 3
@@ -258,7 +257,7 @@ async def test_the_queue_depth_and_the_oldest_messages_age_follow_the_stored_mes
 async def test_a_scrape_storm_reads_the_queue_once_per_cache_period(
     fresh_database_url: str,
 ) -> None:
-    container, client = await start(fresh_database_url, CHANGARRITO_METRICS_QUEUE_CACHE="30")
+    service, client = await start(fresh_database_url, CHANGARRITO_METRICS_QUEUE_CACHE="30")
     try:
         first = await scrape(client)
         assert await post(client, says(PLATFORM_PNID, "hola", "5215511111111")) == 200
@@ -271,16 +270,16 @@ async def test_a_scrape_storm_reads_the_queue_once_per_cache_period(
         assert value(first, "changarrito_queue_depth", state="pending") == 0
     finally:
         await client.aclose()
-        await container.aclose()
+        await service.aclose()
 
 
 async def test_a_worker_run_counts_sends_llm_calls_credential_sources_and_cache_hits(
-    service: tuple[Container, httpx.AsyncClient],
+    running: tuple[Service, httpx.AsyncClient],
 ) -> None:
-    container, client = service
-    _, own_llm = await shop(container, llm_key="sk-shop-good-key-0000000000")
-    _, bad_llm = await shop(container, llm_key="sk-shop-bad-key-00000000000")
-    _, platform_llm = await shop(container)
+    service, client = running
+    _, own_llm = await shop(service, llm_key="sk-shop-good-key-0000000000")
+    _, bad_llm = await shop(service, llm_key="sk-shop-bad-key-00000000000")
+    _, platform_llm = await shop(service)
     before = await scrape(client)
     for pnid, customer in (
         (own_llm, "5215510000001"),
@@ -292,7 +291,7 @@ async def test_a_worker_run_counts_sends_llm_calls_credential_sources_and_cache_
     ):
         assert await post(client, says(pnid, "¿Tienen pan?", customer)) == 200
 
-    await settle(container)
+    await settle(service)
     after = await scrape(client)
 
     def delta(name: str, **labels: str) -> float:
@@ -319,9 +318,9 @@ async def test_a_worker_run_counts_sends_llm_calls_credential_sources_and_cache_
 
 
 async def test_tenant_ids_become_labels_only_when_switched_on(fresh_database_url: str) -> None:
-    container, client = await start(fresh_database_url, CHANGARRITO_METRICS_TENANT_LABELS="on")
+    service, client = await start(fresh_database_url, CHANGARRITO_METRICS_TENANT_LABELS="on")
     try:
-        tenant_id, _ = await shop(container, llm_key="sk-shop-good-key-0000000000")
+        tenant_id, _ = await shop(service, llm_key="sk-shop-good-key-0000000000")
         for path in ("whatsapp", "llm"):
             response = await client.get(
                 f"/api/v1/internal/integrations/{tenant_id}/{path}",
@@ -332,7 +331,7 @@ async def test_tenant_ids_become_labels_only_when_switched_on(fresh_database_url
         samples = await scrape(client)
     finally:
         await client.aclose()
-        await container.aclose()
+        await service.aclose()
 
     resolutions = "changarrito_credential_resolutions_total"
     assert value(samples, resolutions, integration="whatsapp", tenant=str(tenant_id)) == 1
@@ -348,7 +347,7 @@ def test_a_bad_metrics_setting_stops_start_up_with_a_line_naming_it() -> None:
         ("CHANGARRITO_METRICS_QUEUE_CACHE", "soon"),
     ):
         with pytest.raises(ConfigurationError, match=name):
-            MetricsSettings.from_env({name: bad})
+            Settings.from_env({name: bad})
 
 
 @pytest.fixture
@@ -366,7 +365,7 @@ def test_the_worker_process_serves_its_metrics_on_its_own_port(
 ) -> None:
     metrics = Metrics(MetricsSettings(port=free_port()))
     metrics.webhook("accepted", 0.01)
-    server = serve_worker(metrics)
+    server = serve_metrics(metrics)
     try:
         response = httpx.get(f"http://127.0.0.1:{metrics.settings.port}/metrics", timeout=5)
     finally:
@@ -375,4 +374,4 @@ def test_the_worker_process_serves_its_metrics_on_its_own_port(
     assert response.status_code == 200
     samples = parse(response.text)
     assert value(samples, "changarrito_webhook_requests_total", outcome="accepted") == 1
-    assert serve_worker(Metrics()) is None  # no port, no listener
+    assert serve_metrics(Metrics()) is None  # no port, no listener

@@ -18,14 +18,18 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
-import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
 from changarrito.adapters.tokens import issue_token
-from changarrito.bootstrap import Container
+from changarrito.bootstrap import Service
 from changarrito.domain.model import Credential, IntegrationType, Secrets
 from changarrito.plugins.payments.stripe import sign as stripe_sign
+from fakes.memory import MemoryPaymentStore
+
+#: These test the API, not SQL: the service runs on the in-memory fakes (``tests/fakes``);
+#: ``test_fakes_match_postgres.py`` holds the fake payment store to the PostgreSQL one.
+SERVICE = "memory"
 
 TENANT_SECRETS: dict[str, dict[str, str]] = {
     "stripe": {"apiKey": "sk_test_tenantKEY11111111111", "webhookSecret": "whsec_tenantSECRET1111"},
@@ -94,16 +98,15 @@ class FakeGateways:
 @dataclass
 class Api:
     client: AsyncTestClient[Any]
-    container: Container
+    service: Service
     gateways: FakeGateways
-    database_url: str
     ledger: Any
 
     async def tenant(self, name: str = "shop") -> UUID:
-        return (await self.container.store.create_tenant(f"{name}-{uuid4().hex[:6]}")).id
+        return (await self.service.storage.store.create_tenant(f"{name}-{uuid4().hex[:6]}")).id
 
     def auth(self, tenant_id: UUID) -> dict[str, str]:
-        secret = self.container.settings.jwt_secret
+        secret = self.service.settings.auth.jwt_secret
         assert secret
         token = issue_token(secret, tenant_id, timedelta(minutes=5))
         return {"Authorization": f"Bearer {token}"}
@@ -113,7 +116,7 @@ class Api:
         secrets = {k: f"{v}-{tenant_id.hex[:8]}" for k, v in TENANT_SECRETS[provider].items()}
         for value in secrets.values():
             self.ledger.remember(value)  # the session's secret scan looks for them too
-        await self.container.store.save_credential(
+        await self.service.storage.store.save_credential(
             Credential(tenant_id, IntegrationType.PAYMENTS, provider, Secrets(secrets))
         )
         return secrets
@@ -127,29 +130,27 @@ class Api:
         )
 
     def stored_events(self, provider: str, event_id: str) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.database_url) as conn:
-            return conn.execute(
-                "SELECT tenant_id, status, payload FROM payment_events "
-                "WHERE provider = %s AND event_id = %s",
-                (provider, event_id),
-            ).fetchall()
+        """(tenant id, status, payload) of the stored notification, as the table holds it."""
+        store = self.service.storage.payments
+        assert isinstance(store, MemoryPaymentStore)
+        found = store.events.get((provider, event_id))
+        return [] if found is None else [(found.tenant_id, found.status, found.payload)]
 
 
 @pytest.fixture
 def fake_providers() -> FakeGateways:
-    """Replaces the shared fake upstream (``app_container`` puts it under every client)."""
+    """Replaces the shared fake upstream (``app_service`` puts it under every client)."""
     return FakeGateways()
 
 
 @pytest.fixture
 def api(
     app_client: AsyncTestClient[Any],
-    app_container: Container,
+    app_service: Service,
     fake_providers: FakeGateways,
-    database_url: str,
     secret_ledger: Any,
 ) -> Api:
-    return Api(app_client, app_container, fake_providers, database_url, secret_ledger)
+    return Api(app_client, app_service, fake_providers, secret_ledger)
 
 
 def problem_of(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -207,7 +208,10 @@ async def test_without_credentials_of_its_own_a_tenant_gets_a_link_from_the_plat
     assert created.json()["provider"] == "stripe"
     assert created.json()["source"] == "platform"
     sent = api.gateways.last_to("api.stripe.com")
-    assert sent.headers["authorization"] == f"Bearer {api.container.settings.env['STRIPE_API_KEY']}"
+    assert (
+        sent.headers["authorization"]
+        == f"Bearer {api.service.settings.plugins.env['STRIPE_API_KEY']}"
+    )
     assert b"unit_amount%5D=24990" in sent.content
 
 
@@ -388,7 +392,7 @@ async def test_a_platform_link_is_confirmed_with_the_platform_webhook_secret(api
         api,
         tenant,
         stripe_event(link["providerLinkId"]),
-        api.container.settings.env["STRIPE_WEBHOOK_SECRET"],
+        api.service.settings.plugins.env["STRIPE_WEBHOOK_SECRET"],
     )
 
     assert response.status_code == 200, response.text

@@ -8,7 +8,7 @@ from typing import Any
 from whatsapp_webhook_fixtures import *  # noqa: F403
 
 from changarrito.adapters.postgres.messages import apply_statuses
-from changarrito.bootstrap import Container
+from changarrito.bootstrap import Service
 from whatsapp_payloads import (
     CUSTOMER,
     CUSTOMER_BSUID,
@@ -156,16 +156,16 @@ async def test_a_thousand_updates_across_entries_and_numbers_are_stored_in_one_r
 
 
 async def test_concurrent_webhooks_share_transactions(
-    post_webhook: Any, wa_env: dict[str, str], wa_container: Container
+    post_webhook: Any, wa_env: dict[str, str], wa_service: Service
 ) -> None:
-    assert wa_container.intake is not None
-    before = wa_container.intake.transactions
+    assert wa_service.storage.intake is not None
+    before = wa_service.storage.intake.transactions
     pnid = wa_env["WHATSAPP_PHONE_NUMBER_ID"]
     bodies = [webhook(change(pnid, messages=[text_message(str(i))])) for i in range(40)]
     responses = await asyncio.gather(*(post_webhook(b) for b in bodies))
 
     assert {r.status_code for r in responses} == {200}
-    assert wa_container.intake.transactions - before < 40
+    assert wa_service.storage.intake.transactions - before < 40
 
 
 async def test_value_level_errors_and_other_fields_are_stored_and_acknowledged(
@@ -233,7 +233,7 @@ async def test_a_failed_status_records_its_error_and_duplicates_are_stored_once(
 
 
 async def test_a_status_that_arrives_before_its_reply_is_recorded_is_applied_later(
-    post_webhook: Any, wa_env: dict[str, str], rows: Any, wa_container: Container
+    post_webhook: Any, wa_env: dict[str, str], rows: Any, wa_service: Service
 ) -> None:
     pnid = wa_env["WHATSAPP_PHONE_NUMBER_ID"]
     wamid = new_wamid()
@@ -244,16 +244,16 @@ async def test_a_status_that_arrives_before_its_reply_is_recorded_is_applied_lat
         "VALUES (%s, %s, 'hola', %s)",
         (pnid, CUSTOMER, wamid),
     )
-    async with wa_container.pool.connection() as conn:
+    async with wa_service.storage.pool.connection() as conn:
         changed = await apply_statuses(conn, [wamid])
 
     assert [r[2] for r in changed] == ["delivered"]
 
 
 async def test_a_webhook_that_cannot_be_stored_is_not_acknowledged(
-    post_webhook: Any, wa_env: dict[str, str], wa_container: Container
+    post_webhook: Any, wa_env: dict[str, str], wa_service: Service
 ) -> None:
-    await wa_container.pool.close()
+    await wa_service.storage.pool.close()
     response = await post_webhook(
         webhook(change(wa_env["WHATSAPP_PHONE_NUMBER_ID"], messages=[text_message()]))
     )

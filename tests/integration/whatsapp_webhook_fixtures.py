@@ -1,6 +1,6 @@
 """Fixtures of the WhatsApp webhook tests: the app (role ``all``) on the test database.
 
-- ``wa_container``: a bootstrapped container with the platform's WhatsApp settings below;
+- ``wa_service``: a bootstrapped service with the platform's WhatsApp settings below;
 - ``wa_client``: an ``AsyncTestClient`` on the webhook app (lifespan run);
 - ``post_webhook``: ``await post_webhook(payload_or_bytes, secret=..., headers=...)``;
 - ``tenant_number``: ``await tenant_number(app_secret=..., verify_token=...)`` creates a tenant
@@ -20,10 +20,11 @@ import pytest
 
 from changarrito.adapters.crypto.keyring import KeyRing
 from changarrito.adapters.http import HttpClients
-from changarrito.bootstrap import Container, Database, bootstrap
+from changarrito.bootstrap import Database, Service, bootstrap
+from changarrito.domain.changes import Change
 from changarrito.domain.model import Credential, IntegrationType, Secrets, WhatsAppNumber
 from changarrito.entrypoints.http.app import create_app
-from changarrito.entrypoints.settings import Settings
+from changarrito.settings import Settings
 from whatsapp_payloads import encode, signed_headers
 
 PLATFORM_SECRET = "wa-platform-app-secret-0123456789"
@@ -52,9 +53,9 @@ def wa_env() -> dict[str, str]:
 
 
 @pytest.fixture
-async def wa_container(database_url: str, wa_env: dict[str, str]) -> AsyncIterator[Container]:
+async def wa_service(database_url: str, wa_env: dict[str, str]) -> AsyncIterator[Service]:
     http = HttpClients(transport=httpx.MockTransport(lambda r: httpx.Response(500)))
-    container = await bootstrap(
+    service = await bootstrap(
         Settings.from_env(wa_env),
         Database(database_url, KeyRing.generate("wa")),
         listen=False,
@@ -62,18 +63,18 @@ async def wa_container(database_url: str, wa_env: dict[str, str]) -> AsyncIterat
         http=http,
     )
     try:
-        yield container
+        yield service
     finally:
-        await container.aclose()
+        await service.aclose()
 
 
 @pytest.fixture
 async def wa_client(
-    wa_container: Container, request: pytest.FixtureRequest
+    wa_service: Service, request: pytest.FixtureRequest
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A truly concurrent client (Litestar's test client runs requests one at a time)."""
-    app = create_app(wa_container.settings, container=wa_container, role="all")
-    app.state.container = wa_container  # what the lifespan does with a given container
+    app = create_app(wa_service.settings, service=wa_service, role="all")
+    app.state.service = wa_service  # what the lifespan does with a given service
     hooks: dict[str, list[Callable[..., Any]]] = {}
     try:  # feed the session's secret scan (tests/integration/conftest.py) when it runs
         ledger = request.getfixturevalue("secret_ledger")
@@ -109,11 +110,11 @@ def post_webhook(wa_client: httpx.AsyncClient) -> PostWebhook:
 
 
 @pytest.fixture
-def tenant_number(wa_container: Container) -> Callable[..., Awaitable[tuple[uuid.UUID, str]]]:
+def tenant_number(wa_service: Service) -> Callable[..., Awaitable[tuple[uuid.UUID, str]]]:
     async def make(
         *, app_secret: str | None = None, verify_token: str | None = None, waba: str | None = None
     ) -> tuple[uuid.UUID, str]:
-        tenant = await wa_container.store.create_tenant("Tienda")
+        tenant = await wa_service.storage.store.create_tenant("Tienda")
         pnid = new_number()
         secrets = {"accessToken": "EAAtenanttoken" + uuid.uuid4().hex}
         if app_secret:
@@ -124,19 +125,19 @@ def tenant_number(wa_container: Container) -> Callable[..., Awaitable[tuple[uuid
         credential = Credential(
             tenant.id, IntegrationType.WHATSAPP, "meta", Secrets(secrets), config
         )
-        await wa_container.store.save_credential(credential, WhatsAppNumber(tenant.id, pnid))
-        wa_container.resolver.invalidate_tenant(tenant.id)
-        if wa_container.whatsapp_apps is not None:
-            wa_container.whatsapp_apps.on_change("tenant", str(tenant.id))
+        await wa_service.storage.store.save_credential(credential, WhatsAppNumber(tenant.id, pnid))
+        wa_service.resolver.invalidate_tenant(tenant.id)
+        if wa_service.storage.apps is not None:
+            wa_service.storage.apps.on_change(Change(tenant_id=tenant.id))
         return tenant.id, pnid
 
     return make
 
 
 @pytest.fixture
-def rows(wa_container: Container) -> Callable[..., Awaitable[list[dict[str, Any]]]]:
+def rows(wa_service: Service) -> Callable[..., Awaitable[list[dict[str, Any]]]]:
     async def query(sql: str, params: Any = None) -> list[dict[str, Any]]:
-        async with wa_container.pool.connection() as conn:
+        async with wa_service.storage.pool.connection() as conn:
             cur = await conn.execute(sql, params)
             if cur.description is None:
                 return []

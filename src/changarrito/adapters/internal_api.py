@@ -87,6 +87,6 @@ class TenantCreate(msgspec.Struct, frozen=True, rename="camel"):
     name: TenantName
 
 
-class Tenant(msgspec.Struct, frozen=True, rename="camel"):
+class TenantCreated(msgspec.Struct, frozen=True, rename="camel"):
     id: UUID
     name: str

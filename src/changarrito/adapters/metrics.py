@@ -23,9 +23,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
@@ -38,11 +37,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from changarrito.adapters.postgres.pool import Pool
-from changarrito.adapters.postgres.queue_stats import QueueStats, queue_stats
+from changarrito.adapters.postgres.queue_stats import QueueStats
 from changarrito.domain.errors import ChangarritoError, ConfigurationError, StorageError
 from changarrito.domain.model import IntegrationType, Resolved, Route
 from changarrito.domain.ports import Resolver
+from changarrito.settings import MetricsSettings
 
 log = structlog.get_logger(__name__)
 
@@ -60,46 +59,8 @@ WEBHOOK_OUTCOMES = (
 )
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _SLOW = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-#: Stands for the platform where a tenant id is expected (``domain.pipeline.PLATFORM``).
+#: Stands for the platform where a tenant id is expected (``domain.assistant.PLATFORM``).
 _NO_TENANT = UUID(int=0)
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsSettings:
-    """``CHANGARRITO_METRICS_TENANT_LABELS`` (off|on), ``CHANGARRITO_METRICS_QUEUE_CACHE``
-    (seconds), and for ``changarrito worker`` ``CHANGARRITO_METRICS_PORT`` (unset: no
-    listener) on ``CHANGARRITO_METRICS_HOST`` (default 127.0.0.1)."""
-
-    tenant_labels: bool = False
-    queue_cache: float = 5.0
-    port: int | None = None
-    host: str = "127.0.0.1"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> MetricsSettings:
-        labels = env.get("CHANGARRITO_METRICS_TENANT_LABELS", "").strip().lower() or "off"
-        if labels not in ("on", "off", "true", "false", "1", "0"):
-            raise ConfigurationError(
-                f"CHANGARRITO_METRICS_TENANT_LABELS must be 'on' or 'off', got {labels!r}"
-            )
-        port = env.get("CHANGARRITO_METRICS_PORT", "").strip()
-        if port and not (port.isdigit() and 0 < int(port) < 65536):
-            raise ConfigurationError(f"CHANGARRITO_METRICS_PORT must be a TCP port, got {port!r}")
-        cache = env.get("CHANGARRITO_METRICS_QUEUE_CACHE", "").strip() or "5"
-        try:
-            seconds = float(cache)
-        except ValueError:
-            seconds = -1.0
-        if not 0 <= seconds < math.inf:
-            raise ConfigurationError(
-                f"CHANGARRITO_METRICS_QUEUE_CACHE must be seconds (>= 0), got {cache!r}"
-            )
-        return cls(
-            tenant_labels=labels in ("on", "true", "1"),
-            queue_cache=seconds,
-            port=int(port) if port else None,
-            host=env.get("CHANGARRITO_METRICS_HOST", "").strip() or "127.0.0.1",
-        )
 
 
 class CountsHits(Protocol):
@@ -117,9 +78,14 @@ def outcome_of(error: BaseException | None, ok: str = "ok") -> str:
 
 
 class Metrics:
-    """The metrics of one process (see the module doc). Implements ``domain.ports.Metrics``."""
+    """The metrics of one process (see the module doc); a ``domain.ports.MetricsRecorder``."""
 
-    def __init__(self, settings: MetricsSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: MetricsSettings | None = None,
+        *,
+        queue_stats: Callable[[], Awaitable[QueueStats]] | None = None,
+    ) -> None:
         self.settings = settings or MetricsSettings()
         self.registry = r = CollectorRegistry()
         tenant = ["tenant"] if self.settings.tenant_labels else []
@@ -159,7 +125,7 @@ class Metrics:
         for outcome in WEBHOOK_OUTCOMES:
             self._webhooks.labels(outcome)
         self._caches: dict[str, CountsHits] = {}
-        self._queue = _QueueCollector(self.settings.queue_cache)
+        self._queue = _QueueCollector(self.settings.queue_cache, queue_stats)
         r.register(_CacheCollector(self._caches))
         r.register(self._queue)
 
@@ -208,9 +174,9 @@ class Metrics:
 
     # --- exposition --------------------------------------------------------------------
 
-    async def refresh_queue(self, pool: Pool) -> None:
+    async def refresh_queue(self) -> None:
         """Reads the queue's depth unless a reading younger than the cache time exists."""
-        await self._queue.refresh(pool)
+        await self._queue.refresh()
 
     def render(self) -> bytes:
         """The text exposition format (``CONTENT_TYPE``)."""
@@ -258,14 +224,19 @@ class _CacheCollector:
 
 
 class _QueueCollector:
-    def __init__(self, cache_seconds: float) -> None:
+    def __init__(
+        self, cache_seconds: float, read: Callable[[], Awaitable[QueueStats]] | None
+    ) -> None:
         self.cache_seconds = cache_seconds
+        self.read = read
         self.stats: QueueStats | None = None
         self.read_at = -math.inf
         self.failures = 0
         self._lock: asyncio.Lock | None = None
 
-    async def refresh(self, pool: Pool) -> None:
+    async def refresh(self) -> None:
+        if self.read is None:  # no queue in this process's storage (the in-memory fakes)
+            return
         if time.monotonic() - self.read_at < self.cache_seconds:
             return
         self._lock = self._lock or asyncio.Lock()
@@ -273,7 +244,7 @@ class _QueueCollector:
             if time.monotonic() - self.read_at < self.cache_seconds:
                 return
             try:
-                self.stats = await queue_stats(pool)
+                self.stats = await self.read()
             except StorageError as exc:
                 self.failures += 1
                 log.warning("metrics.queue_unreadable", error=exc.message)
@@ -331,3 +302,23 @@ class MeteredResolver:
 
     def invalidate_number(self, phone_number_id: str) -> None:
         self.inner.invalidate_number(phone_number_id)
+
+
+def serve_metrics(metrics: Metrics) -> Any:
+    """Serves ``metrics`` on ``CHANGARRITO_METRICS_PORT`` from a daemon thread (for
+    ``changarrito worker``); ``None`` when the port is not set. Returns the server, whose
+    ``shutdown()`` stops it."""
+    from prometheus_client import start_http_server
+
+    settings = metrics.settings
+    if settings.port is None:
+        return None
+    try:
+        server, _ = start_http_server(settings.port, addr=settings.host, registry=metrics.registry)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"CHANGARRITO_METRICS_PORT: cannot listen on {settings.host}:{settings.port} "
+            f"({exc.strerror or exc})"
+        ) from None
+    log.info("metrics.listening", url=f"http://{settings.host}:{settings.port}/metrics")
+    return server

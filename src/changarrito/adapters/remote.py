@@ -43,7 +43,15 @@ import msgspec
 import structlog
 
 from changarrito.adapters.http import HttpClients, translate_transport_errors
+from changarrito.adapters.internal_api import (
+    ResolvedCredential,
+    TenantRoute,
+    llm_path,
+    resolve_tenant_path,
+    whatsapp_path,
+)
 from changarrito.domain import resolution
+from changarrito.domain.changes import Change
 from changarrito.domain.errors import (
     ConfigurationError,
     CredentialsUnavailable,
@@ -61,13 +69,6 @@ from changarrito.domain.model import (
     Route,
     Secrets,
     Source,
-)
-from changarrito.entrypoints.http.internal_schemas import (
-    ResolvedCredential,
-    TenantRoute,
-    llm_path,
-    resolve_tenant_path,
-    whatsapp_path,
 )
 
 log = structlog.get_logger(__name__)
@@ -167,19 +168,6 @@ class RemoteResolver:
     def __repr__(self) -> str:
         return f"RemoteResolver(backend_url={self.backend_url!r})"
 
-    @classmethod
-    def from_settings(
-        cls, settings: Any, http: HttpClients, platform: PlatformDefaults
-    ) -> RemoteResolver:
-        """``BACKEND_URL`` and ``INTERNAL_API_KEY`` are required; a missing one stops start-up."""
-        return cls(
-            http,
-            settings.require("BACKEND_URL", settings.backend_url),
-            settings.require("INTERNAL_API_KEY", settings.internal_api_key),
-            platform,
-            ttl=settings.credentials_cache_ttl,
-        )
-
     # --- the Resolver port ----------------------------------------------------------------
 
     async def resolve(
@@ -231,17 +219,14 @@ class RemoteResolver:
         if route is not None and route.tenant_id is not None:
             self.invalidate_tenant(route.tenant_id)
 
-    def on_change(self, kind: str, value: str) -> None:
+    def on_change(self, change: Change) -> None:
         """A change notification (``notify.listen_for_changes``): expire what it names;
-        anything else (``all``, after a reconnection) expires everything."""
-        if kind == "tenant":
-            try:
-                self.invalidate_tenant(UUID(value))
-                return
-            except ValueError:
-                pass
-        elif kind == "number" and value:
-            self.invalidate_number(value)
+        anything else (``EVERYTHING``, after a reconnection) expires everything."""
+        if change.tenant_id is not None:
+            self.invalidate_tenant(change.tenant_id)
+            return
+        if change.phone_number_id is not None:
+            self.invalidate_number(change.phone_number_id)
             return
         self._answers.expire(lambda *_: True)
         self._routes.expire(lambda *_: True)

@@ -28,10 +28,7 @@ import msgspec
 from changarrito.domain import resolution
 from changarrito.domain.errors import NotConfigured, ProviderAuthError, ProviderQuotaExceeded
 from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved, Source
-from changarrito.domain.ports import Metrics
-
-#: Environment variable that turns on the platform fallback for failing tenant keys.
-PLATFORM_FALLBACK_ENV = "CHANGARRITO_LLM_PLATFORM_FALLBACK"
+from changarrito.domain.ports import MetricsRecorder
 
 #: Tenant settings that survive a fallback to the platform: how to answer, not whom to call.
 PORTABLE_CONFIG = ("systemPrompt", "maxTokens", "temperature", "fallbackText")
@@ -101,11 +98,6 @@ class CredentialSource(Protocol):
     ) -> Resolved: ...
 
 
-def fallback_enabled(env: Mapping[str, str]) -> bool:
-    """Whether ``CHANGARRITO_LLM_PLATFORM_FALLBACK`` is set to a true value."""
-    return env.get(PLATFORM_FALLBACK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 class Responder:
     """Answers a tenant's conversation with the LLM its credentials resolve to."""
 
@@ -115,7 +107,7 @@ class Responder:
         providers: ProviderLookup,
         *,
         platform_fallback: bool = False,
-        metrics: Metrics | None = None,
+        metrics: MetricsRecorder | None = None,
     ) -> None:
         self.credentials = credentials
         self.providers = providers

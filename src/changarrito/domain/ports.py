@@ -22,7 +22,13 @@ from changarrito.domain.model import (
 )
 
 if TYPE_CHECKING:
-    from changarrito.domain.payments import EventOutcome, PaymentEventRecord, PaymentLinkRecord
+    from changarrito.domain.payment_model import (
+        EventOutcome,
+        PaymentEventRecord,
+        PaymentLinkRecord,
+        PaymentStatus,
+    )
+    from changarrito.domain.whatsapp import Intake
 
 
 class Cipher(Protocol):
@@ -98,6 +104,10 @@ class CredentialStore(Protocol):
     async def numbers_for(self, tenant_id: UUID) -> list[WhatsAppNumber]: ...
 
 
+class Store(TenantStore, CredentialStore, Protocol):
+    """Tenants, their credentials and numbers, in one store (``PostgresStore``)."""
+
+
 class ResolutionCache(Protocol):
     """A short-lived cache of resolutions, scoped by tenant, invalidated on change."""
 
@@ -135,12 +145,8 @@ class AuditLog(Protocol):
 
     async def record(self, entry: AuditEntry) -> None: ...
 
-    async def entries_for(self, tenant_id: UUID, limit: int = 100) -> list[AuditEntry]:
-        """The tenant's most recent entries, newest first."""
-        ...
 
-
-class Metrics(Protocol):
+class MetricsRecorder(Protocol):
     """What the use cases report for monitoring (``adapters.metrics.Metrics`` implements it).
     Recording never fails the caller."""
 
@@ -194,11 +200,13 @@ class GatewayLink(Protocol):
     def url(self) -> str: ...
 
     @property
-    def status(self) -> str: ...
+    def status(self) -> PaymentStatus: ...
 
 
 class GatewayEvent(Protocol):
-    """A provider notification the provider has verified."""
+    """A provider notification the provider has verified. ``event_id`` identifies the
+    provider's notification uniquely and stably across its retries: events are stored once
+    per provider and event id."""
 
     @property
     def event_id(self) -> str: ...
@@ -210,7 +218,7 @@ class GatewayEvent(Protocol):
     def provider_link_id(self) -> str | None: ...
 
     @property
-    def status(self) -> str: ...
+    def status(self) -> PaymentStatus: ...
 
     @property
     def reference(self) -> str | None: ...
@@ -238,9 +246,16 @@ class PaymentGateway(Protocol):
     ) -> GatewayLink: ...
 
     async def parse_webhook(
-        self, headers: Mapping[str, str], raw_body: bytes, credentials: Any, config: Any
+        self,
+        headers: Mapping[str, str],
+        raw_body: bytes,
+        credentials: Any,
+        config: Any,
+        *,
+        tenant_id: UUID,
     ) -> GatewayEvent:
-        """The verified event; ``InvalidSignature`` when it is not genuine."""
+        """The verified event of a notification for ``tenant_id``; ``InvalidSignature`` when
+        it is not genuine."""
         ...
 
 
@@ -266,4 +281,37 @@ class PaymentStore(Protocol):
         """Stores the event unless its (provider, event id) is already stored, and in the same
         transaction moves the tenant's matching link (by provider link id, else by reference)
         to ``payments.next_status``."""
+        ...
+
+
+# --- the webhook intake and the processes' housekeeping --------------------------------------
+
+
+class IntakeStore(Protocol):
+    """Stores what one Meta webhook delivered, durably (the HTTP 200 waits for it)."""
+
+    async def submit(self, intake: Intake) -> set[str]:
+        """Stores every update of ``intake`` once; returns the wamids of the messages that
+        were new (a redelivered message is not in it)."""
+        ...
+
+
+class WhatsAppAppIndex(Protocol):
+    """The tenants' own Meta apps, for the webhook: verify tokens, app secrets and which
+    tenant a WhatsApp Business Account belongs to."""
+
+    async def verify_token_matches(self, token: str) -> bool:
+        """True when ``token`` is an active tenant's ``verifyToken`` (constant-time)."""
+        ...
+
+    async def app_secret(self, tenant_id: UUID) -> str | None: ...
+
+    async def tenant_of_account(self, waba_id: str) -> UUID | None: ...
+
+
+class SchemaState(Protocol):
+    """Whether the database is ready to serve (``GET /ready``)."""
+
+    async def pending_migrations(self) -> list[str]:
+        """Names of shipped migrations not yet applied; ``StorageError`` when unreachable."""
         ...

@@ -11,12 +11,14 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 from uuid import UUID
 
 from changarrito import __version__
-from changarrito.domain.errors import ChangarritoError, ValidationFailed
-from changarrito.entrypoints.settings import DEFAULT_HOST, DEFAULT_PORT, Settings
+from changarrito.adapters.postgres.pool import Pool
+from changarrito.bootstrap import Service, bootstrap, prepare_database
+from changarrito.domain.errors import ChangarritoError, ConfigurationError, ValidationFailed
+from changarrito.domain.ports import Cipher
+from changarrito.settings import DEFAULT_HOST, DEFAULT_PORT, Settings
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -40,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service and its message workers")
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--role", choices=("all", "backend", "whatsapp"), default="all")
+    serve.add_argument(
+        "--role", choices=("all", "backend", "whatsapp"), help="default: CHANGARRITO_ROLE or all"
+    )
     serve.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
 
     sub.add_parser("migrate", help="apply pending schema migrations")
@@ -93,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # Commands other than serve and worker log warnings only, unless a level is asked for.
         loud = args.command in ("serve", "worker")
-        quiet = not loud and "CHANGARRITO_LOG_LEVEL" not in settings.env
-        configure_logging("WARNING" if quiet else settings.log_level)
+        default = "INFO" if loud else "WARNING"
+        configure_logging(settings.log_level or default)
         command = COMMANDS[args.command]
         return command(settings, args)
     except ChangarritoError as exc:
@@ -104,33 +108,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _run(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
-    """Runs ``work(container)`` against the configured database, migrated and checked."""
-    from changarrito.bootstrap import bootstrap, prepare_database
-
+def _run(settings: Settings, work: Callable[[Service], Awaitable[int]]) -> int:
+    """Runs ``work(service)`` against the configured database, migrated and checked."""
     database = prepare_database(settings)
 
     async def go() -> int:
-        container = await bootstrap(settings, database, listen=False)
+        service = await bootstrap(settings, database, listen=False)
         try:
-            return await work(container)
+            return await work(service)
         finally:
-            await container.aclose()
+            await service.aclose()
 
     return asyncio.run(go())
+
+
+def _pool(service: Service) -> Pool:
+    if service.storage.pool is None:
+        raise ConfigurationError("this command needs PostgreSQL")
+    return service.storage.pool
+
+
+def _cipher(service: Service) -> Cipher:
+    if service.storage.cipher is None:
+        raise ConfigurationError("this command needs the key ring")
+    return service.storage.cipher
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from changarrito.entrypoints.server import serve
 
-    return serve(settings, host=args.host, port=args.port, role=args.role, workers=args.workers)
+    role = args.role or settings.role.name
+    return serve(settings, host=args.host, port=args.port, role=role, workers=args.workers)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from changarrito.adapters.postgres.migrate import migrate
 
-    async def work(container: Any) -> int:
-        applied = await migrate(container.pool)
+    async def work(service: Service) -> int:
+        applied = await migrate(_pool(service))
         print("applied: " + ", ".join(applied) if applied else "schema is up to date")
         return 0
 
@@ -138,8 +153,8 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tenants(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(container: Any) -> int:
-        store = container.store
+    async def work(service: Service) -> int:
+        store = service.storage.store
         if args.action == "create":
             name = args.name.strip()
             if not name:
@@ -173,13 +188,14 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
     from changarrito.bootstrap import embedded_defaults
 
     settings = embedded_defaults(settings)
-    secret = settings.require("JWT_SECRET", settings.jwt_secret)
+    auth = settings.auth
+    secret = settings.require("JWT_SECRET", auth.jwt_secret)
     ttl = parse_duration(args.ttl)
 
-    async def work(container: Any) -> int:
-        await container.store.get_tenant(args.tenant)  # unknown tenant: a clear error
+    async def work(service: Service) -> int:
+        await service.storage.store.get_tenant(args.tenant)  # unknown tenant: a clear error
         token = issue_token(
-            secret, args.tenant, ttl, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            secret, args.tenant, ttl, issuer=auth.jwt_issuer, audience=auth.jwt_audience
         )
         print(token)
         return 0
@@ -198,9 +214,9 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         print(f"\rre-encrypted {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    async def work(container: Any) -> int:
+    async def work(service: Service) -> int:
         report = await rotate_keys(
-            container.pool, container.cipher, batch_size=args.batch_size, progress=progress
+            _pool(service), _cipher(service), batch_size=args.batch_size, progress=progress
         )
         print(file=sys.stderr)
         print(
@@ -217,12 +233,12 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_plugins(settings: Settings, args: argparse.Namespace) -> int:
     from changarrito.plugins.manager import format_plugins_table, load_plugins
 
-    print(format_plugins_table(load_plugins(settings.env)))
+    print(format_plugins_table(load_plugins(settings.plugins)))
     return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from changarrito.entrypoints.worker import run
+    from changarrito.entrypoints.workers import run
 
     return run(settings)
 
@@ -231,8 +247,8 @@ def cmd_messages(settings: Settings, args: argparse.Namespace) -> int:
     from changarrito.entrypoints.messages import list_messages, retry_message
 
     if args.action == "list":
-        return _run(settings, lambda container: list_messages(container, args))
-    return _run(settings, lambda container: retry_message(container, args.message_id))
+        return _run(settings, lambda service: list_messages(service, args))
+    return _run(settings, lambda service: retry_message(service, args.message_id))
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {

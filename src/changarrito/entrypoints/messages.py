@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from changarrito.adapters.postgres.queue import MessageQueue, MessageSummary
-from changarrito.domain.errors import ValidationFailed
+from changarrito.domain.errors import ConfigurationError, ValidationFailed
 
 if TYPE_CHECKING:
-    from changarrito.bootstrap import Container
+    from changarrito.bootstrap import Service
 
 PREVIEW_CHARS = 40
 
@@ -54,13 +54,13 @@ def _as_json(m: MessageSummary) -> dict[str, object]:
     }
 
 
-async def list_messages(container: Container, args: argparse.Namespace) -> int:
+async def list_messages(service: Service, args: argparse.Namespace) -> int:
     tenant = parse_tenant(args.tenant)
     if tenant is not None:
-        await container.store.get_tenant(tenant)  # an unknown tenant is an error, not a blank
+        await service.storage.store.get_tenant(tenant)  # an unknown tenant is an error, not a blank
     if not 1 <= args.limit <= 1000:
         raise ValidationFailed("--limit must be between 1 and 1000")
-    rows = await MessageQueue(container.pool).recent(tenant, limit=args.limit, state=args.state)
+    rows = await _queue(service).recent(tenant, limit=args.limit, state=args.state)
     if args.json:
         print(json.dumps([_as_json(m) for m in rows]))
         return 0
@@ -74,7 +74,13 @@ async def list_messages(container: Container, args: argparse.Namespace) -> int:
     return 0
 
 
-async def retry_message(container: Container, message_id: int) -> int:
-    await MessageQueue(container.pool).requeue(message_id)
+async def retry_message(service: Service, message_id: int) -> int:
+    await _queue(service).requeue(message_id)
     print(f"message {message_id} queued again")
     return 0
+
+
+def _queue(service: Service) -> MessageQueue:
+    if service.storage.queue is None:
+        raise ConfigurationError("the message queue needs PostgreSQL")
+    return service.storage.queue

@@ -6,12 +6,13 @@ import asyncio
 import os
 import signal
 import sys
-from typing import Literal
 
 import structlog
 import uvicorn
 
-from changarrito.entrypoints.settings import Settings
+from changarrito.bootstrap import bootstrap, check_role, embedded_defaults, prepare_database
+from changarrito.entrypoints.http.app import create_app
+from changarrito.settings import Role, Settings
 
 log = structlog.get_logger("changarrito.serve")
 
@@ -21,22 +22,18 @@ def serve(
     *,
     host: str,
     port: int,
-    role: Literal["all", "backend", "whatsapp"],
+    role: Role,
     workers: int = 1,
 ) -> int:
-    from changarrito.bootstrap import bootstrap, embedded_defaults, prepare_database
-    from changarrito.entrypoints.http.app import create_app
-    from changarrito.entrypoints.http.auth import check_role_settings
-
-    check_role_settings(settings, role)
+    check_role(settings, role)
     database = prepare_database(settings)
     settings = embedded_defaults(settings)
 
     async def check() -> None:
         # Migrations, the key ring and the plugins are checked here, once, so a bad
         # configuration stops start-up with one line instead of failing the first request.
-        container = await bootstrap(settings, database, listen=False, role=role)
-        await container.aclose()
+        service = await bootstrap(settings, database, listen=False, role=role)
+        await service.aclose()
 
     asyncio.run(check())
     log.info(
@@ -58,8 +55,8 @@ def serve(
     os.environ["DATABASE_URL"] = database.url
     os.environ["CHANGARRITO_ENCRYPTION_KEYS"] = database.keyring.serialize()
     os.environ["CHANGARRITO_ROLE"] = role
-    if settings.jwt_secret:
-        os.environ["JWT_SECRET"] = settings.jwt_secret
+    if settings.auth.jwt_secret:
+        os.environ["JWT_SECRET"] = settings.auth.jwt_secret
     uvicorn.run(
         "changarrito.entrypoints.http.app:app_from_env",
         factory=True,

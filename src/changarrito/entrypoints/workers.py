@@ -22,102 +22,19 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import psycopg
 import structlog
-from psycopg import sql
 
-from changarrito.adapters.postgres.queue import INBOUND_CHANNEL, MessageQueue, PostgresMessageLog
-from changarrito.adapters.whatsapp.graph import GraphClient
+from changarrito.adapters.metrics import serve_metrics
+from changarrito.adapters.postgres.notify import INBOUND_CHANNEL
+from changarrito.bootstrap import Service, bootstrap, prepare_database
+from changarrito.domain.backoff import backoff_delay
 from changarrito.domain.errors import ConfigurationError, StorageError
-from changarrito.domain.pipeline import (
-    DEFAULT_FALLBACK_TEXT,
-    Assistant,
-    InboundMessage,
-    Outcome,
-    Pipeline,
-    PipelineSettings,
-    backoff_delay,
-)
-
-if TYPE_CHECKING:
-    from changarrito.bootstrap import Container
-    from changarrito.entrypoints.settings import Settings
+from changarrito.domain.pipeline import Outcome
+from changarrito.domain.queued import QueuedMessage
+from changarrito.settings import Settings, WorkerSettings
 
 log = structlog.get_logger("changarrito.worker")
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be at least {minimum:g}, got {raw!r}")
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    """The workers' settings (environment variable in each comment)."""
-
-    concurrency: int = 16  # CHANGARRITO_WORKERS_CONCURRENCY (0: serve runs no workers)
-    max_attempts: int = 8  # CHANGARRITO_MAX_ATTEMPTS, then the message is dead-lettered
-    retry_base: float = 2.0  # CHANGARRITO_RETRY_BASE: first backoff, seconds, then doubling
-    retry_max: float = 600.0  # CHANGARRITO_RETRY_MAX: longest backoff, seconds
-    lease: float = 120.0  # CHANGARRITO_WORKER_LEASE: seconds a crashed worker holds a message
-    poll: float = 1.0  # CHANGARRITO_WORKER_POLL: seconds between polls without notification
-    grace: float = 30.0  # CHANGARRITO_WORKER_GRACE: seconds to finish work in hand on stop
-    history: int = 20  # CHANGARRITO_HISTORY_LIMIT: messages of the conversation sent to the LLM
-    graph_timeout: float = 20.0  # CHANGARRITO_GRAPH_TIMEOUT: seconds per Graph API call
-    fallback_text: str = DEFAULT_FALLBACK_TEXT  # CHANGARRITO_FALLBACK_TEXT
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> WorkerSettings:
-        return cls(
-            concurrency=int(_number(env, "CHANGARRITO_WORKERS_CONCURRENCY", 16)),
-            max_attempts=int(_number(env, "CHANGARRITO_MAX_ATTEMPTS", 8, minimum=1)),
-            retry_base=_number(env, "CHANGARRITO_RETRY_BASE", 2.0),
-            retry_max=_number(env, "CHANGARRITO_RETRY_MAX", 600.0),
-            lease=_number(env, "CHANGARRITO_WORKER_LEASE", 120.0, minimum=1),
-            poll=_number(env, "CHANGARRITO_WORKER_POLL", 1.0, minimum=0.05),
-            grace=_number(env, "CHANGARRITO_WORKER_GRACE", 30.0),
-            history=int(_number(env, "CHANGARRITO_HISTORY_LIMIT", 20, minimum=1)),
-            graph_timeout=_number(env, "CHANGARRITO_GRAPH_TIMEOUT", 20.0, minimum=0.1),
-            fallback_text=env.get("CHANGARRITO_FALLBACK_TEXT", "").strip() or DEFAULT_FALLBACK_TEXT,
-        )
-
-
-def build_pipeline(container: Container, ws: WorkerSettings) -> Pipeline:
-    settings = container.settings
-    graph = GraphClient(
-        container.http,
-        settings.whatsapp_api_base_url,
-        settings.whatsapp_api_version,
-        timeout=ws.graph_timeout,
-        metrics=container.metrics,
-    )
-    assistant = Assistant(
-        container.resolver,
-        container.registry,
-        platform_fallback=settings.llm_platform_fallback,
-        fallback_text=ws.fallback_text,
-        metrics=container.metrics,
-    )
-    return Pipeline(
-        senders=container.resolver,
-        assistant=assistant,
-        whatsapp=graph,
-        messages=PostgresMessageLog(container.pool),
-        verifications=container.store,
-        settings=PipelineSettings(max_attempts=ws.max_attempts, history_limit=ws.history),
-    )
 
 
 class Workers:
@@ -128,17 +45,22 @@ class Workers:
     own task; one heartbeat renews the leases of every message in hand in one statement.
     """
 
-    def __init__(self, container: Container, settings: WorkerSettings) -> None:
-        self.container = container
-        self.settings = settings
-        self.pipeline = build_pipeline(container, settings)
-        self.queue = MessageQueue(
-            container.pool, lease=settings.lease, max_attempts=settings.max_attempts
-        )
+    def __init__(self, service: Service, settings: WorkerSettings | None = None) -> None:
+        queue = service.storage.queue
+        if queue is None:
+            raise ConfigurationError("the message workers need the PostgreSQL queue")
+        self.settings = settings or service.settings.workers
+        self.pipeline = service.pipeline
+        self.queue = queue
+        if service.listener is not None:  # woken by the intake's notification, else polling
+            service.listener.on(INBOUND_CHANNEL, self._notified)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._in_hand: dict[int, asyncio.Task[None]] = {}
+
+    def _notified(self, _: str) -> None:
+        self._wakeup.set()
 
     def stop(self) -> None:
         """Stop claiming; messages in hand finish (``run`` returns when they have)."""
@@ -149,7 +71,6 @@ class Workers:
         count = max(1, self.settings.concurrency)
         claimer = asyncio.create_task(self._claim_loop(count))
         heartbeat = asyncio.create_task(self._heartbeat())
-        listener = asyncio.create_task(self._listen())
         log.info("workers.started", worker=self.name, concurrency=count)
         try:
             await asyncio.shield(claimer)
@@ -162,7 +83,7 @@ class Workers:
             await self._finish_in_hand()
             raise
         finally:
-            for task in (heartbeat, listener):
+            for task in (heartbeat,):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -181,7 +102,7 @@ class Workers:
         while not self._stopping.is_set():
             self._wakeup.clear()
             free = count - len(self._in_hand)
-            claimed: list[InboundMessage] = []
+            claimed: list[QueuedMessage] = []
             if free > 0:
                 try:
                     claimed = await self.queue.claim(
@@ -206,7 +127,7 @@ class Workers:
         self._in_hand.pop(message_id, None)
         self._wakeup.set()
 
-    async def _process(self, worker: str, message: InboundMessage) -> None:
+    async def _process(self, worker: str, message: QueuedMessage) -> None:
         context = {
             "tenant_id": str(message.tenant_id) if message.tenant_id else None,
             "phone_number_id": message.phone_number_id,
@@ -228,7 +149,7 @@ class Workers:
                 # The lease runs out and the message is claimed again: nothing is lost.
                 log.warning("message.settle_failed", error=exc.message)
 
-    async def _settle(self, worker: str, message: InboundMessage, outcome: Outcome) -> None:
+    async def _settle(self, worker: str, message: QueuedMessage, outcome: Outcome) -> None:
         for note in outcome.notes:
             log.warning("message.note", note=note)
         if outcome.kind == "retry":
@@ -282,52 +203,27 @@ class Workers:
                 if message_id not in held and message_id in self._in_hand:
                     log.warning("message.lease_lost", message_id=message_id)
 
-    async def _listen(self) -> None:
-        """Wakes the tasks on each ``changarrito_inbound`` notification; reconnects on loss
-        (polling covers the gap)."""
-        url = self.container.database.url
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
-            except psycopg.Error:
-                await asyncio.sleep(max(self.settings.poll, 1.0))
-                continue
-            try:
-                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(INBOUND_CHANNEL)))
-                while True:
-                    async for _ in conn.notifies(timeout=30.0):
-                        self._wakeup.set()
-                    await conn.execute("SELECT 1")
-            except psycopg.Error:
-                await asyncio.sleep(max(self.settings.poll, 1.0))
-            finally:
-                with contextlib.suppress(psycopg.Error):
-                    await conn.close()
 
-
-def start_workers(container: Container) -> asyncio.Task[None] | None:
+def start_workers(service: Service) -> asyncio.Task[None] | None:
     """Starts the workers inside ``serve`` (one task; cancelling it stops them gracefully).
-    ``None`` when ``CHANGARRITO_WORKERS_CONCURRENCY`` is 0."""
-    ws = WorkerSettings.from_env(container.settings.env)
-    if ws.concurrency <= 0:
+    ``None`` when ``CHANGARRITO_WORKERS_CONCURRENCY`` is 0. Call before ``service.listen()``,
+    so that the listener wakes them."""
+    if service.settings.workers.concurrency <= 0:
         return None
-    return asyncio.create_task(Workers(container, ws).run(), name="changarrito-workers")
+    return asyncio.create_task(Workers(service).run(), name="changarrito-workers")
 
 
 def run(settings: Settings) -> int:
     """``changarrito worker``: the workers alone, until SIGTERM or SIGINT."""
-    from changarrito.bootstrap import bootstrap, prepare_database
-    from changarrito.entrypoints.http.metrics import serve_worker
-
-    ws = WorkerSettings.from_env(settings.env)
     database = prepare_database(settings)
 
     async def main() -> None:
-        container = await bootstrap(settings, database, listen=True)
+        service = await bootstrap(settings, database, listen=False)
         exporter = None
         try:
-            exporter = serve_worker(container.metrics)  # CHANGARRITO_METRICS_PORT, when set
-            workers = Workers(container, ws)
+            exporter = serve_metrics(service.metrics)  # CHANGARRITO_METRICS_PORT, when set
+            workers = Workers(service)
+            await service.listen()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, workers.stop)
@@ -335,7 +231,7 @@ def run(settings: Settings) -> int:
         finally:
             if exporter is not None:
                 exporter.shutdown()
-            await container.aclose()
+            await service.aclose()
 
     asyncio.run(main())
     return 0

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components
 
 from changarrito import __version__
-from changarrito.entrypoints.http.auth import check_role_settings, security_schemes
+from changarrito.bootstrap import Database, Service, bootstrap, check_role, prepare_database
+from changarrito.entrypoints.http.auth import security_schemes
+from changarrito.entrypoints.http.dependencies import DEPENDENCIES
 from changarrito.entrypoints.http.health import health, ready
 from changarrito.entrypoints.http.metrics import metrics
 from changarrito.entrypoints.http.problems import EXCEPTION_HANDLERS
-
-if TYPE_CHECKING:
-    from changarrito.bootstrap import Container, Database
-    from changarrito.entrypoints.settings import Settings
-
-Role = Literal["all", "backend", "whatsapp"]
+from changarrito.entrypoints.workers import start_workers
+from changarrito.settings import Role, Settings
 
 #: Largest request body accepted anywhere (Meta's webhook payloads go up to 3 MB).
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -49,29 +47,28 @@ def create_app(
     settings: Settings,
     database: Database | None = None,
     *,
-    role: Role = "all",
-    container: Container | None = None,
+    role: Role | None = None,
+    service: Service | None = None,
 ) -> Litestar:
-    """The HTTP app for ``role``. With ``container`` given (tests), it is used as is and not
-    closed; otherwise one is bootstrapped in the lifespan from ``database``."""
-    check_role_settings(settings, role)
+    """The HTTP app for ``role`` (default: the configured one). With ``service`` given
+    (tests), it is used as is and not closed; otherwise one is bootstrapped in the lifespan
+    from ``database``, with the message workers running in-process for roles that answer."""
+    role = role or (service.role if service is not None else settings.role.name)
+    check_role(settings, role)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        from changarrito.bootstrap import bootstrap
-
-        if container is not None:
-            app.state.container = container
+        if service is not None:
+            app.state.service = service
             yield
             return
-        assert database is not None, "create_app needs a database or a container"
-        built = await bootstrap(settings, database, role=role, listen=True)
-        app.state.container = built
+        assert database is not None, "create_app needs a database or a service"
+        built = await bootstrap(settings, database, role=role, listen=False)
+        app.state.service = built
         if role in ("all", "whatsapp"):  # message workers in-process; aclose stops them
-            from changarrito.entrypoints.worker import start_workers
-
             workers = start_workers(built)
             built.tasks += [workers] if workers else []
+        await built.listen()  # after the workers registered their wake-up channel
         try:
             yield
         finally:
@@ -80,6 +77,7 @@ def create_app(
     return Litestar(
         route_handlers=handlers_for(role),
         lifespan=[lifespan],
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
@@ -94,14 +92,10 @@ def create_app(
 
 
 def app_from_env() -> Litestar:
-    """Factory for multi-process ``serve --workers N`` (each worker builds its own app)."""
-    import os
-
+    """Factory for multi-process ``serve --workers N`` (each worker builds its own app from
+    the environment ``serve`` prepared, ``CHANGARRITO_ROLE`` included)."""
     from changarrito.adapters.logs import configure_logging
-    from changarrito.bootstrap import prepare_database
-    from changarrito.entrypoints.settings import Settings
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
-    role = os.environ.get("CHANGARRITO_ROLE", "all")
-    return create_app(settings, prepare_database(settings), role=role)  # type: ignore[arg-type]
+    configure_logging(settings.log_level or "INFO")
+    return create_app(settings, prepare_database(settings))

@@ -7,7 +7,6 @@ from typing import Any
 from litestar import Response, get
 from litestar.datastructures import State
 
-from changarrito.adapters.postgres.migrate import pending
 from changarrito.domain.errors import StorageError
 from changarrito.entrypoints.http.problems import problem
 
@@ -22,7 +21,7 @@ def health() -> dict[str, str]:
 async def ready(state: State) -> Response[dict[str, Any]]:
     """The database is reachable and every migration is applied (503 otherwise)."""
     try:
-        missing = await pending(state.container.pool)
+        missing = await state.service.storage.schema.pending_migrations()
     except StorageError as exc:
         return problem(503, "not-ready", f"database unreachable: {exc.message}")
     if missing:

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post, put
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 
+from changarrito.adapters.jwt_auth import TenantPrincipal
 from changarrito.domain.integrations import Actor, Integrations
 from changarrito.domain.model import IntegrationType
-from changarrito.entrypoints.http.auth import BEARER, TENANT_AUTH, TenantPrincipal
-from changarrito.entrypoints.http.integrations_wiring import integrations
+from changarrito.entrypoints.http.auth import BEARER
 from changarrito.entrypoints.http.schemas import (
     Integration,
     IntegrationsStatus,
@@ -46,10 +46,6 @@ ProviderPath = Annotated[
 ]
 
 
-async def provide_use_cases(request: Request[Any, Any, Any]) -> Integrations:
-    return integrations(request.app.state)
-
-
 def actor(request: Request[Any, Any, Any], principal: TenantPrincipal) -> Actor:
     client = request.client
     return Actor(
@@ -68,29 +64,32 @@ class IntegrationsController(Controller):
     path = "/api/v1/integrations"
     tags = ["integrations"]
     security = BEARER
-    dependencies = {**TENANT_AUTH, "use_cases": Provide(provide_use_cases)}
     request_max_body_size = MAX_BODY_BYTES
 
     @get("/status", responses=READ, summary="The tenant's integrations at a glance")
     async def status(
-        self, principal: NamedDependency[TenantPrincipal], use_cases: NamedDependency[Integrations]
+        self,
+        principal: NamedDependency[TenantPrincipal],
+        integrations: NamedDependency[Integrations],
     ) -> IntegrationsStatus:
-        return IntegrationsStatus.of(await use_cases.status(principal.tenant_id))
+        return IntegrationsStatus.of(await integrations.status(principal.tenant_id))
 
     # --- WhatsApp -----------------------------------------------------------------------
 
     @get("/whatsapp", responses=problem_responses(401, 404, 503), summary="The tenant's number")
     async def get_whatsapp(
-        self, principal: NamedDependency[TenantPrincipal], use_cases: NamedDependency[Integrations]
+        self,
+        principal: NamedDependency[TenantPrincipal],
+        integrations: NamedDependency[Integrations],
     ) -> Integration:
-        return Integration.of(await use_cases.get(principal.tenant_id, WA))
+        return Integration.of(await integrations.get(principal.tenant_id, WA))
 
     @put("/whatsapp", responses=WRITE, summary="Use the tenant's own WhatsApp number")
     async def put_whatsapp(
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Integrations],
+        integrations: NamedDependency[Integrations],
         data: JSONBody[WhatsAppIntegrationUpdate],
     ) -> Integration:
         c = data.credentials
@@ -106,7 +105,7 @@ class IntegrationsController(Controller):
             "displayName": data.display_name,
         }
         config = {k: v for k, v in config.items() if v is not None}
-        view = await use_cases.configure(
+        view = await integrations.configure(
             actor(request, principal), principal.tenant_id, WA, "meta", secrets, config
         )
         return Integration.of(view)
@@ -116,37 +115,39 @@ class IntegrationsController(Controller):
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Integrations],
+        integrations: NamedDependency[Integrations],
     ) -> None:
-        await use_cases.delete(actor(request, principal), principal.tenant_id, WA)
+        await integrations.delete(actor(request, principal), principal.tenant_id, WA)
 
     @post("/whatsapp/verify", status_code=200, responses=VERIFY, summary="Check the token")
     async def verify_whatsapp(
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Integrations],
+        integrations: NamedDependency[Integrations],
     ) -> VerificationResult:
-        result = await use_cases.verify(actor(request, principal), principal.tenant_id, WA)
+        result = await integrations.verify(actor(request, principal), principal.tenant_id, WA)
         return VerificationResult.of(result)
 
     # --- LLM ----------------------------------------------------------------------------
 
     @get("/llm", responses=problem_responses(401, 404, 503), summary="The tenant's LLM")
     async def get_llm(
-        self, principal: NamedDependency[TenantPrincipal], use_cases: NamedDependency[Integrations]
+        self,
+        principal: NamedDependency[TenantPrincipal],
+        integrations: NamedDependency[Integrations],
     ) -> Integration:
-        return Integration.of(await use_cases.get(principal.tenant_id, LLM))
+        return Integration.of(await integrations.get(principal.tenant_id, LLM))
 
     @put("/llm", responses=WRITE, summary="Use the tenant's own LLM provider and key")
     async def put_llm(
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Integrations],
+        integrations: NamedDependency[Integrations],
         data: JSONBody[LLMIntegrationUpdate],
     ) -> Integration:
-        view = await use_cases.configure(
+        view = await integrations.configure(
             actor(request, principal),
             principal.tenant_id,
             LLM,
@@ -161,18 +162,18 @@ class IntegrationsController(Controller):
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Integrations],
+        integrations: NamedDependency[Integrations],
     ) -> None:
-        await use_cases.delete(actor(request, principal), principal.tenant_id, LLM)
+        await integrations.delete(actor(request, principal), principal.tenant_id, LLM)
 
     @post("/llm/verify", status_code=200, responses=VERIFY, summary="Check the LLM key")
     async def verify_llm(
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Integrations],
+        integrations: NamedDependency[Integrations],
     ) -> VerificationResult:
-        result = await use_cases.verify(actor(request, principal), principal.tenant_id, LLM)
+        result = await integrations.verify(actor(request, principal), principal.tenant_id, LLM)
         return VerificationResult.of(result)
 
     # --- payments -----------------------------------------------------------------------
@@ -185,10 +186,10 @@ class IntegrationsController(Controller):
     async def get_payment(
         self,
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Integrations],
+        integrations: NamedDependency[Integrations],
         provider: ProviderPath,
     ) -> Integration:
-        return Integration.of(await use_cases.get(principal.tenant_id, PAY, provider))
+        return Integration.of(await integrations.get(principal.tenant_id, PAY, provider))
 
     @put(
         "/payments/{provider:str}",
@@ -199,11 +200,11 @@ class IntegrationsController(Controller):
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Integrations],
+        integrations: NamedDependency[Integrations],
         data: JSONBody[PaymentIntegrationUpdate],
         provider: ProviderPath,
     ) -> Integration:
-        view = await use_cases.configure(
+        view = await integrations.configure(
             actor(request, principal),
             principal.tenant_id,
             PAY,
@@ -222,10 +223,10 @@ class IntegrationsController(Controller):
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Integrations],
+        integrations: NamedDependency[Integrations],
         provider: ProviderPath,
     ) -> None:
-        await use_cases.delete(actor(request, principal), principal.tenant_id, PAY, provider)
+        await integrations.delete(actor(request, principal), principal.tenant_id, PAY, provider)
 
     @post(
         "/payments/{provider:str}/verify",
@@ -237,10 +238,10 @@ class IntegrationsController(Controller):
         self,
         request: Request[Any, Any, Any],
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Integrations],
+        integrations: NamedDependency[Integrations],
         provider: ProviderPath,
     ) -> VerificationResult:
-        result = await use_cases.verify(
+        result = await integrations.verify(
             actor(request, principal), principal.tenant_id, PAY, provider
         )
         return VerificationResult.of(result)

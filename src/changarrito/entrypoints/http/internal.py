@@ -1,6 +1,6 @@
 """The internal API (``X-Internal-Key``): the platform's own services ask here.
 
-The only endpoints that return secrets; shapes in ``internal_schemas`` (shared with the
+The only endpoints that return secrets; shapes in ``adapters/internal_api.py`` (shared with the
 ``whatsapp`` role's remote client).
 """
 
@@ -13,15 +13,15 @@ import structlog
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody, PathParameter
 
-from changarrito.domain.model import AuditEntry, IntegrationType, Resolved, Source
-from changarrito.entrypoints.http.auth import INTERNAL, require_internal_key
-from changarrito.entrypoints.http.internal_schemas import (
+from changarrito.adapters.internal_api import (
     INTERNAL_PREFIX,
     ResolvedCredential,
-    Tenant,
     TenantCreate,
+    TenantCreated,
     TenantRoute,
 )
+from changarrito.domain.model import AuditEntry, IntegrationType, Resolved, Source
+from changarrito.entrypoints.http.auth import INTERNAL, require_internal_key
 from changarrito.entrypoints.http.schemas import problem_responses
 
 log = structlog.get_logger("changarrito.internal")
@@ -37,9 +37,9 @@ PhoneNumberIdPath = Annotated[
 def _resolved(resolved: Resolved, request: Request[Any, Any, Any]) -> ResolvedCredential:
     config = dict(resolved.config)
     if resolved.integration_type is IntegrationType.LLM and not config.get("model"):
-        container = request.app.state.container
+        registry = request.app.state.service.registry
         try:
-            config["model"] = container.registry.llm(resolved.provider).default_model
+            config["model"] = registry.llm(resolved.provider).default_model
         except Exception:  # a provider that is not installed any more: leave it out
             log.warning("internal.no_default_model", provider=resolved.provider)
     return ResolvedCredential(
@@ -68,7 +68,7 @@ class InternalController(Controller):
     async def whatsapp(
         self, request: Request[Any, Any, Any], tenant_id: FromPath[UUID]
     ) -> ResolvedCredential:
-        resolver = request.app.state.container.resolver
+        resolver = request.app.state.service.resolver
         return _resolved(await resolver.resolve(tenant_id, IntegrationType.WHATSAPP), request)
 
     @get(
@@ -79,7 +79,7 @@ class InternalController(Controller):
     async def llm(
         self, request: Request[Any, Any, Any], tenant_id: FromPath[UUID]
     ) -> ResolvedCredential:
-        resolver = request.app.state.container.resolver
+        resolver = request.app.state.service.resolver
         return _resolved(await resolver.resolve(tenant_id, IntegrationType.LLM), request)
 
     @get(
@@ -92,7 +92,7 @@ class InternalController(Controller):
         request: Request[Any, Any, Any],
         phone_number_id: PhoneNumberIdPath,
     ) -> TenantRoute:
-        route = await request.app.state.container.resolver.route(phone_number_id)
+        route = await request.app.state.service.resolver.route(phone_number_id)
         return TenantRoute(tenant_id=route.tenant_id)
 
     @post(
@@ -103,11 +103,11 @@ class InternalController(Controller):
     )
     async def create_tenant(
         self, request: Request[Any, Any, Any], data: JSONBody[TenantCreate]
-    ) -> Tenant:
-        container = request.app.state.container
-        tenant = await container.store.create_tenant(data.name)
+    ) -> TenantCreated:
+        storage = request.app.state.service.storage
+        tenant = await storage.store.create_tenant(data.name)
         client = request.client
-        await _audit_log(request).record(
+        await storage.audit.record(
             AuditEntry(
                 tenant_id=tenant.id,
                 actor="internal-api",
@@ -117,10 +117,4 @@ class InternalController(Controller):
                 user_agent=request.headers.get("user-agent"),
             )
         )
-        return Tenant(id=tenant.id, name=tenant.name)
-
-
-def _audit_log(request: Request[Any, Any, Any]) -> Any:
-    from changarrito.entrypoints.http.integrations_wiring import integrations
-
-    return integrations(request.app.state).audit
+        return TenantCreated(id=tenant.id, name=tenant.name)

@@ -15,11 +15,9 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from changarrito.domain.errors import ConfigurationError
-
 if TYPE_CHECKING:
     from changarrito.adapters.metrics import Metrics
-    from changarrito.bootstrap import Container
+    from changarrito.bootstrap import Service
 
 log = structlog.get_logger("changarrito.metrics")
 
@@ -38,9 +36,9 @@ _BY_STATUS = {
 @get("/metrics", media_type=CONTENT_TYPE, tags=["health"], summary="Prometheus metrics")
 async def metrics(state: State) -> Response[bytes]:
     """This process's metrics in the Prometheus text format."""
-    container: Container = state.container
-    await container.metrics.refresh_queue(container.pool)
-    return Response(container.metrics.render(), media_type=CONTENT_TYPE)
+    service: Service = state.service
+    await service.metrics.refresh_queue()
+    return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
 
 def mark_webhook_outcome(request: Request[Any, Any, Any], outcome: str) -> None:
@@ -79,25 +77,5 @@ class WebhookMetrics:
 
 
 def _metrics(scope: Scope) -> Metrics | None:
-    container = getattr(scope["app"].state, "container", None)
-    return getattr(container, "metrics", None)
-
-
-def serve_worker(metrics: Metrics) -> Any:
-    """Serves ``metrics`` on ``CHANGARRITO_METRICS_PORT`` from a daemon thread (for
-    ``changarrito worker``); ``None`` when the port is not set. Returns the server, whose
-    ``shutdown()`` stops it."""
-    from prometheus_client import start_http_server
-
-    settings = metrics.settings
-    if settings.port is None:
-        return None
-    try:
-        server, _ = start_http_server(settings.port, addr=settings.host, registry=metrics.registry)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"CHANGARRITO_METRICS_PORT: cannot listen on {settings.host}:{settings.port} "
-            f"({exc.strerror or exc})"
-        ) from None
-    log.info("metrics.listening", url=f"http://{settings.host}:{settings.port}/metrics")
-    return server
+    service = getattr(scope["app"].state, "service", None)
+    return getattr(service, "metrics", None)

@@ -20,14 +20,13 @@ from uuid import UUID
 import msgspec
 import structlog
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody
 
-from changarrito.adapters.postgres.payments import PostgresPaymentStore
+from changarrito.adapters.jwt_auth import TenantPrincipal
 from changarrito.domain.payments import PaymentLinkRecord, PaymentLinkRequest, Payments
-from changarrito.entrypoints.http.auth import BEARER, TENANT_AUTH, TenantPrincipal
+from changarrito.entrypoints.http.auth import BEARER
 from changarrito.entrypoints.http.problems import problem
 from changarrito.entrypoints.http.schemas import problem_responses
 
@@ -51,7 +50,7 @@ class PaymentLinkCreate(msgspec.Struct, frozen=True, rename="camel", forbid_unkn
     provider: ProviderId | None = None
 
 
-class PaymentLink(msgspec.Struct, frozen=True, rename="camel"):
+class HostedPaymentLink(msgspec.Struct, frozen=True, rename="camel"):
     """A hosted payment link and its latest status (``pending``, ``paid``, ``failed``,
     ``expired``, ``refunded``). ``source`` says whose credentials created it."""
 
@@ -69,7 +68,7 @@ class PaymentLink(msgspec.Struct, frozen=True, rename="camel"):
     updated_at: datetime
 
     @classmethod
-    def of(cls, link: PaymentLinkRecord) -> PaymentLink:
+    def of(cls, link: PaymentLinkRecord) -> HostedPaymentLink:
         return cls(
             id=link.id,
             provider=link.provider,
@@ -91,18 +90,6 @@ class NotificationReceipt(msgspec.Struct, frozen=True, rename="camel"):
 
     received: bool
     duplicate: bool
-
-
-def payments(state: State) -> Payments:
-    """The payment use cases over this process's container, built once per container."""
-    container = state.container
-    current: Payments | None = state.get("payments_use_cases")
-    if current is None or current.resolver is not container.resolver:
-        current = Payments(
-            PostgresPaymentStore(container.pool), container.resolver, container.registry
-        )
-        state.payments_use_cases = current
-    return current
 
 
 _MISSING = re.compile(r"missing required field `([^`]+)`")
@@ -130,7 +117,6 @@ def body_validation_problem(request: Request[Any, Any, Any], exc: Exception) -> 
 class PaymentLinksController(Controller):
     path = "/api/v1/payments/links"
     tags = ["payments"]
-    dependencies = {**TENANT_AUTH, "use_cases": Provide(payments, sync_to_thread=False)}
     security = BEARER
     exception_handlers = {ValidationException: body_validation_problem}
 
@@ -144,11 +130,11 @@ class PaymentLinksController(Controller):
         self,
         data: JSONBody[PaymentLinkCreate],
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Payments],
-    ) -> PaymentLink:
+        payments: NamedDependency[Payments],
+    ) -> HostedPaymentLink:
         """Creates a hosted payment link with the tenant's payment credentials, or the
         platform's when the tenant has none."""
-        link = await use_cases.create_link(
+        link = await payments.create_link(
             principal.tenant_id,
             PaymentLinkRequest(
                 amount=data.amount,
@@ -164,7 +150,7 @@ class PaymentLinksController(Controller):
             provider=link.provider,
             source=link.source.value,
         )
-        return PaymentLink.of(link)
+        return HostedPaymentLink.of(link)
 
     @get(
         "/{link_id:uuid}",
@@ -174,10 +160,10 @@ class PaymentLinksController(Controller):
         self,
         link_id: FromPath[UUID],
         principal: NamedDependency[TenantPrincipal],
-        use_cases: NamedDependency[Payments],
-    ) -> PaymentLink:
+        payments: NamedDependency[Payments],
+    ) -> HostedPaymentLink:
         """The tenant's payment link and its latest status."""
-        return PaymentLink.of(await use_cases.get_link(principal.tenant_id, link_id))
+        return HostedPaymentLink.of(await payments.get_link(principal.tenant_id, link_id))
 
 
 @post(
@@ -185,20 +171,19 @@ class PaymentLinksController(Controller):
     status_code=200,
     tags=["payments", "webhooks"],
     request_max_body_size=MAX_WEBHOOK_BYTES,
-    dependencies={"use_cases": Provide(payments, sync_to_thread=False)},
     responses=problem_responses(401, 404, 413, 422, 502, 503),
 )
 async def payment_webhook(
     request: Request[Any, Any, Any],
     provider: FromPath[str],
     tenant_id: FromPath[UUID],
-    use_cases: NamedDependency[Payments],
+    payments: NamedDependency[Payments],
 ) -> NotificationReceipt:
     """A payment provider's notification about a tenant's payment (signed, or re-fetched from
     the provider where it does not sign)."""
     raw = await request.body()
     query = {key: request.query_params.get(key, "") for key in request.query_params}
-    outcome = await use_cases.receive_notification(
+    outcome = await payments.receive_notification(
         provider, tenant_id, dict(request.headers), raw, query
     )
     log.info(

@@ -1,0 +1,145 @@
+"""Meta's webhook, past HTTP: the verification handshake, the signature policy, durable intake.
+
+Which app secret signs a body: each business number in it is routed (cached); a tenant's
+number uses that tenant's own ``appSecret`` when it has one, any other number the platform's
+``WHATSAPP_APP_SECRET``; a change that names no number uses the app of its business account.
+The body must verify under *every* distinct secret so selected, and no secret configured for
+a number is a refusal (never an open door). A body that is not JSON cannot name its numbers,
+so it is an ``InvalidWebhook`` whoever signed it (nothing of it is stored).
+
+``receive`` returns only once every update of the body is committed (``IntakeStore``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from changarrito.adapters.whatsapp.webhook_parser import (
+    Destination,
+    ParsedWebhook,
+    parse,
+    to_intake,
+)
+from changarrito.domain.errors import InvalidSignature, NotConfigured, UnknownPhoneNumber
+from changarrito.domain.model import utcnow
+from changarrito.domain.ports import IntakeStore, Resolver, WhatsAppAppIndex
+from changarrito.domain.whatsapp import Intake, RouteKind
+
+_PREFIX = "sha256="
+#: Numbers looked up for a body the platform's secret does not sign: a tenant's app signs
+#: bodies about its own few numbers, and a forged body must not cost a lookup per number.
+MAX_NUMBERS_UNSIGNED = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What one delivery stored: its updates, and the wamids of the messages that were new."""
+
+    intake: Intake
+    new: set[str]
+
+
+class WebhookIntake:
+    """The webhook use cases over the resolver (routes and tenants' app secrets), the index of
+    tenants' Meta apps (verify tokens, accounts) and the intake store."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        apps: WhatsAppAppIndex,
+        store: IntakeStore,
+        *,
+        verify_token: str | None,
+        app_secret: str | None,
+    ) -> None:
+        self.resolver = resolver
+        self.apps = apps
+        self.store = store
+        self._verify_token = verify_token
+        self._app_secret = app_secret
+
+    def __repr__(self) -> str:
+        return "WebhookIntake()"
+
+    async def handshake(self, mode: str | None, token: str) -> bool:
+        """True when ``mode`` is ``subscribe`` and ``token`` is the platform's or an active
+        tenant's verify token (compared in constant time)."""
+        if mode != "subscribe" or not token:
+            return False
+        platform = self._verify_token
+        if platform and hmac.compare_digest(token.encode(), platform.encode()):
+            return True
+        return await self.apps.verify_token_matches(token)
+
+    async def receive(self, body: bytes, signature_header: str | None) -> Received:
+        """Checks the signature, routes every update and stores them; ``InvalidSignature``,
+        ``InvalidWebhook`` (a body that is not a webhook) or a ``StorageError``."""
+        signature = signature_of(signature_header)
+        hook = parse(body)
+        destinations = await self._verify(hook, body, signature)
+        intake = to_intake(hook, destinations, utcnow())
+        new = await self.store.submit(intake)
+        return Received(intake, new)
+
+    async def _verify(
+        self, hook: ParsedWebhook, body: bytes, signature: bytes
+    ) -> dict[str, Destination]:
+        """Routes the body's numbers and checks the signature under each distinct app secret;
+        returns where each number's updates go."""
+        platform = self._app_secret
+        by_platform = platform is not None and signed(platform, body, signature)
+        numbers = hook.phone_number_ids
+        if not by_platform and len(numbers) > MAX_NUMBERS_UNSIGNED:
+            raise InvalidSignature("the signature does not match")
+        destinations: dict[str, Destination] = {}
+        secrets: set[str | None] = set()
+        for pnid in numbers:
+            # The number's sender credential (one cached lookup, or one round trip) carries the
+            # owning tenant's app secret, fresh from the same read as its route; in the whatsapp
+            # role it comes through the backend like every other credential.
+            own: str | None = None
+            try:
+                sender = await self.resolver.sender(pnid)
+                tenant_id = sender.tenant_id
+                own = sender.secrets.get("appSecret") if tenant_id is not None else None
+            except UnknownPhoneNumber:
+                destinations[pnid] = Destination(RouteKind.UNROUTED, None)
+                secrets.add(platform)
+                continue
+            except NotConfigured:  # routed, but no sending credential: the platform's app signs
+                tenant_id = (await self.resolver.route(pnid)).tenant_id
+            if tenant_id is None:
+                destinations[pnid] = Destination(RouteKind.PLATFORM, None)
+            else:
+                destinations[pnid] = Destination(RouteKind.TENANT, tenant_id)
+            secrets.add(own or platform)
+        for waba in hook.unnumbered_wabas if hook.changes else {None}:
+            owner = await self.apps.tenant_of_account(waba) if waba else None
+            own = await self.apps.app_secret(owner) if owner else None
+            secrets.add(own or platform)
+        if None in secrets:
+            raise InvalidSignature(
+                "no app secret is configured for this webhook: set WHATSAPP_APP_SECRET or the "
+                "tenant's appSecret"
+            )
+        for secret in secrets:
+            assert secret is not None
+            if not (by_platform and secret == platform) and not signed(secret, body, signature):
+                raise InvalidSignature("the signature does not match")
+        return destinations
+
+
+def signature_of(header: str | None) -> bytes:
+    """The hex digest of ``X-Hub-Signature-256``, or ``InvalidSignature``."""
+    value = (header or "").strip()
+    if not value.startswith(_PREFIX) or not value.isascii():
+        raise InvalidSignature("X-Hub-Signature-256 is missing or not sha256=<hex>")
+    return value[len(_PREFIX) :].strip().lower().encode("ascii")
+
+
+def signed(secret: str, body: bytes, signature: bytes) -> bool:
+    """Whether ``signature`` is the HMAC-SHA256 of ``body`` under ``secret`` (constant time)."""
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode("ascii")
+    return hmac.compare_digest(expected, signature)

@@ -1,0 +1,293 @@
+"""The service's configuration: every environment variable, read once, in one place.
+
+``Settings.from_env(env)`` reads the process environment (or the mapping given, which keeps
+tests hermetic) with one set of parsers and returns a frozen tree, one part per concern:
+``database``, ``crypto``, ``auth``, ``whatsapp``, ``llm``, ``workers``, ``metrics``,
+``plugins`` and ``role``. Nothing below this module reads the environment: adapters and use
+cases receive the part they need. The one exception is by design: provider plugins declare
+the variables they read (platform keys, base URLs) on their classes and get them through
+``plugins.env``, so a third party's provider needs no change here.
+
+Every variable read here is in the README's configuration table, and every variable in the
+table is read (``tests/unit/test_settings.py`` checks both). A value that cannot be parsed
+stops start-up with a ``ConfigurationError`` naming the variable and what it must be.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, get_args
+
+from changarrito.domain.assistant import DEFAULT_FALLBACK_TEXT
+from changarrito.domain.errors import ConfigurationError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 3141
+DEFAULT_GRAPH_API = "https://graph.facebook.com"
+DEFAULT_GRAPH_VERSION = "v23.0"
+Role = Literal["all", "backend", "whatsapp"]
+CipherName = Literal["aesgcm", "pgcrypto"]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class _Reader:
+    """The one set of parsers. Remembers every name it was asked for (``Settings.variables``)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.names: set[str] = set()
+
+    def text(self, name: str) -> str | None:
+        self.names.add(name)
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def string(self, name: str, default: str) -> str:
+        return self.text(name) or default
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ConfigurationError(f"{name} must be on or off (1/0, true/false, yes/no), got {raw!r}")
+
+    def number(self, name: str, default: float, *, minimum: float = 0) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+        if not math.isfinite(value) or value < minimum:
+            raise ConfigurationError(
+                f"{name} must be a number of at least {minimum:g}, got {raw!r}"
+            )
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigurationError(f"{name} must be at least {minimum}, got {raw!r}")
+        return value
+
+    def port(self, name: str) -> int | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        if not (raw.isdigit() and 0 < int(raw) < 65536):
+            raise ConfigurationError(f"{name} must be a TCP port (1-65535), got {raw!r}")
+        return int(raw)
+
+    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
+        value = (self.text(name) or default).lower()
+        if value not in options:
+            allowed = ", ".join(repr(o) for o in options)
+            raise ConfigurationError(f"{name} must be one of {allowed}, got {value!r}")
+        return value
+
+    def names_list(self, name: str) -> frozenset[str] | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    #: ``DATABASE_URL``; unset: the embedded PostgreSQL in ``home``.
+    url: str | None = field(default=None, repr=False)
+    #: ``CHANGARRITO_HOME``: the embedded PostgreSQL's data, its key ring and JWT secret files.
+    home: Path = Path(".changarrito")
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoSettings:
+    #: ``CHANGARRITO_ENCRYPTION_KEYS``: the key ring, ``kid:base64key,...``, first is primary.
+    encryption_keys: str | None = field(default=None, repr=False)
+    #: ``CHANGARRITO_CIPHER``.
+    cipher: CipherName = "aesgcm"
+    #: ``CREDENTIALS_CACHE_TTL``: seconds a resolved credential is cached.
+    credentials_cache_ttl: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    jwt_secret: str | None = field(default=None, repr=False)  # JWT_SECRET
+    jwt_jwks_url: str | None = None  # JWT_JWKS_URL
+    jwt_issuer: str | None = None  # JWT_ISSUER
+    jwt_audience: str | None = None  # JWT_AUDIENCE
+    internal_api_key: str | None = field(default=None, repr=False)  # INTERNAL_API_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class WhatsAppSettings:
+    """The Graph API and the platform's own Meta app (its number is a provider credential,
+    read by the ``meta`` provider from ``plugins.env``)."""
+
+    api_base_url: str = DEFAULT_GRAPH_API  # WHATSAPP_API_BASE_URL
+    api_version: str = DEFAULT_GRAPH_VERSION  # WHATSAPP_API_VERSION
+    verify_token: str | None = field(default=None, repr=False)  # WHATSAPP_VERIFY_TOKEN
+    app_secret: str | None = field(default=None, repr=False)  # WHATSAPP_APP_SECRET
+    graph_timeout: float = 20.0  # CHANGARRITO_GRAPH_TIMEOUT: seconds per Graph API call
+
+
+@dataclass(frozen=True, slots=True)
+class LLMSettings:
+    provider: str = "openai"  # LLM_PROVIDER
+    model: str = "gpt-4o-mini"  # LLM_MODEL
+    #: ``CHANGARRITO_LLM_PLATFORM_FALLBACK``: answer with the platform's key when a tenant's
+    #: fails for good.
+    platform_fallback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """The message workers (environment variable in each comment)."""
+
+    concurrency: int = 16  # CHANGARRITO_WORKERS_CONCURRENCY (0: serve runs no workers)
+    max_attempts: int = 8  # CHANGARRITO_MAX_ATTEMPTS, then the message is dead-lettered
+    retry_base: float = 2.0  # CHANGARRITO_RETRY_BASE: first backoff, seconds, then doubling
+    retry_max: float = 600.0  # CHANGARRITO_RETRY_MAX: longest backoff, seconds
+    lease: float = 120.0  # CHANGARRITO_WORKER_LEASE: seconds a crashed worker holds a message
+    poll: float = 1.0  # CHANGARRITO_WORKER_POLL: seconds between polls without notification
+    grace: float = 30.0  # CHANGARRITO_WORKER_GRACE: seconds to finish work in hand on stop
+    history: int = 20  # CHANGARRITO_HISTORY_LIMIT: messages of the conversation sent to the LLM
+    fallback_text: str = DEFAULT_FALLBACK_TEXT  # CHANGARRITO_FALLBACK_TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """``/metrics``: tenant labels, the queue-depth cache, and ``changarrito worker``'s own
+    listener (no listener while ``port`` is unset)."""
+
+    tenant_labels: bool = False  # CHANGARRITO_METRICS_TENANT_LABELS
+    queue_cache: float = 5.0  # CHANGARRITO_METRICS_QUEUE_CACHE
+    port: int | None = None  # CHANGARRITO_METRICS_PORT
+    host: str = "127.0.0.1"  # CHANGARRITO_METRICS_HOST
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSettings:
+    #: ``CHANGARRITO_LOAD_PLUGINS``: third-party plugins to load (``None``: every installed one).
+    allow_list: frozenset[str] | None = None
+    #: The environment providers read their declared variables from (platform keys, base
+    #: URLs); see ``Provider.platform_env`` in the plugin API.
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSettings:
+    #: ``CHANGARRITO_ROLE`` (``serve --role`` wins): ``all``, ``backend`` or ``whatsapp``.
+    name: Role = "all"
+    #: ``BACKEND_URL``: where the ``whatsapp`` role reads credentials.
+    backend_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service reads from its environment (see the README's table)."""
+
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    crypto: CryptoSettings = field(default_factory=CryptoSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    whatsapp: WhatsAppSettings = field(default_factory=WhatsAppSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    plugins: PluginSettings = field(default_factory=PluginSettings)
+    role: RoleSettings = field(default_factory=RoleSettings)
+    #: ``CHANGARRITO_LOG_LEVEL``; ``None`` when unset (commands then pick their own default).
+    log_level: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Reads ``env`` (default ``os.environ``) once; ``ConfigurationError`` on a bad value."""
+        settings, _ = _read(dict(os.environ if env is None else env))
+        return settings
+
+    @staticmethod
+    def variables() -> frozenset[str]:
+        """Every variable ``from_env`` reads (providers' own are declared on their classes)."""
+        _, names = _read({})
+        return frozenset(names)
+
+    def require(self, name: str, value: str | None) -> str:
+        """``value``, or a ``ConfigurationError`` naming the missing setting."""
+        if not value:
+            raise ConfigurationError(f"{name} is not set")
+        return value
+
+
+def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
+    r = _Reader(env)
+    settings = Settings(
+        database=DatabaseSettings(
+            url=r.text("DATABASE_URL"),
+            home=Path(r.string("CHANGARRITO_HOME", ".changarrito")).expanduser(),
+        ),
+        crypto=CryptoSettings(
+            encryption_keys=r.text("CHANGARRITO_ENCRYPTION_KEYS"),
+            cipher=r.choice("CHANGARRITO_CIPHER", get_args(CipherName), "aesgcm"),  # type: ignore[arg-type]
+            credentials_cache_ttl=r.number("CREDENTIALS_CACHE_TTL", 300.0),
+        ),
+        auth=AuthSettings(
+            jwt_secret=r.text("JWT_SECRET"),
+            jwt_jwks_url=r.text("JWT_JWKS_URL"),
+            jwt_issuer=r.text("JWT_ISSUER"),
+            jwt_audience=r.text("JWT_AUDIENCE"),
+            internal_api_key=r.text("INTERNAL_API_KEY"),
+        ),
+        whatsapp=WhatsAppSettings(
+            api_base_url=r.string("WHATSAPP_API_BASE_URL", DEFAULT_GRAPH_API).rstrip("/"),
+            api_version=r.string("WHATSAPP_API_VERSION", DEFAULT_GRAPH_VERSION),
+            verify_token=r.text("WHATSAPP_VERIFY_TOKEN"),
+            app_secret=r.text("WHATSAPP_APP_SECRET"),
+            graph_timeout=r.number("CHANGARRITO_GRAPH_TIMEOUT", 20.0, minimum=0.1),
+        ),
+        llm=LLMSettings(
+            provider=r.string("LLM_PROVIDER", "openai"),
+            model=r.string("LLM_MODEL", "gpt-4o-mini"),
+            platform_fallback=r.boolean("CHANGARRITO_LLM_PLATFORM_FALLBACK", False),
+        ),
+        workers=WorkerSettings(
+            concurrency=r.integer("CHANGARRITO_WORKERS_CONCURRENCY", 16),
+            max_attempts=r.integer("CHANGARRITO_MAX_ATTEMPTS", 8, minimum=1),
+            retry_base=r.number("CHANGARRITO_RETRY_BASE", 2.0),
+            retry_max=r.number("CHANGARRITO_RETRY_MAX", 600.0),
+            lease=r.number("CHANGARRITO_WORKER_LEASE", 120.0, minimum=1),
+            poll=r.number("CHANGARRITO_WORKER_POLL", 1.0, minimum=0.05),
+            grace=r.number("CHANGARRITO_WORKER_GRACE", 30.0),
+            history=r.integer("CHANGARRITO_HISTORY_LIMIT", 20, minimum=1),
+            fallback_text=r.string("CHANGARRITO_FALLBACK_TEXT", DEFAULT_FALLBACK_TEXT),
+        ),
+        metrics=MetricsSettings(
+            tenant_labels=r.boolean("CHANGARRITO_METRICS_TENANT_LABELS", False),
+            queue_cache=r.number("CHANGARRITO_METRICS_QUEUE_CACHE", 5.0),
+            port=r.port("CHANGARRITO_METRICS_PORT"),
+            host=r.string("CHANGARRITO_METRICS_HOST", "127.0.0.1"),
+        ),
+        plugins=PluginSettings(allow_list=r.names_list("CHANGARRITO_LOAD_PLUGINS"), env=env),
+        role=RoleSettings(
+            name=r.choice("CHANGARRITO_ROLE", get_args(Role), "all"),  # type: ignore[arg-type]
+            backend_url=r.text("BACKEND_URL"),
+        ),
+        log_level=r.text("CHANGARRITO_LOG_LEVEL"),
+    )
+    return settings, r.names
