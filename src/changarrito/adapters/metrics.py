@@ -39,8 +39,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from changarrito.adapters.postgres.queue_stats import QueueStats
 from changarrito.domain.errors import ChangarritoError, ConfigurationError, StorageError
-from changarrito.domain.model import IntegrationType, Resolved, Route
-from changarrito.domain.ports import Resolver
+from changarrito.domain.model import Resolved
 from changarrito.settings import MetricsSettings
 
 log = structlog.get_logger(__name__)
@@ -271,37 +270,6 @@ class _QueueCollector:
             value=self.failures,
         )
         yield from (depth, age, failures)
-
-
-class MeteredResolver:
-    """A ``Resolver`` that counts every credential it serves by source (tenant/platform);
-    everything else is the wrapped resolver's."""
-
-    def __init__(self, inner: Resolver, metrics: Metrics) -> None:
-        self.inner = inner
-        self.metrics = metrics
-        self.platform = inner.platform
-
-    async def resolve(
-        self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
-    ) -> Resolved:
-        resolved = await self.inner.resolve(tenant_id, itype, provider)
-        self.metrics.credential(resolved)
-        return resolved
-
-    async def route(self, phone_number_id: str) -> Route:
-        return await self.inner.route(phone_number_id)
-
-    async def sender(self, phone_number_id: str) -> Resolved:
-        resolved = await self.inner.sender(phone_number_id)
-        self.metrics.credential(resolved)
-        return resolved
-
-    def invalidate_tenant(self, tenant_id: UUID) -> None:
-        self.inner.invalidate_tenant(tenant_id)
-
-    def invalidate_number(self, phone_number_id: str) -> None:
-        self.inner.invalidate_number(phone_number_id)
 
 
 def serve_metrics(metrics: Metrics) -> Any:

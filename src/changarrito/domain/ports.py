@@ -1,6 +1,11 @@
 """The ports: what the domain needs from the outside world, as structural protocols.
 
-Adapters implement these without inheriting from them; tests pass fakes the same way.
+Adapters implement these without inheriting from them; tests pass fakes the same way. They
+are kept in one module on purpose (``docs/architecture.md``), so one file lists everything
+the domain asks of the world; that makes it longer than the house's 250-line aim. The
+pipeline's own narrow ports (``MessageLog``, ``WhatsAppSender``...) stay beside it in
+``pipeline.py``: they speak of chat messages and replies, and living here they would make
+``ports`` and ``llm`` import each other.
 """
 
 from __future__ import annotations
