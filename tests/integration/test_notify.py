@@ -12,7 +12,7 @@ import pytest
 import structlog.testing
 
 from changarrito.adapters.crypto.aesgcm import AesGcmCipher
-from changarrito.adapters.postgres.notify import INBOUND_CHANNEL, Listener, listen_for_changes
+from changarrito.adapters.postgres.notify import INBOUND_CHANNEL, Listener
 from changarrito.adapters.postgres.pool import Pool, open_pool
 from changarrito.adapters.postgres.store import PostgresStore
 from changarrito.domain.changes import EVERYTHING, Change
@@ -43,9 +43,9 @@ async def changes(database_url: str) -> AsyncIterator[Changes]:
     """A listener on its own connection, as in another process; stopped after the test."""
     received = Changes()
     ready = asyncio.Event()
-    task = asyncio.create_task(
-        listen_for_changes(database_url, received, ready=ready, min_backoff=0.05)
-    )
+    listener = Listener(database_url, min_backoff=0.05)
+    listener.on_change(received)
+    task = asyncio.create_task(listener.run(ready=ready))
     await asyncio.wait_for(ready.wait(), 5)
     try:
         yield received

@@ -22,7 +22,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from changarrito.adapters.http import HttpClients
-from changarrito.adapters.postgres.notify import listen_for_changes
+from changarrito.adapters.postgres.notify import Listener
 from changarrito.adapters.remote import RemoteResolver
 from changarrito.bootstrap import Service
 from changarrito.domain.errors import (
@@ -266,7 +266,9 @@ async def test_a_change_notification_makes_the_next_resolve_see_the_change_at_on
     number = await give_whatsapp(app_service, tenant, "EAAtenanttokenOLD0000000000")
     assert (await remote.sender(number)).secrets["accessToken"] == "EAAtenanttokenOLD0000000000"
     ready = asyncio.Event()
-    listener = asyncio.create_task(listen_for_changes(database_url, remote.on_change, ready=ready))
+    changes = Listener(database_url)
+    changes.on_change(remote.on_change)
+    listener = asyncio.create_task(changes.run(ready=ready))
     try:
         await asyncio.wait_for(ready.wait(), timeout=5)
         await give_whatsapp(app_service, tenant, "EAAtenanttokenNEW1111111111", number)

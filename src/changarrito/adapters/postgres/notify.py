@@ -186,20 +186,6 @@ class Listener:
             log.exception(f"{self.name}.callback_failed", channel=channel)
 
 
-async def listen_for_changes(
-    conninfo: str,
-    on_change: Callable[[Change], None],
-    *,
-    ready: asyncio.Event | None = None,
-    min_backoff: float = 0.2,
-    max_backoff: float = 10.0,
-) -> None:
-    """A ``Listener`` of changes alone, run until cancelled (``Listener.on_change``)."""
-    listener = Listener(conninfo, min_backoff=min_backoff, max_backoff=max_backoff)
-    listener.on_change(on_change)
-    await listener.run(ready=ready)
-
-
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
