@@ -1,6 +1,6 @@
 """Realistic, signed Meta webhook bodies for the load benches, generated before the load.
 
-Each body is a webhook as Meta sends it in 2026 (PROVIDERS.md §1.3-1.8): a
+Each body is a webhook as Meta sends it in 2026 (per Meta's webhook reference): a
 ``whatsapp_business_account`` object, one entry per business account, a ``messages`` change
 with ``metadata``, and business-scoped user ids next to the phone numbers:
 ``contacts[].user_id`` (which pywa 4.5 reads, ``User.from_contact``), ``profile.username``

@@ -1,5 +1,5 @@
 """Meta WhatsApp webhook bodies for tests and benchmarks: builders, Meta's own examples
-(PROVIDERS.md §1.8) and signing.
+(shaped as Meta's Cloud API webhook examples) and signing.
 
 Builders return plain dicts; ``encode`` makes the bytes that are signed and posted, and
 ``signed_headers`` the ``X-Hub-Signature-256`` header for those exact bytes::
@@ -168,7 +168,7 @@ RATE_LIMIT_ERROR = {
 
 
 def every_type() -> dict[str, tuple[dict[str, Any], str | None]]:
-    """One message (with a fresh wamid) of every documented type (PROVIDERS.md §1.4, §1.8),
+    """One message (with a fresh wamid) of every type Meta's webhook reference documents,
     and the text to answer each gives (``None``: nothing to answer)."""
     return {
         "text": (
@@ -308,7 +308,7 @@ def every_type() -> dict[str, tuple[dict[str, Any], str | None]]:
 
 
 def meta_text_example(phone_number_id: str = "106540352242922") -> dict[str, Any]:
-    """PROVIDERS.md §1.8 (a), verbatim but for the number."""
+    """Meta's text-message webhook example, verbatim but for the number."""
     return {
         "object": "whatsapp_business_account",
         "entry": [

@@ -140,7 +140,7 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 def inbound_text(number: str, text: str) -> bytes:
-    """A Meta webhook with one text message to ``number`` (PROVIDERS.md §1.8 a)."""
+    """A Meta webhook with one text message to ``number`` (Meta's text-message example)."""
     payload = {
         "object": "whatsapp_business_account",
         "entry": [

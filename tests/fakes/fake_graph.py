@@ -1,4 +1,5 @@
-"""A fake of Meta's Graph API messages endpoint (PROVIDERS.md §1.10/§1.11) on a real port.
+"""A fake of Meta's Graph API messages endpoint on a real port, as Meta's Cloud API messages
+reference describes sending and its errors.
 
 ``POST /{version}/{phone_number_id}/messages`` answers a text message with a new wamid and a
 read receipt with ``{"success": true}``, unless the test scripted something else:
