@@ -103,7 +103,9 @@ class _Reader:
         return value
 
     def names_list(self, name: str) -> frozenset[str] | None:
-        raw = self.text(name)
+        """Comma-separated names; ``None`` when unset, and set but empty is no names at all."""
+        self.names.add(name)
+        raw = self.env.get(name)
         if raw is None:
             return None
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
@@ -235,6 +237,15 @@ class Settings:
         return value
 
 
+def plugin_settings(env: Mapping[str, str]) -> PluginSettings:
+    """The plugins' part alone (``changarrito plugins`` and tests that load plugins)."""
+    return _plugins(_Reader(env))
+
+
+def _plugins(r: _Reader) -> PluginSettings:
+    return PluginSettings(allow_list=r.names_list("CHANGARRITO_LOAD_PLUGINS"), env=r.env)
+
+
 def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
     r = _Reader(env)
     settings = Settings(
@@ -283,7 +294,7 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
             port=r.port("CHANGARRITO_METRICS_PORT"),
             host=r.string("CHANGARRITO_METRICS_HOST", "127.0.0.1"),
         ),
-        plugins=PluginSettings(allow_list=r.names_list("CHANGARRITO_LOAD_PLUGINS"), env=env),
+        plugins=_plugins(r),
         role=RoleSettings(
             name=r.choice("CHANGARRITO_ROLE", get_args(Role), "all"),  # type: ignore[arg-type]
             backend_url=r.text("BACKEND_URL"),

@@ -144,6 +144,15 @@ def test_secrets_never_show_in_the_settings_repr() -> None:
         assert secret not in shown
 
 
+@pytest.mark.parametrize("value", ["", " ", ","])
+def test_an_empty_plugin_allow_list_loads_no_third_party_plugin(value: str) -> None:
+    assert Settings.from_env({"CHANGARRITO_LOAD_PLUGINS": value}).plugins.allow_list == frozenset()
+
+
+def test_an_unset_plugin_allow_list_loads_every_plugin() -> None:
+    assert Settings.from_env({}).plugins.allow_list is None
+
+
 def test_the_plugin_allow_list_is_a_set_of_names() -> None:
     settings = Settings.from_env({"CHANGARRITO_LOAD_PLUGINS": " mistral, ,conekta "})
     assert settings.plugins.allow_list == frozenset({"mistral", "conekta"})
