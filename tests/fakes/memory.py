@@ -42,6 +42,7 @@ from changarrito.domain.errors import (
     TenantNotFound,
     ValidationFailed,
 )
+from changarrito.domain.kinds import kind_of
 from changarrito.domain.llm import ChatMessage
 from changarrito.domain.model import (
     AuditEntry,
@@ -196,7 +197,7 @@ class MemoryStore:
         self.calls["save_credential"] += 1
         if number is not None and number.tenant_id != credential.tenant_id:
             raise ValidationFailed("a WhatsApp number can only be claimed by its own tenant")
-        itype = IntegrationType(credential.integration_type)
+        itype = kind_of(credential.integration_type).type
         key = (credential.tenant_id, itype, credential.provider)
         existing = next((c for c in self.credentials if _key(c) == key), None)
         if existing is None:
@@ -226,7 +227,7 @@ class MemoryStore:
         self, tenant_id: UUID, integration_type: IntegrationType, provider: str | None = None
     ) -> int:
         self.calls["delete_credentials"] += 1
-        itype = IntegrationType(integration_type)
+        itype = kind_of(integration_type).type
         self._require_tenant(tenant_id)
 
         def doomed(c: Credential) -> bool:
@@ -256,7 +257,7 @@ class MemoryStore:
         error: str | None = None,
     ) -> None:
         self.calls["set_verified"] += 1
-        itype = IntegrationType(integration_type)
+        itype = kind_of(integration_type).type
         key = (tenant_id, itype, provider)
         found = [i for i, c in enumerate(self.credentials) if _key(c) == key]
         if not found:
@@ -344,7 +345,7 @@ class MemoryStore:
 def _key(credential: Credential) -> tuple[UUID, IntegrationType, str]:
     return (
         credential.tenant_id,
-        IntegrationType(credential.integration_type),
+        kind_of(credential.integration_type).type,
         credential.provider,
     )
 

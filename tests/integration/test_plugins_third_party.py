@@ -27,7 +27,7 @@ upstream = FakeUpstream(json_response(200, {
     "choices": [{"message": {"role": "assistant", "content": "Bonjour"}}],
     "usage": {"prompt_tokens": 3, "completion_tokens": 1}}))
 registry = load_plugins(dict(os.environ), http=upstream.clients())
-out = {"llm": registry.ids("llm"), "payment": registry.ids("payment"),
+out = {"llm": registry.ids("llm"), "payments": registry.ids("payments"),
        "table": format_plugins_table(registry), "failed": [f.name for f in registry.failed]}
 if "mistral" in out["llm"]:
     p = registry.llm("mistral")
@@ -36,7 +36,7 @@ if "mistral" in out["llm"]:
     out["reply"] = [reply.text, reply.model, reply.provider]
     out["url"] = str(upstream.last.url)
     out["auth"] = upstream.last.headers["authorization"]
-if "conekta" in out["payment"]:
+if "conekta" in out["payments"]:
     upstream.script(json_response(200, {"id": "chk_1", "url": "https://pay.conekta.com/link/1"}))
     p = registry.payment("conekta")
     link = asyncio.run(p.create_payment_link(
@@ -96,7 +96,7 @@ def test_leaving_the_plugin_out_of_the_allow_list_hides_it(site: Path) -> None:
 
 def test_an_installed_payment_plugin_is_discovered_listed_and_creates_links(site: Path) -> None:
     out = probe(site)
-    assert "conekta" in out["payment"] and "stripe" in out["payment"]
+    assert "conekta" in out["payments"] and "stripe" in out["payments"]
     row = next(line for line in out["table"].splitlines() if line.startswith("conekta"))
     assert "changarrito-conekta" in row and "apiKey" in row
     assert out["link"] == ["conekta", "chk_1", "https://pay.conekta.com/link/1", "pending"]
@@ -105,4 +105,4 @@ def test_an_installed_payment_plugin_is_discovered_listed_and_creates_links(site
 
 def test_leaving_the_payment_plugin_out_of_the_allow_list_hides_it(site: Path) -> None:
     out = probe(site, CHANGARRITO_LOAD_PLUGINS="changarrito-mistral")
-    assert "conekta" not in out["payment"] and "mistral" in out["llm"]
+    assert "conekta" not in out["payments"] and "mistral" in out["llm"]

@@ -14,10 +14,10 @@ from changarrito.domain.model import Credential, PlatformDefaults, Secrets
 from changarrito.domain.resolution import configure_endpoint
 from changarrito.plugins import hookspecs
 from changarrito.plugins.catalog import RegistryCatalog
-from changarrito.plugins.kinds import PROVIDER_KINDS, provider_kind
+from changarrito.plugins.hookspecs import PROVIDER_BASES
 from changarrito.plugins.manager import load_plugins
 from changarrito.plugins.platform import platform_defaults
-from changarrito.plugins.registry import ProviderRegistry
+from changarrito.plugins.registry import ProviderRegistry, format_plugins_table
 from changarrito.testing import FakeUpstream
 from fakes.memory import MemoryAuditLog, MemoryStore
 
@@ -60,11 +60,10 @@ class NoCache:
         pass
 
 
-def test_every_integration_type_has_one_row_and_one_plugin_row() -> None:
-    assert set(KINDS) == set(IntegrationType) == set(PROVIDER_KINDS)
+def test_every_integration_type_has_one_row_and_one_base_class() -> None:
+    assert set(KINDS) == set(IntegrationType) == set(PROVIDER_BASES)
     for itype, kind in KINDS.items():
         assert kind.type is itype and kind.name == itype.value
-        assert PROVIDER_KINDS[itype].kind is kind
 
 
 def test_every_kinds_hook_is_a_hookspec() -> None:
@@ -72,10 +71,9 @@ def test_every_kinds_hook_is_a_hookspec() -> None:
     assert {k.hook for k in KINDS.values()} <= specs
 
 
-def test_a_kind_is_found_by_wire_name_or_by_the_word_the_plugins_listing_prints() -> None:
-    assert provider_kind("payments") is provider_kind("payment")
-    assert provider_kind(IntegrationType.LLM).word == "llm"
+def test_a_kind_is_found_by_its_one_name() -> None:
     assert kind_of("whatsapp").default_provider == "meta"
+    assert kind_of(IntegrationType.PAYMENTS).name == "payments"
 
 
 def test_the_configure_endpoint_names_the_provider_only_for_per_provider_kinds() -> None:
@@ -105,9 +103,15 @@ def test_a_pinned_kind_ignores_a_configured_default_and_a_setting_kind_reads_it(
 
 def test_the_registry_lists_every_kinds_providers(registry: ProviderRegistry) -> None:
     assert registry.ids(IntegrationType.WHATSAPP) == ["meta"]
-    assert registry.ids("payments") == registry.ids("payment") == ["clip", "mercadopago", "stripe"]
-    assert "openai" in registry.ids("llm")
-    assert {i.kind for i in registry.info()} == {"llm", "payment", "whatsapp"}
+    assert registry.ids(IntegrationType.PAYMENTS) == ["clip", "mercadopago", "stripe"]
+    assert "openai" in registry.ids(IntegrationType.LLM)
+    assert {i.kind for i in registry.info()} == set(IntegrationType)
+
+
+def test_the_plugins_listing_names_each_kind_by_its_one_name(registry: ProviderRegistry) -> None:
+    rows = [line.split() for line in format_plugins_table(registry).splitlines()[1:] if line]
+    kinds = {row[0]: row[1] for row in rows}
+    assert (kinds["meta"], kinds["openai"], kinds["stripe"]) == ("whatsapp", "llm", "payments")
 
 
 def test_platform_defaults_come_from_each_kinds_providers(registry: ProviderRegistry) -> None:

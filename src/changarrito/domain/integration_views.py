@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from changarrito.domain.errors import ValidationFailed
-from changarrito.domain.kinds import Kind
+from changarrito.domain.kinds import Kind, kind_of
 from changarrito.domain.model import Credential, IntegrationType, Secrets, WhatsAppNumber
 
 MASK = "…"
@@ -73,6 +73,8 @@ class KindStatus:
     own: Credential | None = None
     #: ``SINGLE`` kinds: the provider serving the tenant (its own, else the platform's).
     provider: str | None = None
+    #: Kinds with ``status_provider``: the model that provider answers with.
+    model: str | None = None
     #: ``PER_PROVIDER`` kinds: every installed provider, in status order, with the tenant's
     #: credential for it.
     providers: Mapping[str, Credential | None] = field(default_factory=dict)
@@ -80,12 +82,13 @@ class KindStatus:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """The tenant's integrations at a glance (the contract's ``status`` shape)."""
+    """The tenant's integrations at a glance (the contract's ``status`` shape): one section
+    per kind, in ``KINDS`` order, and the numbers the tenant claimed."""
 
     kinds: Mapping[IntegrationType, KindStatus]
     whatsapp_numbers: list[WhatsAppNumber] = field(default_factory=list)
-    #: The model the tenant's LLM answers with (its own, else the platform's).
-    llm_model: str | None = None
+
+    # Shorthands for callers that name a kind (tests, the CLI); the API reads ``kinds``.
 
     @property
     def whatsapp(self) -> Credential | None:
@@ -100,6 +103,10 @@ class Status:
         return self.kinds[IntegrationType.LLM].provider or ""
 
     @property
+    def llm_model(self) -> str | None:
+        return self.kinds[IntegrationType.LLM].model
+
+    @property
     def payments(self) -> dict[str, Credential | None]:
         return dict(self.kinds[IntegrationType.PAYMENTS].providers)
 
@@ -107,7 +114,7 @@ class Status:
 def view(credential: Credential) -> IntegrationView:
     secrets = credential.secrets
     return IntegrationView(
-        integration=IntegrationType(credential.integration_type),
+        integration=kind_of(credential.integration_type).type,
         provider=credential.provider,
         is_active=credential.is_active,
         is_verified=credential.is_verified,

@@ -90,7 +90,8 @@ class Integrations:
         self.audit = audit
         self.catalog = catalog
         self.platform = platform
-        self.default_llm_model = default_llm_model
+        #: The platform's model, by kind, when its credential serves (``LLM_MODEL``).
+        self.default_models = {IntegrationType.LLM: default_llm_model}
 
     # -- reading -------------------------------------------------------------------------
 
@@ -107,12 +108,7 @@ class Integrations:
         stored = await self.store.credentials_for(tenant_id)
         numbers = await self.store.numbers_for(tenant_id)
         sections = {t: self._section(tenant_id, kind, stored) for t, kind in KINDS.items()}
-        llm = sections[IntegrationType.LLM]
-        if llm.own is not None:
-            model = llm.own.config.get("model") or self.catalog.default_model(llm.own.provider)
-        else:
-            model = self.default_llm_model
-        return Status(sections, numbers, model)
+        return Status(sections, numbers)
 
     def _section(self, tenant_id: UUID, kind: Kind, stored: list[Credential]) -> KindStatus:
         if kind.shape is StatusShape.PER_PROVIDER:
@@ -126,7 +122,14 @@ class Integrations:
             )
         own = resolution.pick_tenant_credential(tenant_id, kind.type, stored)
         provider = own.provider if own else self.platform.default_provider(kind.type)
-        return KindStatus(kind, own=own, provider=provider or kind.default_provider)
+        model = self._model(kind, own) if kind.status_provider else None
+        return KindStatus(kind, own=own, provider=provider or kind.default_provider, model=model)
+
+    def _model(self, kind: Kind, own: Credential | None) -> str | None:
+        """The model the kind's serving provider answers with (``Kind.status_provider``)."""
+        if own is None:
+            return self.default_models.get(kind.type)
+        return own.config.get("model") or self.catalog.default_model(own.provider)
 
     async def get(
         self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None

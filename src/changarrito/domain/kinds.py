@@ -2,21 +2,28 @@
 
 A kind is what a tenant configures (``whatsapp``, ``llm``, ``payments``). Its row says
 
-- ``type``: its wire name, stored in ``tenant_integration_credentials.integration_type`` (the
-  migrations' check constraint is built from ``KINDS``), used in the tenant API's URLs and as
-  the key of its section in ``GET /api/v1/integrations/status``;
-- ``hook``: the plugin hook that registers its providers (``changarrito.plugins.hookspecs``;
-  the base class a provider of the kind subclasses is named in ``changarrito.plugins.kinds``);
+- ``type``: its one name (its wire name), stored in
+  ``tenant_integration_credentials.integration_type`` (the migrations' check constraint is built
+  from ``KINDS``), used in the tenant API's URLs, as the key of its section in
+  ``GET /api/v1/integrations/status`` and in the ``KIND`` column of ``changarrito plugins``;
+- ``hook``: the plugin hook that registers its providers (``changarrito.plugins.hookspecs``,
+  which also names the base class a provider of the kind subclasses: ``PROVIDER_BASES``);
 - ``shape``: its status section, ``SINGLE`` (one provider at a time: ``{"configured",
-  "usesPlatform…", ...}``) or ``PER_PROVIDER`` (``{"<provider>": {"configured", ...}}``);
+  "usesPlatform…", ...}``, served by ``PUT /api/v1/integrations/<kind>`` with a body
+  ``{"provider", "credentials", "config"}``) or ``PER_PROVIDER`` (``{"<provider>":
+  {"configured", ...}}``, served by ``PUT /api/v1/integrations/<kind>/{provider}`` with a body
+  ``{"credentials", "config"}``);
 - ``default``: which provider serves a tenant that names none (``PINNED``: always
   ``default_provider``; ``SETTING``: the platform's setting, ``default_provider`` without one;
   ``FIRST_CONFIGURED``: the first provider, by id, the platform has credentials for).
 
-Adding a kind: a member of ``IntegrationType`` and a row in ``KINDS`` here; its base class
-(``plugins/<kind>/base.py``) and its row in ``changarrito/plugins/kinds.py``; its hook in
-``plugins/hookspecs.py`` (documented in ``docs/plugins.md``); its endpoints. The registry, the
-use cases, the platform defaults and the database's check constraint follow from the rows.
+Adding a kind: a member of ``IntegrationType`` and a row in ``KINDS`` here; its hook and its
+entry in ``PROVIDER_BASES`` in ``plugins/hookspecs.py``; its base class
+(``plugins/<kind>/base.py``, and its providers); the hook in ``docs/plugins.md``. The rest
+follows from the rows: the registry and ``changarrito plugins``, the use cases, the platform
+defaults, the database's check constraint, the status (``entrypoints/http/status.py``) and the
+kind's tenant API endpoints (``entrypoints/http/kind_endpoints.py``).
+``tests/integration/test_a_new_kind.py`` adds one that way and sees it all appear.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
 
 class IntegrationType(StrEnum):
@@ -78,10 +86,22 @@ class Kind:
     #: Where the tenant API's body carries the kind's config, for field errors
     #: (WhatsApp's ids travel inside ``credentials``).
     config_field: str = "config"
+    #: ``SINGLE`` kinds: the status names the provider serving the tenant and its model
+    #: (``"provider"``, ``"model"``: the credential's ``config["model"]``, else the provider's
+    #: default; the platform's setting when the platform's credential serves).
+    status_provider: bool = False
+    #: ``SINGLE`` kinds: the status shows ``isVerified`` (``false``) before anything is
+    #: configured; otherwise only once the tenant configured the kind.
+    status_verified: bool = False
 
     @property
     def name(self) -> str:
         return self.type.value
+
+    @property
+    def title(self) -> str:
+        """``label`` capitalised, for names of things (``PaymentStatus``, ``LLMStatus``)."""
+        return self.label[:1].upper() + self.label[1:]
 
     @property
     def provider_in_path(self) -> bool:
@@ -114,6 +134,7 @@ KINDS: Mapping[IntegrationType, Kind] = {
             claims_number=True,
             platform_flag="usesPlatformNumber",
             config_field="credentials",
+            status_verified=True,
         ),
         Kind(
             type=IntegrationType.LLM,
@@ -124,6 +145,7 @@ KINDS: Mapping[IntegrationType, Kind] = {
             default_provider="openai",
             one_per_tenant=True,
             platform_flag="usesPlatformDefault",
+            status_provider=True,
         ),
         Kind(
             type=IntegrationType.PAYMENTS,
@@ -138,5 +160,6 @@ KINDS: Mapping[IntegrationType, Kind] = {
 
 
 def kind_of(itype: IntegrationType | str) -> Kind:
-    """The row of ``itype`` (a store may hand the type over as plain text)."""
-    return KINDS[IntegrationType(itype)]
+    """The row of ``itype``; a store may hand the type over as plain text, which finds the
+    same row (a kind's name equals its ``IntegrationType``, a ``StrEnum``)."""
+    return KINDS[cast(IntegrationType, itype)]

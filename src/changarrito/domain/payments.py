@@ -144,7 +144,7 @@ class Payments:
 
     async def create_link(self, tenant_id: UUID, request: PaymentLinkRequest) -> PaymentLinkRecord:
         request = validated(request)
-        installed = self.gateways.ids("payment")
+        installed = self.gateways.ids(IntegrationType.PAYMENTS)
         if request.provider is not None and request.provider not in installed:
             raise ValidationFailed(
                 f"Unknown payment provider {request.provider!r}",
@@ -226,7 +226,7 @@ class Payments:
         return await self.store.record_event(record)
 
     def _gateway(self, provider: str) -> PaymentGateway:
-        if provider not in self.gateways.ids("payment"):
+        if provider not in self.gateways.ids(IntegrationType.PAYMENTS):
             raise NotFound(f"no payment provider {provider!r} is installed")
         return self.gateways.payment(provider)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from changarrito.domain.model import (
@@ -269,7 +269,7 @@ class PaymentGateways(Protocol):
 
     def payment(self, provider_id: str) -> PaymentGateway: ...
 
-    def ids(self, kind: Literal["llm", "payment"]) -> list[str]: ...
+    def ids(self, kind: IntegrationType) -> list[str]: ...
 
 
 class PaymentStore(Protocol):

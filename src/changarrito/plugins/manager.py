@@ -2,7 +2,7 @@
 
 ``load_plugins(settings.plugins)`` is what ``changarrito plugins`` and the composition root
 call; the pieces live in ``loader`` (pluggy, entry points, allow-list), ``registry`` (ids,
-table) and ``kinds`` (the base class and hook of each kind of provider).
+table) and ``hookspecs`` (the hooks, and the base class of each kind of provider).
 """
 
 from __future__ import annotations

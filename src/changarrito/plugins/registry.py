@@ -1,8 +1,9 @@
 """The providers the loaded plugins registered, by kind and id, and the ``plugins`` table.
 
-Kinds come from ``changarrito.plugins.kinds.PROVIDER_KINDS`` (hook, base class, printed word):
-the registry has no branch per kind. A kind is named by its wire name (``payments``,
-``IntegrationType.PAYMENTS``) or by the word ``changarrito plugins`` prints (``payment``).
+Kinds come from their rows: ``changarrito.domain.kinds.KINDS`` (the hook that registers a
+kind's providers) and ``changarrito.plugins.hookspecs.PROVIDER_BASES`` (the class they
+subclass); the registry has no branch per kind. A kind is named by its ``IntegrationType``
+(``payments``), here, in the ``plugins`` table and in the start-up log alike.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import msgspec
 import structlog
 
 from changarrito.domain.errors import ConfigurationError, ValidationFailed
-from changarrito.domain.kinds import IntegrationType
+from changarrito.domain.kinds import KINDS, IntegrationType, Kind
 from changarrito.plugins.base import LLMProvider, PaymentProvider, Provider, ProviderContext
-from changarrito.plugins.kinds import PROVIDER_KINDS, ProviderKind, provider_kind
+from changarrito.plugins.hookspecs import PROVIDER_BASES
 from changarrito.plugins.loader import (
     DEFAULT_PLUGINS,
     FailedPlugin,
@@ -31,8 +32,6 @@ from changarrito.plugins.whatsapp.base import WhatsAppProvider
 
 log = structlog.get_logger(__name__)
 
-#: A kind, by wire name or printed word (see the module docstring).
-KindName = IntegrationType | str
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -41,8 +40,8 @@ class ProviderInfo:
     """What ``changarrito plugins`` shows of one provider."""
 
     id: str
-    #: The kind as ``changarrito plugins`` prints it (``llm``, ``payment``, ``whatsapp``).
-    kind: str
+    #: Its kind (``changarrito plugins`` prints its name: ``llm``, ``payments``, ``whatsapp``).
+    kind: IntegrationType
     name: str
     plugin: str
     distribution: str | None
@@ -63,11 +62,9 @@ class ProviderRegistry:
     def __init__(self, context: ProviderContext, loaded: LoadedPlugins) -> None:
         self.context = context
         self.failed: list[FailedPlugin] = loaded.failed
-        self._providers: dict[IntegrationType, dict[str, Provider]] = {
-            t: {} for t in PROVIDER_KINDS
-        }
+        self._providers: dict[IntegrationType, dict[str, Provider]] = {t: {} for t in KINDS}
         self._info: dict[tuple[IntegrationType, str], ProviderInfo] = {}
-        for kind in PROVIDER_KINDS.values():
+        for kind in KINDS.values():
             for plugin, cls in collect_registrations(loaded, kind.hook):
                 self._add(kind, plugin, loaded.origins.get(plugin), cls, loaded)
 
@@ -86,23 +83,23 @@ class ProviderRegistry:
         env = env if env is not None else context.env
         loaded = load_modules(env, builtins=builtins, extra=extra, discover=discover)
         registry = cls(context, loaded)
-        ids = {kind.word: registry.ids(t) for t, kind in PROVIDER_KINDS.items()}
+        ids = {t.value: registry.ids(t) for t in KINDS}
         log.info("plugins_loaded", **ids, failed=[f.name for f in registry.failed])
         return registry
 
     def _add(
-        self, kind: ProviderKind, plugin: str, dist: str | None, cls: Any, loaded: LoadedPlugins
+        self, kind: Kind, plugin: str, dist: str | None, cls: Any, loaded: LoadedPlugins
     ) -> None:
         problem = _check_class(kind, cls)
         if problem:
             loaded.fail(plugin, dist, TypeError(problem))
             self.failed = loaded.failed
             return
-        itype = kind.kind.type
+        itype = kind.type
         previous = self._info.get((itype, cls.id))
         if previous is not None:
             raise ConfigurationError(
-                f"{kind.word} provider id {cls.id!r} is registered twice: by plugin "
+                f"{kind.label} provider id {cls.id!r} is registered twice: by plugin "
                 f"{previous.plugin!r} ({previous.distribution or 'not installed'}) and by plugin "
                 f"{plugin!r} ({dist or 'not installed'}); uninstall one or leave it out of "
                 "CHANGARRITO_LOAD_PLUGINS"
@@ -110,7 +107,7 @@ class ProviderRegistry:
         self._providers[itype][cls.id] = cls(self.context)
         self._info[(itype, cls.id)] = ProviderInfo(
             id=cls.id,
-            kind=kind.word,
+            kind=itype,
             name=getattr(cls, "name", cls.id),
             plugin=plugin,
             distribution=dist,
@@ -135,35 +132,33 @@ class ProviderRegistry:
         assert isinstance(provider, WhatsAppProvider)
         return provider
 
-    def get(self, kind: KindName, provider_id: str) -> Provider:
+    def get(self, kind: IntegrationType, provider_id: str) -> Provider:
         """The provider of ``kind`` with that id; ``ValidationFailed`` listing the installed
         ones when there is none."""
-        pk = provider_kind(kind)
         try:
-            return self._providers[pk.kind.type][provider_id]
+            return self._providers[kind][provider_id]
         except KeyError:
             installed = ", ".join(self.ids(kind)) or "none"
             raise ValidationFailed(
-                f"Unknown {pk.word} provider {provider_id!r}; installed: {installed}"
+                f"Unknown {KINDS[kind].label} provider {provider_id!r}; installed: {installed}"
             ) from None
 
-    def ids(self, kind: KindName) -> list[str]:
-        return sorted(self._providers[provider_kind(kind).kind.type])
+    def ids(self, kind: IntegrationType) -> list[str]:
+        return sorted(self._providers[kind])
 
-    def providers(self, kind: KindName) -> list[Provider]:
-        found = self._providers[provider_kind(kind).kind.type]
+    def providers(self, kind: IntegrationType) -> list[Provider]:
+        found = self._providers[kind]
         return [found[i] for i in sorted(found)]
 
-    def info(self, kind: KindName | None = None) -> list[ProviderInfo]:
-        word = None if kind is None else provider_kind(kind).word
+    def info(self, kind: IntegrationType | None = None) -> list[ProviderInfo]:
         return sorted(
-            (i for i in self._info.values() if word is None or i.kind == word),
-            key=lambda i: (i.kind, i.id),
+            (i for i in self._info.values() if kind is None or i.kind == kind),
+            key=lambda i: (i.kind.value, i.id),
         )
 
 
-def _check_class(kind: ProviderKind, cls: Any) -> str | None:
-    base = kind.base
+def _check_class(kind: Kind, cls: Any) -> str | None:
+    base = PROVIDER_BASES[kind.type]
     if not (isinstance(cls, type) and issubclass(cls, base)):
         return f"{kind.hook} got {cls!r}, not a subclass of {base.__name__}"
     abstract = getattr(cls, "__abstractmethods__", None)
@@ -186,7 +181,7 @@ def format_plugins_table(registry: ProviderRegistry) -> str:
     rows = [
         (
             i.id,
-            i.kind,
+            i.kind.value,
             i.distribution or f"({i.plugin})",
             ", ".join(i.credential_fields) or "-",
             ", ".join(i.config_fields) or "-",

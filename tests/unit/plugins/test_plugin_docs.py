@@ -13,6 +13,7 @@ import pytest
 
 import changarrito
 import changarrito.plugin
+from changarrito.domain.kinds import IntegrationType
 from changarrito.plugins import hookspecs
 from changarrito.plugins.loader import DEFAULT_PLUGINS
 from changarrito.plugins.registry import ProviderRegistry, discover_none
@@ -117,7 +118,7 @@ def test_every_variable_a_builtin_provider_reads_is_declared() -> None:
     )
     declared = {
         var
-        for kind in ("llm", "payment")
+        for kind in (IntegrationType.LLM, IntegrationType.PAYMENTS)
         for provider_id in registry.ids(kind)
         for var in type(registry.get(kind, provider_id)).env_vars()
     }

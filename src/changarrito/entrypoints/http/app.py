@@ -29,10 +29,10 @@ def handlers_for(role: Role) -> list[Any]:
     ``whatsapp`` the Meta webhook; ``all`` both. Register new controllers here."""
     handlers: list[Any] = [health, ready, metrics]
     if role in ("all", "backend"):
-        from changarrito.entrypoints.http.integrations import IntegrationsController
+        from changarrito.entrypoints.http.integrations import integration_controllers
         from changarrito.entrypoints.http.internal import InternalController
 
-        handlers += [IntegrationsController, InternalController]
+        handlers += [*integration_controllers(), InternalController]
         from changarrito.entrypoints.http.payments import PAYMENT_HANDLERS
 
         handlers += PAYMENT_HANDLERS

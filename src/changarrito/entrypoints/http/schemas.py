@@ -3,17 +3,22 @@
 Reading never shows a secret: each secret field appears as ``{"hint": "…a1b2",
 "fingerprint": "<12 hex>"}``. On a ``PUT``, a secret field that is omitted, ``null`` or equal
 to its hint keeps the stored value.
+
+The ``PUT`` body of every kind but WhatsApp is built from its row (``update_body``); so is the
+status (``entrypoints.http.status``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from functools import cache
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 
-from changarrito.domain.integrations import IntegrationView, Status, Verification
+from changarrito.domain.integrations import IntegrationView, Verification
+from changarrito.domain.kinds import Kind
 from changarrito.entrypoints.http.problems import PROBLEM_JSON
 
 #: A secret as sent by a tenant (``null``/omitted: keep the stored one).
@@ -21,14 +26,14 @@ SecretValue = Annotated[str, msgspec.Meta(max_length=4096)]
 ProviderId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
-class _Wire(msgspec.Struct, frozen=True, rename="camel", kw_only=True):
+class Wire(msgspec.Struct, frozen=True, rename="camel", kw_only=True):
     pass
 
 
 # --- requests -------------------------------------------------------------------------------
 
 
-class WhatsAppCredentialsUpdate(_Wire, frozen=True, forbid_unknown_fields=True):
+class WhatsAppCredentialsUpdate(Wire, frozen=True, forbid_unknown_fields=True):
     """``accessToken`` is required unless one is stored already (then omit it or send its
     hint to keep it). The ids are Graph's decimal ids."""
 
@@ -39,24 +44,25 @@ class WhatsAppCredentialsUpdate(_Wire, frozen=True, forbid_unknown_fields=True):
     verify_token: SecretValue | None = None
 
 
-class WhatsAppIntegrationUpdate(_Wire, frozen=True, forbid_unknown_fields=True):
+class WhatsAppIntegrationUpdate(Wire, frozen=True, forbid_unknown_fields=True):
     credentials: WhatsAppCredentialsUpdate
     phone_number: str | None = None
     display_name: str | None = None
 
 
-class LLMIntegrationUpdate(_Wire, frozen=True, forbid_unknown_fields=True):
-    """``credentials`` and ``config`` follow the provider's schemas (``changarrito plugins``
-    lists their fields): e.g. ``{"apiKey"}`` and ``{"model", "maxTokens", "temperature",
-    "systemPrompt"}``."""
+class ChosenProviderUpdate(Wire, frozen=True, forbid_unknown_fields=True):
+    """The body of a kind served by one provider at a time (``PUT .../llm``): ``credentials``
+    and ``config`` follow the provider's schemas (``changarrito plugins`` lists their fields),
+    e.g. ``{"apiKey"}`` and ``{"model", "maxTokens", "temperature", "systemPrompt"}``."""
 
     provider: str
     credentials: dict[str, SecretValue | None] = msgspec.field(default_factory=dict)
     config: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class PaymentIntegrationUpdate(_Wire, frozen=True, forbid_unknown_fields=True):
-    """``credentials`` and ``config`` follow the provider's schemas: Stripe ``{"apiKey",
+class ProviderUpdate(Wire, frozen=True, forbid_unknown_fields=True):
+    """The body of a kind whose URL names the provider (``PUT .../payments/{provider}``):
+    ``credentials`` and ``config`` follow the provider's schemas, e.g. Stripe ``{"apiKey",
     "webhookSecret"?}``, Mercado Pago ``{"accessToken", "webhookSecret"?}``, Clip
     ``{"apiKey", "secretKey"}``."""
 
@@ -64,15 +70,26 @@ class PaymentIntegrationUpdate(_Wire, frozen=True, forbid_unknown_fields=True):
     config: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+@cache
+def update_body(kind: Kind) -> type[ChosenProviderUpdate] | type[ProviderUpdate]:
+    """The ``PUT`` body of ``kind``, by its shape, named after it (``LLMIntegrationUpdate``,
+    ``PaymentIntegrationUpdate``) so each kind has its own entry in the OpenAPI schema."""
+    base = ProviderUpdate if kind.provider_in_path else ChosenProviderUpdate
+    namespace = {"__doc__": base.__doc__}
+    name = f"{kind.title}IntegrationUpdate"
+    body = msgspec.defstruct(name, [], bases=(base,), module=__name__, namespace=namespace)
+    return cast("type[ChosenProviderUpdate] | type[ProviderUpdate]", body)
+
+
 # --- responses ------------------------------------------------------------------------------
 
 
-class SecretHint(_Wire, frozen=True):
+class SecretHint(Wire, frozen=True):
     hint: str
     fingerprint: str
 
 
-class Integration(_Wire, frozen=True):
+class Integration(Wire, frozen=True):
     """One of the tenant's own integrations."""
 
     integration: str
@@ -102,7 +119,7 @@ class Integration(_Wire, frozen=True):
         )
 
 
-class VerificationResult(_Wire, frozen=True):
+class VerificationResult(Wire, frozen=True):
     """The provider's answer. ``isVerified`` false with ``error`` when it refused (or could
     not be reached: ``retryable`` true)."""
 
@@ -124,80 +141,6 @@ class VerificationResult(_Wire, frozen=True):
             error=v.error,
             error_code=v.error_code,
             retryable=v.retryable,
-        )
-
-
-# The status: the contract's keys first, in its order; extras only once configured.
-
-
-class WhatsAppStatus(_Wire, frozen=True, omit_defaults=True):
-    configured: bool
-    uses_platform_number: bool
-    is_verified: bool
-    phone_number_id: str | None = None
-    phone_number: str | None = None
-    display_name: str | None = None
-    verified_at: datetime | None = None
-    verification_error: str | None = None
-
-
-class LLMStatus(_Wire, frozen=True, omit_defaults=True):
-    configured: bool
-    uses_platform_default: bool
-    provider: str
-    model: str | None
-    is_verified: bool | None = None
-    verified_at: datetime | None = None
-    verification_error: str | None = None
-
-
-class PaymentStatus(_Wire, frozen=True, omit_defaults=True):
-    configured: bool
-    is_verified: bool | None = None
-    verified_at: datetime | None = None
-    verification_error: str | None = None
-
-
-class IntegrationsStatus(_Wire, frozen=True):
-    whatsapp: WhatsAppStatus
-    llm: LLMStatus
-    payments: dict[str, PaymentStatus]
-
-    @classmethod
-    def of(cls, s: Status) -> IntegrationsStatus:
-        wa = s.whatsapp
-        number = s.whatsapp_numbers[0] if s.whatsapp_numbers else None
-        whatsapp = WhatsAppStatus(
-            configured=wa is not None,
-            uses_platform_number=wa is None,
-            is_verified=bool(wa and wa.is_verified),
-            phone_number_id=str(wa.config.get("phoneNumberId")) if wa else None,
-            phone_number=number.phone_number if wa and number else None,
-            display_name=number.display_name if wa and number else None,
-            verified_at=wa.verified_at if wa else None,
-            verification_error=wa.verification_error if wa else None,
-        )
-        llm = s.llm
-        return cls(
-            whatsapp=whatsapp,
-            llm=LLMStatus(
-                configured=llm is not None,
-                uses_platform_default=llm is None,
-                provider=s.llm_provider,
-                model=s.llm_model,
-                is_verified=llm.is_verified if llm else None,
-                verified_at=llm.verified_at if llm else None,
-                verification_error=llm.verification_error if llm else None,
-            ),
-            payments={
-                p: PaymentStatus(
-                    configured=c is not None,
-                    is_verified=c.is_verified if c else None,
-                    verified_at=c.verified_at if c else None,
-                    verification_error=c.verification_error if c else None,
-                )
-                for p, c in s.payments.items()
-            },
         )
 
 
