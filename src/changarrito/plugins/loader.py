@@ -24,6 +24,7 @@ import pluggy
 import structlog
 
 from changarrito.plugins import hookspecs
+from changarrito.settings import plugin_settings
 
 log = structlog.get_logger(__name__)
 
@@ -75,11 +76,10 @@ def new_plugin_manager() -> pluggy.PluginManager:
 
 
 def allow_list(env: Mapping[str, str]) -> frozenset[str] | None:
-    """The normalised names in ``CHANGARRITO_LOAD_PLUGINS``, or ``None`` when unset (all)."""
-    raw = env.get(ALLOW_LIST_ENV)
-    if raw is None:
-        return None
-    return frozenset(_normalise(n) for n in raw.split(",") if n.strip())
+    """The normalised names in ``CHANGARRITO_LOAD_PLUGINS`` (read by the settings' one
+    parser), or ``None`` when unset (all)."""
+    names = plugin_settings(env).allow_list
+    return None if names is None else frozenset(_normalise(n) for n in names)
 
 
 def _normalise(name: str) -> str:

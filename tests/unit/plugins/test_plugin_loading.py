@@ -188,8 +188,9 @@ def test_allow_list_hides_entry_points_not_named_and_keeps_builtins(plugin_dir: 
         builtins=builtins, discover=lambda: found, env={"CHANGARRITO_LOAD_PLUGINS": "Other"}
     )
     hidden = load(builtins=builtins, discover=lambda: found, env={"CHANGARRITO_LOAD_PLUGINS": "x"})
+    none = load(builtins=builtins, discover=lambda: found, env={"CHANGARRITO_LOAD_PLUGINS": " "})
     assert shown.ids("llm") == allowed.ids("llm") == ["openai", "other"]
-    assert hidden.ids("llm") == ["openai"]
+    assert hidden.ids("llm") == none.ids("llm") == ["openai"]  # built-ins always load
 
 
 def test_plugins_table_shows_id_kind_distribution_fields_and_failures() -> None:
