@@ -18,7 +18,11 @@ FOUR_DECIMAL = frozenset(["CLF", "UYW"])
 
 
 def minor_unit_decimals(currency: str) -> int:
-    """Decimals of the currency's minor unit: JPY 0, MXN 2, KWD 3 (two when not listed)."""
+    """Decimals of the currency's minor unit: JPY 0, MXN 2, KWD 3 (two when not listed).
+
+    Not a validity check: ``"XYZ"`` gets 2. A payment provider refuses the currencies its
+    gateway does not take itself (``ValidationFailed``).
+    """
     code = currency.upper()
     if code in ZERO_DECIMAL:
         return 0

@@ -21,8 +21,8 @@ from changarrito.domain.model import Source, utcnow
 class PaymentStatus(StrEnum):
     """Where a payment stands, in the words every provider's own statuses map to.
 
-    A link starts ``pending``; an event moves it forward only (see ``payments.next_status``):
-    ``failed`` and ``expired`` may still become ``paid`` (a buyer retries a declined card),
+    A link starts ``pending``; the host moves it forward only, whatever order events arrive
+    in: ``failed`` and ``expired`` may still become ``paid`` (a buyer retries a declined card),
     ``paid`` may become ``refunded``, never the reverse. ``unknown`` is for an event that says
     nothing about the payment (a partial refund, a customer update): it is stored and changes
     no link.

@@ -47,9 +47,11 @@ __all__ = [
 
 
 class LLMProvider(Provider):
-    """An LLM chat API. Subclasses set ``id``, ``name``, ``credentials_schema``,
-    ``default_model`` and implement ``chat`` and ``verify``; most OpenAI-compatible vendors
-    only subclass ``changarrito.plugin.OpenAICompatibleProvider``."""
+    """An LLM chat API. Subclasses set ``id``, ``name``, ``credentials_schema`` (required:
+    there is no default), ``default_model`` and implement ``chat`` and ``verify``; a vendor
+    that speaks OpenAI's Chat Completions format subclasses
+    ``changarrito.plugin.OpenAICompatibleProvider`` instead. Mind the argument order:
+    ``chat(messages, config, credentials)`` but ``verify(credentials, config)``."""
 
     config_schema: ClassVar[type[msgspec.Struct]] = LLMConfig
     #: Model used when neither the tenant nor ``LLM_MODEL`` names one.
@@ -60,6 +62,12 @@ class LLMProvider(Provider):
         """Sends ``messages`` (the system prompt is in ``config``) and returns the reply."""
 
     def model_for(self, config: Any) -> str:
+        """The model to ask for: ``config.model`` when set, else ``default_model``.
+
+        ``config.model`` is the tenant's choice on a tenant's credential; on the platform's
+        credential of the ``LLM_PROVIDER`` provider (only that one) the host sets it to
+        ``LLM_MODEL``.
+        """
         return getattr(config, "model", None) or self.default_model
 
     @staticmethod

@@ -50,6 +50,9 @@ class ProviderContext(msgspec.Struct, frozen=True):
 class Credentials(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
     """Base for credential schemas: every field is secret, and no ``repr`` shows a value.
 
+    Fields are snake_case in Python and camelCase on the wire; unknown fields are refused.
+    Subclasses inherit ``frozen`` (writing ``frozen=True`` again is optional).
+
     Put the endpoint a key is meant for (``baseUrl``, ``endpoint``) in the *same* schema as the
     key, never in the config: a key and its endpoint then always come from one source, so a
     tenant's endpoint can never be paired with the platform's key.
@@ -73,8 +76,9 @@ class Credentials(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fi
 
 
 class Config(msgspec.Struct, frozen=True, rename="camel"):
-    """Base for non-secret configuration schemas (camelCase on the wire). A field that fails
-    validation is reported by name (``config.successUrl``) in a 422."""
+    """Base for non-secret configuration schemas (camelCase on the wire; subclasses inherit
+    ``frozen``). A field that fails validation is reported by name (``config.successUrl``) in
+    a 422."""
 
 
 def secret_values(credentials: Any) -> list[str]:
@@ -93,7 +97,8 @@ def secret_values(credentials: Any) -> list[str]:
 class Provider(ABC):
     """Shared behaviour of every provider: schemas, declared environment, the upstream call."""
 
-    #: Stable id used in the API and the database (``openai``, ``stripe``...).
+    #: Stable id used in the API and the database (``openai``, ``stripe``...): lower-case
+    #: letters, digits and dashes (the loader checks ``^[a-z0-9][a-z0-9-]{0,62}$``).
     id: ClassVar[str]
     #: Human name.
     name: ClassVar[str]
@@ -101,9 +106,11 @@ class Provider(ABC):
     credentials_schema: ClassVar[type[msgspec.Struct]]
     #: msgspec Struct describing the non-secret configuration.
     config_schema: ClassVar[type[msgspec.Struct]]
-    #: Environment variables holding the platform's credentials, by credential field.
+    #: Environment variables holding the platform's credentials, by credential field
+    #: (camelCase); each value an environment variable name (``^[A-Z][A-Z0-9_]*$``).
     platform_env: ClassVar[Mapping[str, str]] = {}
-    #: Environment variable overriding ``default_base_url`` (fakes, proxies, self-hosters).
+    #: Environment variable overriding ``default_base_url`` (fakes, proxies, self-hosters);
+    #: ``None``: no override.
     base_url_env: ClassVar[str | None] = None
     #: Where the provider's API lives unless ``base_url_env`` says otherwise.
     default_base_url: ClassVar[str] = ""
@@ -115,15 +122,23 @@ class Provider(ABC):
 
     @classmethod
     def parse_credentials(cls, data: Mapping[str, Any]) -> Any:
+        """``data`` (camelCase) as a ``credentials_schema`` instance, or ``ValidationFailed``
+        naming the field (``credentials: Object missing required field `apiKey```); the host
+        turns that message into the 422's ``errors[].field``."""
         return _convert(cls.credentials_schema, data, "credentials")
 
     @classmethod
     def parse_config(cls, data: Mapping[str, Any]) -> Any:
+        """``data`` (camelCase) as a ``config_schema`` instance, or ``ValidationFailed``
+        naming the field (``... - at `config.maxTokens```)."""
         return _convert(cls.config_schema, data, "config")
 
     @classmethod
     def platform_credentials(cls, env: Mapping[str, str]) -> dict[str, str] | None:
-        """The platform's credentials from ``env``, or ``None`` when a required one is unset."""
+        """The platform's credentials from ``env``: the ``platform_env`` fields whose variable
+        is set and non-empty (values used as they are, not trimmed), or ``None`` when
+        ``platform_env`` is empty or a required field of ``credentials_schema`` (one without a
+        default) has no value."""
         values = {field: env.get(var, "") for field, var in cls.platform_env.items()}
         required = _required_fields(cls.credentials_schema)
         if not cls.platform_env or any(not values.get(f) for f in required):
@@ -164,7 +179,8 @@ class Provider(ABC):
     def error_details(self, payload: Any) -> tuple[str | None, str | None, bool]:
         """(message, provider code, is-quota) from an error body (``None`` when it had no
         JSON); override per wire format. The default reads ``{"error": {"message", "code" or
-        "type"}}`` (OpenAI, Stripe) and ``{"error": "text"}``."""
+        "type"}}`` (OpenAI, Stripe) and ``{"error": "text"}``, and never says quota (so only
+        HTTP 402 is a quota error unless an override returns ``True``)."""
         error = payload.get("error") if isinstance(payload, dict) else None
         if isinstance(error, dict):
             code = error.get("code") or error.get("type")

@@ -75,7 +75,8 @@ class PaymentKit:
         raise NotImplementedError("build a forged notification")
 
     def error_response(self, status: int, message: str) -> httpx.Response:
-        """An error answer carrying ``message`` where the provider puts its message."""
+        """An error answer carrying ``message`` where the provider puts its message (unlike
+        the LLM kit's, it takes no ``headers``)."""
         body = {"error": {"message": message, "type": "error"}, "message": message}
         return json_response(status, body)
 

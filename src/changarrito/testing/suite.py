@@ -2,7 +2,9 @@
 
 Subclass it in your plugin's tests (the class name must start with ``Test``), set
 ``provider_class``, ``plugin`` and ``credentials`` and, when your wire format is not OpenAI's,
-override the ``*_response`` methods::
+override ``ok_response(text)``, ``error_response(status, message, headers=None)`` (pass
+``headers`` through: it carries ``retry-after``), ``quota_response()`` (``None``: no quota
+error, the test is skipped) and ``verify_response()``::
 
     class TestMistralConformance(LLMProviderConformance):
         provider_class = MistralProvider
@@ -56,6 +58,7 @@ class LLMProviderConformance:
     # Wire format: override for non-OpenAI providers ------------------------------------------
 
     def ok_response(self, text: str) -> httpx.Response:
+        """A successful chat answer whose reply is ``text`` (usage above zero)."""
         return json_response(
             200,
             {
@@ -70,6 +73,8 @@ class LLMProviderConformance:
     def error_response(
         self, status: int, message: str, headers: dict[str, str] | None = None
     ) -> httpx.Response:
+        """An error answer carrying ``message``; an override must send ``headers`` (the
+        rate-limit test passes ``retry-after`` in them)."""
         body = {"error": {"message": message, "type": "error", "code": None}}
         return json_response(status, body, headers)
 
@@ -81,6 +86,7 @@ class LLMProviderConformance:
         )
 
     def verify_response(self) -> httpx.Response:
+        """The answer to ``verify``'s call when the credentials are good."""
         return json_response(200, {"data": []})
 
     # Helpers --------------------------------------------------------------------------------

@@ -29,9 +29,13 @@ def text_response(
 
 
 class FakeUpstream:
-    """Answers requests in order from ``answers`` (the last one repeats) and records them.
+    """Answers requests in order from ``answers`` (the last one repeats; none: ``200 {}``)
+    and records them.
 
-    ``upstream.context(env)`` is a ``ProviderContext`` whose every client goes through it.
+    Each answer is an ``httpx.Response``, a callable ``(request) -> Response`` or an exception
+    class to raise. ``.requests`` holds every request, ``.last`` the latest and
+    ``.last_json()`` its body as JSON; ``upstream.context(env)`` is a ``ProviderContext``
+    whose every client goes through it.
     """
 
     def __init__(self, *answers: Answer) -> None:

@@ -63,6 +63,13 @@ def is_quota_code(code: str | None) -> bool:
 
 
 class OpenAICompatibleProvider(LLMProvider):
+    """A vendor that speaks OpenAI's Chat Completions format: set ``id``, ``name``,
+    ``default_model``, ``default_base_url``, ``base_url_env`` and ``platform_env``, and
+    override ``endpoint``, ``auth_headers``, ``body`` or ``verify_path`` only where the vendor
+    differs. ``chat`` and ``verify`` are implemented; the credentials are ``apiKey`` and an
+    optional ``baseUrl`` (the tenant's own endpoint); ``error_details`` also recognises
+    OpenAI's out-of-quota codes."""
+
     credentials_schema: ClassVar[type[msgspec.Struct]] = OpenAICredentials
     #: Body field carrying the output cap (OpenAI prefers ``max_completion_tokens``).
     max_tokens_field: ClassVar[str] = "max_tokens"
