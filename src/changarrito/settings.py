@@ -153,7 +153,8 @@ class WhatsAppSettings:
 @dataclass(frozen=True, slots=True)
 class LLMSettings:
     provider: str = "openai"  # LLM_PROVIDER
-    model: str = "gpt-4o-mini"  # LLM_MODEL
+    #: ``LLM_MODEL``; unset: the provider's own default model (``gpt-4o-mini`` for openai).
+    model: str | None = None
     #: ``CHANGARRITO_LLM_PLATFORM_FALLBACK``: answer with the platform's key when a tenant's
     #: fails for good.
     platform_fallback: bool = False
@@ -274,7 +275,7 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
         ),
         llm=LLMSettings(
             provider=r.string("LLM_PROVIDER", "openai"),
-            model=r.string("LLM_MODEL", "gpt-4o-mini"),
+            model=r.text("LLM_MODEL"),
             platform_fallback=r.boolean("CHANGARRITO_LLM_PLATFORM_FALLBACK", False),
         ),
         workers=WorkerSettings(

@@ -47,3 +47,16 @@ def test_the_service_names_each_of_its_parts() -> None:
     fields = set(Service.__dataclass_fields__)
     for part in ("integrations", "payments", "authenticator", "webhook", "pipeline", "graph"):
         assert part in fields
+
+
+async def test_the_status_names_the_platform_providers_own_model_when_llm_model_is_unset() -> None:
+    storage = memory_storage()
+    settings = Settings.from_env({**ENV, "LLM_PROVIDER": "anthropic"})
+    service = build_service(settings, storage)
+    try:
+        tenant = await storage.store.create_tenant("Tienda")
+        status = await service.integrations.status(tenant.id)
+        assert status.llm_provider == "anthropic"
+        assert status.llm_model == service.registry.llm("anthropic").default_model
+    finally:
+        await service.aclose()

@@ -83,14 +83,15 @@ class Integrations:
         catalog: ProviderCatalog,
         platform: PlatformDefaults,
         *,
-        default_llm_model: str,
+        default_llm_model: str | None,
     ) -> None:
         self.store = store
         self.cache = cache
         self.audit = audit
         self.catalog = catalog
         self.platform = platform
-        #: The platform's model, by kind, when its credential serves (``LLM_MODEL``).
+        #: The platform's model, by kind, when its credential serves (``LLM_MODEL``; unset:
+        #: the default provider's own default model).
         self.default_models = {IntegrationType.LLM: default_llm_model}
 
     # -- reading -------------------------------------------------------------------------
@@ -128,7 +129,9 @@ class Integrations:
     def _model(self, kind: Kind, own: Credential | None) -> str | None:
         """The model the kind's serving provider answers with (``Kind.status_provider``)."""
         if own is None:
-            return self.default_models.get(kind.type)
+            provider = self.platform.default_provider(kind.type) or kind.default_provider
+            chosen = self.default_models.get(kind.type)
+            return chosen or (self.catalog.default_model(provider) if provider else None)
         return own.config.get("model") or self.catalog.default_model(own.provider)
 
     async def get(

@@ -28,13 +28,14 @@ def platform_defaults(
     registry: ProviderRegistry,
     *,
     llm_provider: str,
-    llm_model: str,
+    llm_model: str | None,
 ) -> PlatformDefaults:
     """The platform's fallbacks (see the module docstring). ``llm_provider``/``llm_model`` are
-    the ``LLM_PROVIDER``/``LLM_MODEL`` settings."""
+    the ``LLM_PROVIDER``/``LLM_MODEL`` settings; with no ``LLM_MODEL`` the provider answers
+    with its own ``default_model``."""
     #: Kinds whose default provider is a setting, and what the chosen one is configured with.
     chosen: dict[IntegrationType, tuple[str, dict[str, Any]]] = {
-        IntegrationType.LLM: (llm_provider, {"model": llm_model}),
+        IntegrationType.LLM: (llm_provider, {"model": llm_model} if llm_model else {}),
     }
     credentials: dict[tuple[IntegrationType, str], PlatformCredential] = {}
     hints: dict[tuple[IntegrationType, str], str] = {}
