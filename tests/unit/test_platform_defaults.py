@@ -42,3 +42,10 @@ def test_llm_model_configures_only_the_llm_provider_it_goes_with() -> None:
     openai, anthropic = found.credential(LLM, "openai"), found.credential(LLM, "anthropic")
     assert openai is not None and openai.config["model"] == "gpt-4.1-mini"
     assert anthropic is not None and "model" not in anthropic.config
+
+
+def test_a_platform_key_of_only_blanks_is_no_platform_key() -> None:
+    found = defaults({"OPENAI_API_KEY": "   ", "ANTHROPIC_API_KEY": " sk-ant-platform-0000 "})
+    assert found.credential(LLM, "openai") is None
+    anthropic = found.credential(LLM, "anthropic")
+    assert anthropic is not None and anthropic.secrets["apiKey"] == "sk-ant-platform-0000"

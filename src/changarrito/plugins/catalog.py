@@ -56,7 +56,7 @@ def _parse(
             message = message.replace(f"`{said}", f"`{where}")
             message = f"{where}: " + message.removeprefix(f"{said}: ")
         raise ValidationFailed(
-            f"The {where} are not valid for this provider.",
+            f"The {where} {'are' if where == 'credentials' else 'is'} not valid for this provider.",
             errors=[field_error(message, where)],
         ) from None
 

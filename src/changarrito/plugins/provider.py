@@ -136,10 +136,10 @@ class Provider(ABC):
     @classmethod
     def platform_credentials(cls, env: Mapping[str, str]) -> dict[str, str] | None:
         """The platform's credentials from ``env``: the ``platform_env`` fields whose variable
-        is set and non-empty (values used as they are, not trimmed), or ``None`` when
-        ``platform_env`` is empty or a required field of ``credentials_schema`` (one without a
-        default) has no value."""
-        values = {field: env.get(var, "") for field, var in cls.platform_env.items()}
+        is set to something other than blanks (surrounding blanks trimmed, as the service's
+        own settings are), or ``None`` when ``platform_env`` is empty or a required field of
+        ``credentials_schema`` (one without a default) has no value."""
+        values = {field: env.get(var, "").strip() for field, var in cls.platform_env.items()}
         required = _required_fields(cls.credentials_schema)
         if not cls.platform_env or any(not values.get(f) for f in required):
             return None
