@@ -12,6 +12,10 @@ for every kind: what differs by kind is its row in ``changarrito.domain.kinds``.
   body's ``provider`` field otherwise.
 - Every write invalidates this process's cache (others hear of it through the store's change
   notifications) and appends an ``AuditEntry`` (never a secret).
+
+A little past the house's 300-line bound on purpose: one use-case class whose five operations
+share the rules above; its views (``integration_views``), errors (``integration_errors``) and
+catalog port (``catalog``) already live beside it.
 """
 
 from __future__ import annotations
