@@ -33,6 +33,7 @@ from changarrito.domain.ports import (
     Resolver,
 )
 from changarrito.domain.services import CredentialResolver
+from changarrito.domain.tenants import Tenants
 from changarrito.plugins.catalog import RegistryCatalog
 from changarrito.plugins.manager import ProviderRegistry, load_plugins
 from changarrito.plugins.platform import platform_defaults
@@ -58,6 +59,7 @@ class Service:
     cache: TTLResolutionCache
     resolver: Resolver
     metrics: Metrics
+    tenants: Tenants
     integrations: Integrations
     payments: Payments
     authenticator: TenantAuthenticator
@@ -160,6 +162,7 @@ def build_service(
         cache=cache,
         resolver=resolver,
         metrics=metrics,
+        tenants=Tenants(storage.store, storage.audit),
         integrations=Integrations(
             storage.store,
             resolver,

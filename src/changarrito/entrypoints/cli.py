@@ -16,11 +16,14 @@ from uuid import UUID
 from changarrito import __version__
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.bootstrap import Service, bootstrap, prepare_database
-from changarrito.domain.errors import ChangarritoError, ConfigurationError, ValidationFailed
+from changarrito.domain.errors import ChangarritoError, ConfigurationError
+from changarrito.domain.integration_views import Actor
 from changarrito.domain.ports import Cipher
 from changarrito.settings import DEFAULT_HOST, DEFAULT_PORT, Settings
 
 EXIT_ERROR = 1
+#: Who the audit log says made a change from the command line.
+CLI = Actor(subject="cli")
 EXIT_USAGE = 2
 
 
@@ -154,29 +157,26 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_tenants(settings: Settings, args: argparse.Namespace) -> int:
     async def work(service: Service) -> int:
-        store = service.storage.store
+        tenants = service.tenants
         if args.action == "create":
-            name = args.name.strip()
-            if not name:
-                raise ValidationFailed("--name must not be empty")
-            tenant = await store.create_tenant(name)
+            tenant = await tenants.create(args.name, CLI)
             if args.json:
                 print(json.dumps({"id": str(tenant.id), "name": tenant.name}))
             else:
                 print(tenant.id)
         elif args.action == "list":
-            tenants = await store.list_tenants()
+            found = await tenants.list()
             if args.json:
                 rows = [
                     {"id": str(t.id), "name": t.name, "createdAt": t.created_at.isoformat()}
-                    for t in tenants
+                    for t in found
                 ]
                 print(json.dumps(rows))
             else:
-                for t in tenants:
+                for t in found:
                     print(f"{t.id}  {t.created_at:%Y-%m-%d %H:%M}  {t.name}")
         else:
-            await store.delete_tenant(args.tenant_id)
+            await tenants.delete(args.tenant_id, CLI)
             print(f"deleted {args.tenant_id}")
         return 0
 
@@ -193,7 +193,7 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
     ttl = parse_duration(args.ttl)
 
     async def work(service: Service) -> int:
-        await service.storage.store.get_tenant(args.tenant)  # unknown tenant: a clear error
+        await service.tenants.get(args.tenant)  # unknown tenant: a clear error
         token = issue_token(
             secret, args.tenant, ttl, issuer=auth.jwt_issuer, audience=auth.jwt_audience
         )

@@ -20,7 +20,8 @@ from changarrito.adapters.internal_api import (
     TenantCreated,
     TenantRoute,
 )
-from changarrito.domain.model import AuditEntry, IntegrationType, Resolved, Source
+from changarrito.domain.integration_views import Actor
+from changarrito.domain.model import IntegrationType, Resolved, Source
 from changarrito.entrypoints.http.auth import INTERNAL, require_internal_key
 from changarrito.entrypoints.http.schemas import problem_responses
 
@@ -104,17 +105,11 @@ class InternalController(Controller):
     async def create_tenant(
         self, request: Request[Any, Any, Any], data: JSONBody[TenantCreate]
     ) -> TenantCreated:
-        storage = request.app.state.service.storage
-        tenant = await storage.store.create_tenant(data.name)
         client = request.client
-        await storage.audit.record(
-            AuditEntry(
-                tenant_id=tenant.id,
-                actor="internal-api",
-                integration="tenant",
-                action="create",
-                client_ip=client.host if client else None,
-                user_agent=request.headers.get("user-agent"),
-            )
+        actor = Actor(
+            subject="internal-api",
+            client_ip=client.host if client else None,
+            user_agent=request.headers.get("user-agent"),
         )
+        tenant = await request.app.state.service.tenants.create(data.name, actor)
         return TenantCreated(id=tenant.id, name=tenant.name)
