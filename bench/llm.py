@@ -65,7 +65,7 @@ async def build_calls(base_url: str) -> tuple[dict[str, Call], Callable[[], Awai
 
     from changarrito.adapters.http import DEFAULT_LIMITS, DEFAULT_TIMEOUT, HttpClients
     from changarrito.adapters.logs import configure_logging
-    from changarrito.domain.llm import ChatMessage
+    from changarrito.domain.chat import ChatMessage
     from changarrito.plugins.manager import load_plugins
 
     # Logging as the service configures it (CHANGARRITO_LOG_LEVEL, default INFO).

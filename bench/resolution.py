@@ -255,7 +255,8 @@ async def run(args: argparse.Namespace, url: str, where: str) -> dict[str, Any]:
     try:
         seeded = 0
         for n in sizes:
-            say(f"seeding tenants {seeded:,}..{n:,} (encrypted with {service.storage.cipher.name}) ...")
+            cipher = service.storage.cipher.name
+            say(f"seeding tenants {seeded:,}..{n:,} (encrypted with {cipher}) ...")
             seconds = await seed(service, seeded, n)
             say(f"  seeded {n - seeded:,} tenants in {seconds:.1f} s")
             seeded = n

@@ -9,6 +9,7 @@ nothing else of Changarrito's (``changarrito.testing`` is for its tests).
 from __future__ import annotations
 
 from changarrito import hookimpl
+from changarrito.domain.chat import ChatMessage, LLMConfig, Reply, Usage
 from changarrito.domain.errors import (
     FinalProviderError,
     InvalidSignature,
@@ -22,7 +23,6 @@ from changarrito.domain.errors import (
     RetryableProviderError,
     ValidationFailed,
 )
-from changarrito.domain.llm import ChatMessage, LLMConfig, Reply, Usage
 from changarrito.domain.money import minor_unit_decimals
 from changarrito.domain.payment_model import PaymentStatus
 from changarrito.plugins.base import (

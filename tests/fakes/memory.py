@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from changarrito.domain.changes import Change
+from changarrito.domain.chat import ChatMessage
 from changarrito.domain.errors import (
     ChangarritoError,
     Conflict,
@@ -43,7 +44,6 @@ from changarrito.domain.errors import (
     ValidationFailed,
 )
 from changarrito.domain.kinds import kind_of
-from changarrito.domain.llm import ChatMessage
 from changarrito.domain.model import (
     AuditEntry,
     Credential,

@@ -28,6 +28,7 @@ from changarrito.adapters.postgres.payments import PostgresPaymentStore
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.store import PostgresStore
 from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
+from changarrito.domain.chat import ChatMessage
 from changarrito.domain.errors import (
     ChangarritoError,
     Conflict,
@@ -36,7 +37,6 @@ from changarrito.domain.errors import (
     TenantNotFound,
     ValidationFailed,
 )
-from changarrito.domain.llm import ChatMessage
 from changarrito.domain.model import (
     AuditEntry,
     Credential,
@@ -46,11 +46,11 @@ from changarrito.domain.model import (
     WhatsAppNumber,
 )
 from changarrito.domain.payments import PaymentEventRecord, PaymentLinkRecord
-from changarrito.domain.pipeline import MessageLog
 from changarrito.domain.ports import (
     AuditLog,
     CredentialStore,
     IntakeStore,
+    MessageLog,
     PaymentStore,
     SchemaState,
     TenantStore,

@@ -21,8 +21,8 @@ from changarrito.adapters.postgres.message_log import PostgresMessageLog
 from changarrito.adapters.postgres.migrate import migrate
 from changarrito.adapters.postgres.pool import Pool, open_pool
 from changarrito.adapters.postgres.queue import MessageQueue
+from changarrito.domain.chat import ChatMessage
 from changarrito.domain.errors import Conflict, NotFound
-from changarrito.domain.llm import ChatMessage
 
 PNID = "106540352242922"
 NOW = datetime.now(UTC)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from changarrito.domain.assistant import DEFAULT_FALLBACK_TEXT, Assistant
 from changarrito.domain.backoff import backoff_delay
+from changarrito.domain.chat import ChatMessage, Reply, Usage
 from changarrito.domain.errors import (
     NotConfigured,
     ProviderAuthError,
@@ -25,7 +26,6 @@ from changarrito.domain.errors import (
     RetryableProviderError,
     UnknownPhoneNumber,
 )
-from changarrito.domain.llm import ChatMessage, Reply, Usage
 from changarrito.domain.model import (
     IntegrationType,
     PlatformCredential,

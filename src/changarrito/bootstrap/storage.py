@@ -25,11 +25,11 @@ from changarrito.adapters.postgres.store import PostgresStore
 from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
 from changarrito.bootstrap.database import Database
 from changarrito.domain.changes import Change
-from changarrito.domain.pipeline import MessageLog
 from changarrito.domain.ports import (
     AuditLog,
     Cipher,
     IntakeStore,
+    MessageLog,
     PaymentStore,
     SchemaState,
     Store,

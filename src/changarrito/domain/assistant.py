@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from changarrito.domain import resolution
+from changarrito.domain.chat import ChatMessage, Reply
 from changarrito.domain.errors import ChangarritoError
-from changarrito.domain.llm import ChatMessage, CredentialSource, ProviderLookup, Reply, Responder
+from changarrito.domain.llm import Responder
 from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved
-from changarrito.domain.ports import MetricsRecorder
+from changarrito.domain.ports import CredentialSource, MetricsRecorder, ProviderLookup
 
 DEFAULT_FALLBACK_TEXT = (
     "¡Gracias por tu mensaje! En este momento no puedo responder; te contestaremos pronto. "

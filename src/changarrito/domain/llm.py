@@ -1,8 +1,8 @@
 """LLM replies with per-tenant credentials and an optional platform fallback.
 
-Pure: the wire shapes of a chat (``ChatMessage``, ``Usage``, ``Reply``, ``LLMConfig``), the port
-through which providers are found (``ProviderLookup``, no plugin machinery here) and the use
-case ``Responder``.
+Pure: the use case ``Responder``. The shapes of a chat (``ChatMessage``, ``Reply``...) are in
+``chat.py``; the ports it calls (``CredentialSource``, ``ProviderLookup``, ``ChatBackend``, no
+plugin machinery here) in ``ports.py``.
 
 Order, for one tenant (see ``Responder.reply``):
 
@@ -20,82 +20,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from changarrito.domain import resolution
+from changarrito.domain.chat import ChatMessage, Reply
 from changarrito.domain.errors import NotConfigured, ProviderAuthError, ProviderQuotaExceeded
-from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved, Source
-from changarrito.domain.ports import MetricsRecorder
+from changarrito.domain.model import IntegrationType, Resolved, Source
+from changarrito.domain.ports import CredentialSource, MetricsRecorder, ProviderLookup
 
 #: Tenant settings that survive a fallback to the platform: how to answer, not whom to call.
 PORTABLE_CONFIG = ("systemPrompt", "maxTokens", "temperature", "fallbackText")
-
-
-class ChatMessage(msgspec.Struct, frozen=True):
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class Usage(msgspec.Struct, frozen=True):
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-
-class Reply(msgspec.Struct, frozen=True):
-    """One LLM answer. ``source`` (tenant/platform) is filled in by the caller that resolved
-    the credential, for billing and support."""
-
-    text: str
-    model: str
-    usage: Usage
-    latency_ms: float
-    provider: str
-    source: str | None = None
-
-
-class LLMConfig(msgspec.Struct, frozen=True, rename="camel"):
-    """Non-secret LLM settings common to every provider."""
-
-    model: str | None = None
-    max_tokens: int | None = None
-    temperature: float | None = None
-    system_prompt: str | None = None
-    fallback_text: str | None = None
-
-
-class ChatBackend(Protocol):
-    """What the use case needs of an LLM provider (``LLMProvider`` satisfies it)."""
-
-    def parse_credentials(self, data: Mapping[str, Any]) -> Any: ...
-
-    def parse_config(self, data: Mapping[str, Any]) -> Any: ...
-
-    async def chat(
-        self, messages: Sequence[ChatMessage], config: Any, credentials: Any
-    ) -> Reply: ...
-
-
-class ProviderLookup(Protocol):
-    def llm(self, provider_id: str) -> ChatBackend:
-        """The provider registered under ``provider_id``; ``ValidationFailed`` otherwise."""
-        ...
-
-
-class CredentialSource(Protocol):
-    """The part of ``CredentialResolver`` the use case needs."""
-
-    platform: PlatformDefaults
-
-    async def resolve(
-        self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
-    ) -> Resolved: ...
 
 
 class Responder:

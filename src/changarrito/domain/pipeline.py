@@ -1,7 +1,8 @@
 """Answering one inbound WhatsApp message: the use case the message workers run.
 
-Pure: the ports are the protocols below (the Postgres message log, the Graph client, the
-credential resolver, the LLM ``Assistant`` of ``domain/assistant.py``). For a claimed message
+Pure: its ports are in ``ports.py`` (``MessageLog``: the Postgres message log;
+``WhatsAppSender``: the Graph client; ``Senders``, ``Verifications``: the credential resolver and
+store; ``Replier``: the LLM ``Assistant`` of ``domain/assistant.py``). For a claimed message
 (a ``QueuedMessage``), ``Pipeline.handle``:
 
 1. ignores what has nothing to answer (reactions, system notices, statuses) and numbers that
@@ -24,12 +25,11 @@ tenant's ``fallbackText`` (or the platform's) is sent instead of silence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Literal, Protocol
-from uuid import UUID
+from datetime import timedelta
+from typing import Literal
 
+from changarrito.domain.chat import ChatMessage
 from changarrito.domain.errors import (
     ChangarritoError,
     FinalProviderError,
@@ -41,9 +41,9 @@ from changarrito.domain.errors import (
     StorageError,
     UnknownPhoneNumber,
 )
-from changarrito.domain.llm import ChatMessage, Reply
 from changarrito.domain.model import IntegrationType, Resolved, Source
-from changarrito.domain.queued import OutboundPart, QueuedMessage
+from changarrito.domain.ports import MessageLog, Replier, Senders, Verifications, WhatsAppSender
+from changarrito.domain.queued import QueuedMessage
 from changarrito.domain.text import MAX_TEXT_CHARS, split_text
 
 #: The customer service window: free-form replies are allowed this long after their message.
@@ -66,57 +66,6 @@ class Outcome:
     #: Parts that may already have reached the customer before a crash and were sent again.
     resent: int = 0
     notes: tuple[str, ...] = field(default=())
-
-
-class Senders(Protocol):
-    async def sender(self, phone_number_id: str) -> Resolved: ...
-
-
-class Verifications(Protocol):
-    async def set_verified(
-        self,
-        tenant_id: UUID,
-        integration_type: IntegrationType,
-        provider: str,
-        verified: bool,
-        error: str | None = None,
-    ) -> None: ...
-
-
-class WhatsAppSender(Protocol):
-    async def send_text(
-        self, phone_number_id: str, token: str, to: str, body: str, reply_to_wamid: str | None
-    ) -> list[str]: ...
-
-    async def mark_read(
-        self, phone_number_id: str, token: str, wamid: str, *, typing: bool = False
-    ) -> None: ...
-
-
-class MessageLog(Protocol):
-    async def history(
-        self, message: QueuedMessage, *, since: datetime, limit: int
-    ) -> list[ChatMessage]:
-        """Earlier messages of the conversation, oldest first, without ``message`` itself."""
-        ...
-
-    async def planned(self, message: QueuedMessage) -> list[OutboundPart]: ...
-
-    async def plan(
-        self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
-    ) -> list[OutboundPart]:
-        """Records the reply's parts once; returns the recorded ones (a concurrent plan wins)."""
-        ...
-
-    async def sending(self, part: OutboundPart) -> None: ...
-
-    async def sent(self, part: OutboundPart, wamid: str) -> None: ...
-
-
-class Replier(Protocol):
-    async def reply(self, tenant_id: UUID | None, messages: Sequence[ChatMessage]) -> Reply: ...
-
-    async def fallback_text(self, tenant_id: UUID | None) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,19 +2,21 @@
 
 Adapters implement these without inheriting from them; tests pass fakes the same way. They
 are kept in one module on purpose (``docs/architecture.md``), so one file lists everything
-the domain asks of the world; that makes it longer than the house's 250-line aim. The
-pipeline's own narrow ports (``MessageLog``, ``WhatsAppSender``...) stay beside it in
-``pipeline.py``: they speak of chat messages and replies, and living here they would make
-``ports`` and ``llm`` import each other.
+the domain asks of the world, grouped under section comments by who asks; that makes it
+longer than the house's 250-line aim. The records they speak of live in small pure modules
+they import (``model``, ``chat``, ``queued``, ``payment_model``, ``whatsapp``), none of which
+imports this one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
+from changarrito.domain.chat import ChatMessage, Reply
 from changarrito.domain.model import (
     AuditEntry,
     Credential,
@@ -22,9 +24,11 @@ from changarrito.domain.model import (
     PlatformDefaults,
     Resolved,
     Route,
+    Secrets,
     Tenant,
     WhatsAppNumber,
 )
+from changarrito.domain.queued import OutboundPart, QueuedMessage
 
 if TYPE_CHECKING:
     from changarrito.domain.payment_model import (
@@ -192,7 +196,77 @@ class Resolver(Protocol):
     def invalidate_number(self, phone_number_id: str) -> None: ...
 
 
-# --- payments -------------------------------------------------------------------------------
+class Invalidator(Protocol):
+    """What ``Integrations`` forgets after a write (the ``Resolver`` satisfies it)."""
+
+    def invalidate_tenant(self, tenant_id: UUID) -> None: ...
+
+    def invalidate_number(self, phone_number_id: str) -> None: ...
+
+
+# --- the installed providers -----------------------------------------------------------------
+
+
+class ProviderCatalog(Protocol):
+    """What the use cases need of the installed providers (WhatsApp included).
+
+    ``changarrito.plugins.catalog.RegistryCatalog`` implements it over the plugin registry.
+    """
+
+    def installed(self, itype: IntegrationType) -> list[str]: ...
+
+    def default_model(self, provider: str) -> str | None: ...
+
+    def normalize(
+        self,
+        itype: IntegrationType,
+        provider: str,
+        secrets: Mapping[str, str],
+        config: Mapping[str, Any],
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """Secrets and config checked against the provider's schemas; ``ValidationFailed``
+        with field-level ``errors`` otherwise."""
+        ...
+
+    async def verify(
+        self, itype: IntegrationType, provider: str, secrets: Secrets, config: Mapping[str, Any]
+    ) -> None:
+        """A cheap authenticated call; a ``ProviderError`` (scrubbed) when it fails."""
+        ...
+
+
+# --- LLM replies (``llm.Responder``) ---------------------------------------------------------
+
+
+class ChatBackend(Protocol):
+    """What the use case needs of an LLM provider (``LLMProvider`` satisfies it)."""
+
+    def parse_credentials(self, data: Mapping[str, Any]) -> Any: ...
+
+    def parse_config(self, data: Mapping[str, Any]) -> Any: ...
+
+    async def chat(
+        self, messages: Sequence[ChatMessage], config: Any, credentials: Any
+    ) -> Reply: ...
+
+
+class ProviderLookup(Protocol):
+    def llm(self, provider_id: str) -> ChatBackend:
+        """The provider registered under ``provider_id``; ``ValidationFailed`` otherwise."""
+        ...
+
+
+class CredentialSource(Protocol):
+    """The part of ``CredentialResolver`` the use case needs."""
+
+    platform: PlatformDefaults
+
+    async def resolve(
+        self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
+    ) -> Resolved: ...
+
+
+# --- payments --------------------------------------------------------------------------------
 
 
 class GatewayLink(Protocol):
@@ -287,6 +361,60 @@ class PaymentStore(Protocol):
         transaction moves the tenant's matching link (by provider link id, else by reference)
         to ``payments.next_status``."""
         ...
+
+
+# --- the message pipeline (``pipeline.Pipeline``) --------------------------------------------
+
+
+class Senders(Protocol):
+    async def sender(self, phone_number_id: str) -> Resolved: ...
+
+
+class Verifications(Protocol):
+    async def set_verified(
+        self,
+        tenant_id: UUID,
+        integration_type: IntegrationType,
+        provider: str,
+        verified: bool,
+        error: str | None = None,
+    ) -> None: ...
+
+
+class WhatsAppSender(Protocol):
+    async def send_text(
+        self, phone_number_id: str, token: str, to: str, body: str, reply_to_wamid: str | None
+    ) -> list[str]: ...
+
+    async def mark_read(
+        self, phone_number_id: str, token: str, wamid: str, *, typing: bool = False
+    ) -> None: ...
+
+
+class MessageLog(Protocol):
+    async def history(
+        self, message: QueuedMessage, *, since: datetime, limit: int
+    ) -> list[ChatMessage]:
+        """Earlier messages of the conversation, oldest first, without ``message`` itself."""
+        ...
+
+    async def planned(self, message: QueuedMessage) -> list[OutboundPart]: ...
+
+    async def plan(
+        self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
+    ) -> list[OutboundPart]:
+        """Records the reply's parts once; returns the recorded ones (a concurrent plan wins)."""
+        ...
+
+    async def sending(self, part: OutboundPart) -> None: ...
+
+    async def sent(self, part: OutboundPart, wamid: str) -> None: ...
+
+
+class Replier(Protocol):
+    async def reply(self, tenant_id: UUID | None, messages: Sequence[ChatMessage]) -> Reply: ...
+
+    async def fallback_text(self, tenant_id: UUID | None) -> str: ...
 
 
 # --- the webhook intake and the processes' housekeeping --------------------------------------

@@ -20,7 +20,7 @@ from uuid import UUID
 import httpx
 import msgspec
 
-from changarrito.domain.llm import ChatMessage, LLMConfig, Reply
+from changarrito.domain.chat import ChatMessage, LLMConfig, Reply
 from changarrito.domain.payment_model import PaymentStatus
 from changarrito.plugins.provider import (
     Config,

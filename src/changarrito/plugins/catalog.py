@@ -1,4 +1,4 @@
-"""The ``ProviderCatalog`` port (``changarrito.domain.catalog``) over the plugin registry.
+"""The ``ProviderCatalog`` port (``changarrito.domain.ports``) over the plugin registry.
 
 Every kind alike: the installed ids, the provider's schemas (through ``parse_credentials`` /
 ``parse_config``, their msgspec messages turned into field-level ``errors``) and its ``verify``.

@@ -9,8 +9,8 @@ from uuid import UUID
 import msgspec
 
 from changarrito.domain import resolution
+from changarrito.domain.chat import ChatMessage, LLMConfig, Reply, Usage
 from changarrito.domain.errors import ValidationFailed
-from changarrito.domain.llm import ChatMessage, LLMConfig, Reply, Usage
 from changarrito.domain.model import Credential, IntegrationType, PlatformDefaults, Resolved
 
 

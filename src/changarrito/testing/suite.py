@@ -25,6 +25,7 @@ import httpx
 import pytest
 import structlog.testing
 
+from changarrito.domain.chat import ChatMessage
 from changarrito.domain.errors import (
     ProviderAuthError,
     ProviderBadResponse,
@@ -34,7 +35,6 @@ from changarrito.domain.errors import (
     RetryableProviderError,
     ValidationFailed,
 )
-from changarrito.domain.llm import ChatMessage
 from changarrito.plugins.base import LLMProvider, ProviderContext
 from changarrito.plugins.registry import ProviderRegistry, discover_none
 from changarrito.testing.upstream import FakeUpstream, json_response, text_response

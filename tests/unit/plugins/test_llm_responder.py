@@ -6,6 +6,7 @@ from uuid import uuid4
 
 import pytest
 
+from changarrito.domain.chat import ChatMessage
 from changarrito.domain.errors import (
     NotConfigured,
     ProviderAuthError,
@@ -13,7 +14,7 @@ from changarrito.domain.errors import (
     ProviderQuotaExceeded,
     RetryableProviderError,
 )
-from changarrito.domain.llm import ChatMessage, Responder
+from changarrito.domain.llm import Responder
 from changarrito.domain.model import (
     Credential,
     IntegrationType,

@@ -9,8 +9,9 @@ import structlog.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
+from changarrito.domain.chat import ChatMessage
 from changarrito.domain.errors import ProviderAuthError, ValidationFailed
-from changarrito.domain.llm import ChatMessage, Responder
+from changarrito.domain.llm import Responder
 from changarrito.domain.model import (
     Credential,
     IntegrationType,

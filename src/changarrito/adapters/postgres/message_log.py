@@ -15,7 +15,7 @@ from psycopg.rows import class_row
 from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.queries import QUERIES
-from changarrito.domain.llm import ChatMessage
+from changarrito.domain.chat import ChatMessage
 from changarrito.domain.queued import OutboundPart, QueuedMessage
 from changarrito.domain.whatsapp import STATUS_ORDER
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import msgspec
 
 from changarrito import hookimpl
-from changarrito.domain.llm import LLMConfig
+from changarrito.domain.chat import LLMConfig
 from changarrito.plugins.base import Credentials
 from changarrito.plugins.hookspecs import RegisterLLM
 from changarrito.plugins.llm.openai_compat import ApiKey, HttpUrl, OpenAICompatibleProvider

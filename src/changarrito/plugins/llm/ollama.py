@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from changarrito import hookimpl
-from changarrito.domain.llm import ChatMessage, Reply, Usage
+from changarrito.domain.chat import ChatMessage, Reply, Usage
 from changarrito.plugins.base import Credentials, LLMProvider
 from changarrito.plugins.hookspecs import RegisterLLM
 from changarrito.plugins.llm.openai_compat import HttpUrl

@@ -13,8 +13,8 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
+from changarrito.domain.chat import ChatMessage, Reply, Usage
 from changarrito.domain.errors import ProviderBadResponse
-from changarrito.domain.llm import ChatMessage, Reply, Usage
 from changarrito.plugins.base import Credentials, LLMProvider
 from changarrito.plugins.upstream import decode_json
 
