@@ -100,6 +100,8 @@ class World:
             "WHATSAPP_VERIFY_TOKEN": "platform-verify-token-e2e",
             "OPENAI_API_KEY": PLATFORM_LLM_KEY,
             "OPENAI_BASE_URL": self.llm.url + "/v1",
+            # The shops' own LLM credentials name the fake LLM on this host.
+            "CHANGARRITO_ALLOW_PRIVATE_URLS": "loopback",
             "LLM_MODEL": PLATFORM_MODEL,
             "INTERNAL_API_KEY": "internal-key-e2e-0000000000000000",
             "JWT_SECRET": "jwt-secret-e2e-00000000000000000000",

@@ -1,5 +1,11 @@
 """Outbound HTTP: one pooled ``httpx.AsyncClient`` per upstream host.
 
+A URL a tenant supplied (``get(url, tenant=True)``) gets a client of its own per host, whose
+transport is the guard of ``changarrito.adapters.url_guard``: every request resolves the
+host, refuses non-public addresses and connects to the address it checked. Those clients
+ignore proxy variables (a proxy would connect where it liked). The platform's own URLs
+(provider defaults, ``*_BASE_URL`` overrides, the Graph API) are trusted and not guarded.
+
 Upstream failures are classified into the domain's provider errors in one place,
 ``changarrito.plugins.upstream``, which providers and the service's own clients share; its
 helpers are re-exported here for the adapters that call upstreams themselves.
@@ -11,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from changarrito.adapters.url_guard import GuardedTransport, Resolve, UrlGuard, system_resolve
 from changarrito.plugins.upstream import (
     REDACTED,
     classify_status,
@@ -42,9 +49,13 @@ DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 class HttpClients:
-    """A shared ``AsyncClient`` per scheme, host and port; closed together at shutdown.
+    """A shared ``AsyncClient`` per scheme, host and port (and per trust: a tenant's endpoint
+    never shares the platform's client); closed together at shutdown.
 
-    ``transport`` lets tests put an ``httpx.MockTransport`` under every client.
+    ``private`` is ``CHANGARRITO_ALLOW_PRIVATE_URLS`` (``off``, ``on``, ``loopback``).
+    ``transport`` lets tests put an ``httpx.MockTransport`` under every client; tenant
+    endpoints' names are then resolved only by the ``resolve`` given with it (literal
+    addresses and local names are checked all the same).
     """
 
     def __init__(
@@ -52,21 +63,35 @@ class HttpClients:
         *,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
+        private: str = "off",
+        resolve: Resolve | None = None,
     ) -> None:
         self._timeout = timeout
         self._transport = transport
         self._clients: dict[str, httpx.AsyncClient] = {}
+        if resolve is None and transport is None:
+            resolve = system_resolve
+        self.guard = UrlGuard(private=private, resolve=resolve)
 
-    def get(self, base_url: str) -> httpx.AsyncClient:
+    def get(self, base_url: str, *, tenant: bool = False) -> httpx.AsyncClient:
+        """The client for ``base_url``'s host; ``tenant``: the URL came from a tenant's
+        credentials, so its client is guarded (see the module docstring)."""
         parts = urlsplit(base_url)
-        key = f"{parts.scheme}://{parts.netloc}"
+        key = f"{'tenant+' if tenant else ''}{parts.scheme}://{parts.netloc}"
         client = self._clients.get(key)
         if client is None or client.is_closed:
+            transport = self._transport
+            if tenant:
+                inner = transport or httpx.AsyncHTTPTransport(
+                    limits=DEFAULT_LIMITS, trust_env=False
+                )
+                transport = GuardedTransport(inner, self.guard)
             client = httpx.AsyncClient(
                 timeout=self._timeout,
                 limits=DEFAULT_LIMITS,
-                transport=self._transport,
+                transport=transport,
                 follow_redirects=False,
+                trust_env=not tenant,
             )
             self._clients[key] = client
         return client

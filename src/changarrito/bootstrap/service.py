@@ -116,7 +116,8 @@ def build_service(
     resolves credentials through the backend's internal API (``adapters.remote``), the
     others from the store."""
     role = role or settings.role.name
-    http = http or HttpClients()
+    private_urls = settings.plugins.allow_private_urls
+    http = http or HttpClients(private=private_urls)
     registry = registry or load_plugins(settings.plugins, http=http)
     platform = platform or platform_defaults(
         settings.plugins.env,
@@ -167,7 +168,7 @@ def build_service(
             storage.store,
             resolver,
             storage.audit,
-            RegistryCatalog(registry),
+            RegistryCatalog(registry, private_urls=private_urls, resolve=http.guard.address),
             platform,
             default_llm_model=settings.llm.model,
         ),

@@ -4,7 +4,8 @@ Pure use cases over ports (store, cache invalidation, audit log, provider catalo
 for every kind: what differs by kind is its row in ``changarrito.domain.kinds``. Rules:
 
 - Secrets are write-only (``integration_views.merge_secrets``): reading shows a hint and a
-  fingerprint per field; a masked echo can never overwrite a real secret.
+  fingerprint per field; a masked echo can never overwrite a real secret, and a secret
+  that is not printable ASCII (non-ASCII, CR, LF, NUL) is refused at save time, every kind.
 - A kind that claims numbers (WhatsApp): a ``phoneNumberId`` owned by another tenant, or the
   platform's own number, is a ``Conflict`` that never names the owner.
 - A kind with ``one_per_tenant`` (LLM): configuring a provider removes its other providers.
@@ -167,6 +168,7 @@ class Integrations:
         existing = await self._own(tenant_id, itype, provider)
         merged = merge_secrets(secrets, existing.secrets if existing else None)
         clean_secrets, clean_config = self.catalog.normalize(itype, provider, merged, config)
+        await self.catalog.check_endpoints(clean_secrets)  # resolved now, and at every connect
         number = None
         if kind.claims_number:
             number = WhatsAppNumber(

@@ -228,6 +228,12 @@ class ProviderCatalog(Protocol):
         with field-level ``errors`` otherwise."""
         ...
 
+    async def check_endpoints(self, secrets: Mapping[str, str]) -> None:
+        """Endpoints a tenant supplied (``baseUrl``, ``endpoint``) resolved now; a
+        ``ValidationFailed`` naming the field when one is, or resolves to, a non-public
+        address."""
+        ...
+
     async def verify(
         self, itype: IntegrationType, provider: str, secrets: Secrets, config: Mapping[str, Any]
     ) -> None:

@@ -1,22 +1,28 @@
 """The ``ProviderCatalog`` port (``changarrito.domain.ports``) over the plugin registry.
 
 Every kind alike: the installed ids, the provider's schemas (through ``parse_credentials`` /
-``parse_config``, their msgspec messages turned into field-level ``errors``) and its ``verify``.
+``parse_config``, their msgspec messages turned into field-level ``errors``), the endpoints a
+tenant names in its credentials (``changarrito.plugins.endpoints.url_refusal``: public
+http(s) hosts only, unless the operator allows private ones) and its ``verify``.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import msgspec
 
 from changarrito.domain.errors import ValidationFailed
 from changarrito.domain.kinds import kind_of
 from changarrito.domain.model import IntegrationType, Secrets
+from changarrito.plugins.endpoints import NON_PUBLIC, endpoint_urls, url_refusal
 from changarrito.plugins.registry import ProviderRegistry
+from changarrito.plugins.upstream import RefusedEndpoint
 
 _AT = re.compile(r"\s*- at `([^`]*)`$")
 _MISSING = re.compile(r"missing required field `([^`]+)`")
@@ -81,10 +87,20 @@ def _finite(value: Any, path: str) -> None:
 
 
 class RegistryCatalog:
-    """The installed providers, as the integrations use cases see them."""
+    """The installed providers, as the integrations use cases see them. ``private_urls`` is
+    ``CHANGARRITO_ALLOW_PRIVATE_URLS`` (``off``, ``on``, ``loopback``)."""
 
-    def __init__(self, registry: ProviderRegistry) -> None:
+    def __init__(
+        self,
+        registry: ProviderRegistry,
+        *,
+        private_urls: str = "off",
+        resolve: Callable[[str, int], Awaitable[str]] | None = None,
+    ) -> None:
         self.registry = registry
+        self.private_urls = private_urls
+        #: The HTTP adapter's guard (``UrlGuard.address``), for ``check_endpoints``.
+        self.resolve = resolve
 
     def installed(self, itype: IntegrationType) -> list[str]:
         return self.registry.ids(itype)
@@ -105,9 +121,42 @@ class RegistryCatalog:
         _finite(dict(config), "config")
         plugin = self.registry.get(itype, provider)
         creds = _parse(plugin.parse_credentials, secrets, "credentials")
+        self._check_endpoints(creds)
         conf = _parse(plugin.parse_config, config, kind_of(itype).config_field, said="config")
         clean = {k: v for k, v in _builtins(creds).items() if isinstance(v, str)}
         return clean, _builtins(conf)
+
+    def _check_endpoints(self, credentials: Any) -> None:
+        """A 422 naming the field when a tenant's endpoint is not a public http(s) URL."""
+        for name, url in endpoint_urls(credentials):
+            reason = url_refusal(url, private=self.private_urls)
+            if reason:
+                raise ValidationFailed(
+                    "The credentials are not valid for this provider.",
+                    errors=[(f"credentials.{name}", reason)],
+                )
+
+    async def check_endpoints(self, secrets: Mapping[str, str]) -> None:
+        """Save time, after ``normalize``: each endpoint's host resolved now, through the same
+        guard every connection goes through; a 422 naming the field when it is, or resolves
+        to, a non-public address. (Connections are checked again: DNS may change.)"""
+        for name, url in endpoint_urls(dict(secrets)):
+            parts = urlsplit(url)
+            default = 443 if parts.scheme == "https" else 80
+            if self.resolve is None or not parts.hostname:
+                continue
+            try:
+                await self.resolve(parts.hostname, parts.port or default)
+            except RefusedEndpoint:
+                raise ValidationFailed(
+                    "The credentials are not valid for this provider.",
+                    errors=[(f"credentials.{name}", NON_PUBLIC)],
+                ) from None
+            except httpx.TransportError:
+                raise ValidationFailed(
+                    "The credentials are not valid for this provider.",
+                    errors=[(f"credentials.{name}", "does not resolve")],
+                ) from None
 
     async def verify(
         self, itype: IntegrationType, provider: str, secrets: Secrets, config: Mapping[str, Any]

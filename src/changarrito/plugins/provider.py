@@ -19,6 +19,7 @@ import msgspec
 import structlog
 
 from changarrito.domain.errors import ValidationFailed
+from changarrito.plugins.endpoints import endpoint_urls, same_credentials
 from changarrito.plugins.upstream import (
     classify_status,
     error_payload,
@@ -174,6 +175,21 @@ class Provider(ABC):
     async def verify(self, credentials: Any, config: Any) -> None:
         """Makes a cheap authenticated call; raises a ``ProviderError`` when it fails."""
 
+    def tenant_endpoint(self, credentials: Any) -> bool:
+        """Whether a call made with ``credentials`` goes to an endpoint a tenant chose: they
+        carry an endpoint field (``baseUrl``, ``endpoint``) and are not the platform's own
+        credentials. Such calls are guarded (public addresses only) and echo nothing of the
+        endpoint's answers; the platform's URLs are trusted."""
+        if not any(endpoint_urls(credentials)):
+            return False
+        platform = self.platform_credentials(self.context.env)
+        try:
+            return platform is None or not same_credentials(
+                self.credentials_of(platform), self.credentials_of(credentials)
+            )
+        except (ValidationFailed, TypeError):
+            return True
+
     # The upstream call ------------------------------------------------------------------------
 
     def error_details(self, payload: Any) -> tuple[str | None, str | None, bool]:
@@ -204,11 +220,17 @@ class Provider(ABC):
     ) -> httpx.Response:
         """Sends one request on the shared pool and returns a 2xx response (or one whose
         status is in ``accept_status``, e.g. a 404 the caller interprets); any other answer
-        raises the classified ``ProviderError``, its message scrubbed of ``credentials``."""
-        client: httpx.AsyncClient = self.context.http.get(url)
+        raises the classified ``ProviderError``, its message scrubbed of ``credentials``.
+
+        When ``credentials`` name the tenant's own endpoint (``tenant_endpoint``), the request
+        goes through the HTTP adapter's guard (non-public addresses refused at connect time)
+        and an error says only which status the endpoint answered, never what it said."""
+        tenant = self.tenant_endpoint(credentials)
+        http = self.context.http
+        client: httpx.AsyncClient = http.get(url, tenant=True) if tenant else http.get(url)
         extra: dict[str, Any] = {} if self.timeout is None else {"timeout": self.timeout}
         started = time.perf_counter()
-        async with translate_transport_errors(self.id):
+        async with translate_transport_errors(self.id, echo=not tenant):
             response = await client.request(
                 method,
                 url,
@@ -233,6 +255,7 @@ class Provider(ABC):
             provider_code=scrub(code, secrets) if code else None,
             quota=quota,
             secrets=secrets,
+            echo=not tenant,
         )
         log.warning(
             "upstream_failed",

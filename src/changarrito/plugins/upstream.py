@@ -31,6 +31,7 @@ from changarrito.domain.errors import (
 
 __all__ = [
     "REDACTED",
+    "RefusedEndpoint",
     "classify_status",
     "decode_json",
     "error_payload",
@@ -43,16 +44,30 @@ __all__ = [
 REDACTED = "[redacted]"
 
 
+class RefusedEndpoint(httpx.TransportError):
+    """A tenant's endpoint is, or resolves to, a non-public address: the HTTP adapter's
+    guarded transport refused to connect (``changarrito.adapters.url_guard``)."""
+
+
 @asynccontextmanager
-async def translate_transport_errors(provider: str) -> AsyncIterator[None]:
-    """Maps httpx transport failures to provider errors; nothing from httpx escapes."""
+async def translate_transport_errors(provider: str, *, echo: bool = True) -> AsyncIterator[None]:
+    """Maps httpx transport failures to provider errors; nothing from httpx escapes.
+
+    ``echo=False`` (an endpoint a tenant chose) names no failure class: which one it was
+    (refused, reset, not HTTP...) would map the tenant's network for it.
+    """
     try:
         yield
+    except RefusedEndpoint:
+        raise FinalProviderError(
+            f"{provider}: the endpoint resolves to a non-public address", provider=provider
+        ) from None
     except httpx.TimeoutException:
         raise ProviderTimeout(f"{provider} did not answer in time", provider=provider) from None
     except httpx.TransportError as exc:
+        detail = f" ({type(exc).__name__})" if echo else ""
         raise RetryableProviderError(
-            f"{provider} could not be reached ({type(exc).__name__})", provider=provider
+            f"{provider} could not be reached{detail}", provider=provider
         ) from None
 
 
@@ -150,16 +165,20 @@ def classify_status(
     provider_code: str | None = None,
     quota: bool = False,
     secrets: Iterable[str] = (),
+    echo: bool = True,
 ) -> ProviderError:
     """The error for a failed upstream response, by HTTP status.
 
     ``quota`` marks a response the provider's own codes identify as out of quota, credit or spend
     limit (final even on 429). Provider-specific code tables call this after reading their body.
     ``message`` is the upstream's own text: it is scrubbed of ``secrets`` (and of anything
-    key-shaped) before it goes into the exception.
+    key-shaped) before it goes into the exception. ``echo=False`` (an endpoint a tenant chose)
+    keeps the upstream's text and code out: the message only says what status it answered.
     """
     message = scrub(message, secrets)
     status = response.status_code
+    if not echo:
+        message, provider_code = f"the endpoint answered HTTP {status}", None
     kwargs: dict[str, Any] = {
         "provider": provider,
         "status": status,
@@ -167,14 +186,15 @@ def classify_status(
         "retry_after": retry_after(response.headers),
     }
     text = f"{provider} refused the call (HTTP {status}): {message}"
+    unavailable = f"{provider} is unavailable (HTTP {status}): {message}"
+    if not echo:
+        text = unavailable = f"{provider}: {message}"
     if quota or status == 402:
         return ProviderQuotaExceeded(text, **kwargs)
     if status in (401, 403):
         return ProviderAuthError(text, **kwargs)
     if status in (408, 409, 429) or status >= 500:
-        return RetryableProviderError(
-            f"{provider} is unavailable (HTTP {status}): {message}", **kwargs
-        )
+        return RetryableProviderError(unavailable, **kwargs)
     if 400 <= status < 500:
         return ProviderBadRequest(text, **kwargs)
     return FinalProviderError(text, **kwargs)

@@ -129,6 +129,8 @@ class OpenAICompatibleProvider(LLMProvider):
         if completion.error is not None or not completion.choices:
             # OpenRouter reports failures after generation started with HTTP 200.
             message, code, _ = self.error_details({"error": completion.error})
+            if self.tenant_endpoint(credentials):  # a tenant's endpoint's words stay out
+                message, code = None, None
             raise ProviderBadResponse(
                 f"{self.id} returned no answer: {message or 'no details'}",
                 provider=self.id,
