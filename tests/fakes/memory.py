@@ -488,7 +488,8 @@ def _check_link(link: PaymentLinkRecord) -> None:
 
 class MemoryIntake:
     """The webhook intake: stores each message once per wamid and each status once per
-    (wamid, status), and keeps what it stored (``messages``, ``statuses``, ``events``).
+    (wamid, business number, status), and keeps what it stored (``messages``, ``statuses``,
+    ``events``).
 
     ``fail_with`` makes every ``submit`` raise it (a database that cannot be reached is
     ``StorageUnavailable``); after ``aclose`` nothing is taken, as the group commit.
@@ -498,7 +499,7 @@ class MemoryIntake:
         self.messages: dict[str, InboundMessage] = {}
         #: Our id of each stored message (by wamid), as the table's identity column gives it.
         self.ids: dict[str, int] = {}
-        self.statuses: dict[tuple[str, str], StatusUpdate] = {}
+        self.statuses: dict[tuple[str, str, str], StatusUpdate] = {}
         self.events: list[WebhookEvent] = []
         self.submitted: list[Intake] = []
         self.fail_with: ChangarritoError | None = None
@@ -517,7 +518,7 @@ class MemoryIntake:
             if message.wamid not in self.messages:
                 new.setdefault(message.wamid, message)
         for status in intake.statuses:
-            self.statuses.setdefault((status.wamid, status.status), status)
+            self.statuses.setdefault((status.wamid, status.phone_number_id, status.status), status)
         for wamid in sorted(new):  # the insert's order
             self.ids[wamid] = len(self.ids) + 1
             self.messages[wamid] = new[wamid]
@@ -666,7 +667,8 @@ class MemoryMessageLog:
     """The replies' parts (``outbound`` by id), and the conversation history over the
     messages ``intake`` stored (without one, the history holds the replies only). Statuses
     the intake stores move the parts with their wamid, in ``STATUS_ORDER``, whichever came
-    first, as ``apply_statuses`` does."""
+    first, as ``apply_statuses`` does: only the statuses that came for the part's own number
+    and tenant."""
 
     def __init__(self, intake: MemoryIntake | None = None) -> None:
         self.intake = intake
@@ -767,5 +769,10 @@ class MemoryMessageLog:
             return
         for row in self.outbound.values():
             if row.wamid in wamids:
-                stored = [s for (w, s) in self.intake.statuses if w == row.wamid]
+                stored = [
+                    s.status
+                    for s in self.intake.statuses.values()
+                    if (s.wamid, s.phone_number_id, s.tenant_id)
+                    == (row.wamid, row.phone_number_id, row.tenant_id)
+                ]
                 row.status = final_status(row.status, stored)

@@ -122,7 +122,7 @@ def memory_ports() -> Ports:
         return audit.of(tenant_id)
 
     async def statuses_of(wamid: str) -> int:
-        return sum(1 for w, _ in intake.statuses if w == wamid)
+        return sum(1 for w, _, _ in intake.statuses if w == wamid)
 
     async def queued(wamid: str) -> QueuedMessage:
         return intake.queued(wamid)
@@ -696,10 +696,16 @@ def message(wamid: str, tenant_id: UUID | None = None, **fields: Any) -> Inbound
     return InboundMessage(wamid=wamid, tenant_id=tenant_id, **values)
 
 
-def status(wamid: str, value: str, minutes: int = 0) -> StatusUpdate:
-    return StatusUpdate(
-        wamid, value, "pn-intake", None, SENT + timedelta(minutes=minutes), raw=b"{}"
-    )
+def status(
+    wamid: str,
+    value: str,
+    minutes: int = 0,
+    *,
+    phone_number_id: str = "pn-intake",
+    tenant_id: UUID | None = None,
+) -> StatusUpdate:
+    at = SENT + timedelta(minutes=minutes)
+    return StatusUpdate(wamid, value, phone_number_id, tenant_id, at, raw=b"{}")
 
 
 async def test_a_redelivered_message_is_not_new(ports: Ports) -> None:
@@ -716,12 +722,15 @@ async def test_the_same_message_twice_in_one_webhook_is_new_once(ports: Ports) -
     assert await ports.intake.submit(twice) == {wamid}
 
 
-async def test_a_status_is_stored_once_per_wamid_and_status(ports: Ports) -> None:
+async def test_a_status_is_stored_once_per_wamid_number_and_status(ports: Ports) -> None:
     wamid = unique("wamid.")
     first = Intake(statuses=[status(wamid, "sent"), status(wamid, "sent", 1)])
     assert await ports.intake.submit(first) == set()
     await ports.intake.submit(Intake(statuses=[status(wamid, "delivered"), status(wamid, "sent")]))
     assert await ports.statuses_of(wamid) == 2
+    elsewhere = status(wamid, "sent", phone_number_id=unique("pn"))
+    await ports.intake.submit(Intake(statuses=[elsewhere, elsewhere]))
+    assert await ports.statuses_of(wamid) == 3
 
 
 async def test_a_message_routed_to_a_tenant_without_its_id_is_not_stored(ports: Ports) -> None:
@@ -833,15 +842,42 @@ async def test_a_wamid_recorded_for_two_parts_is_a_conflict(ports: Ports) -> Non
 async def test_a_status_that_came_before_the_wamid_applies_and_none_goes_back(
     ports: Ports,
 ) -> None:
-    (claimed,) = await stored(ports, message(unique("wamid."), phone_number_id=unique("pn")))
+    pnid = unique("pn")
+    (claimed,) = await stored(ports, message(unique("wamid."), phone_number_id=pnid))
     (part,) = await ports.messages.plan(claimed, "5215512345678", ["Hola"], fallback=False)
     wamid = unique("wamid.R")
-    await ports.intake.submit(Intake(statuses=[status(wamid, "delivered")]))
+
+    def of(value: str) -> StatusUpdate:
+        return status(wamid, value, phone_number_id=pnid)
+
+    await ports.intake.submit(Intake(statuses=[of("delivered")]))
     await ports.messages.sent(part, wamid)
     assert await ports.status_of(wamid) == "delivered"
-    await ports.intake.submit(Intake(statuses=[status(wamid, "read"), status(wamid, "typo")]))
+    await ports.intake.submit(Intake(statuses=[of("read"), of("typo")]))
     assert await ports.status_of(wamid) == "read"
-    await ports.intake.submit(Intake(statuses=[status(wamid, "failed"), status(wamid, "sent")]))
+    await ports.intake.submit(Intake(statuses=[of("failed"), of("sent")]))
+    assert await ports.status_of(wamid) == "read"
+
+
+async def test_a_status_for_another_number_or_tenant_moves_no_reply(ports: Ports) -> None:
+    tenant, pnid = uuid4(), unique("pn")
+    (claimed,) = await stored(ports, message(unique("wamid."), tenant, phone_number_id=pnid))
+    (part,) = await ports.messages.plan(claimed, "5215512345678", ["Hola"], fallback=False)
+    wamid = unique("wamid.R")
+    early = status(wamid, "delivered", phone_number_id=unique("pn"), tenant_id=uuid4())
+    await ports.intake.submit(Intake(statuses=[early]))
+    await ports.messages.sent(part, wamid)
+    assert await ports.status_of(wamid) == "sent"
+    strangers = [
+        status(wamid, "failed", phone_number_id=unique("pn"), tenant_id=tenant),
+        status(wamid, "delivered", phone_number_id=pnid, tenant_id=uuid4()),
+        status(wamid, "played", phone_number_id=pnid),
+    ]
+    await ports.intake.submit(Intake(statuses=strangers))
+    assert await ports.status_of(wamid) == "sent"
+    await ports.intake.submit(
+        Intake(statuses=[status(wamid, "read", phone_number_id=pnid, tenant_id=tenant)])
+    )
     assert await ports.status_of(wamid) == "read"
 
 

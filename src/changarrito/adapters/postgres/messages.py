@@ -1,9 +1,10 @@
 """The WhatsApp webhook intake's writes: many webhooks' records in one transaction.
 
-``write_intakes`` stores inbound messages (once per wamid), statuses (once per wamid and
-status), other events, and moves the outbound messages the statuses concern, all inside the
-caller's transaction, in multi-row statements whose rows are sorted by key so that concurrent
-writers always lock in the same order. Rows travel as one JSON array per statement, encoded by
+``write_intakes`` stores inbound messages (once per wamid), statuses (once per wamid, business
+number and status), other events, and moves the outbound messages the statuses concern (only
+those that number and tenant sent), all inside the caller's transaction, in multi-row
+statements whose rows are sorted by key so that concurrent writers always lock in the same
+order. Rows travel as one JSON array per statement, encoded by
 msgspec with Meta's raw JSON embedded verbatim (psycopg's per-column array dumping cost about
 a millisecond per array in Python). ``apply_statuses`` is public so that the worker can
 re-apply statuses that arrived before it recorded a reply's wamid.
@@ -35,13 +36,13 @@ async def write_intakes(conn: Connection, intakes: Iterable[Intake]) -> set[str]
     """Stores every record of ``intakes``; returns the wamids of the inbound messages that
     were new (the others were already stored, by this or another process)."""
     messages: dict[str, InboundMessage] = {}
-    statuses: dict[tuple[str, str], StatusUpdate] = {}
+    statuses: dict[tuple[str, str, str], StatusUpdate] = {}
     events: list[WebhookEvent] = []
     for intake in intakes:
         for m in intake.messages:
             messages.setdefault(m.wamid, m)
         for s in intake.statuses:
-            statuses.setdefault((s.wamid, s.status), s)
+            statuses.setdefault((s.wamid, s.phone_number_id, s.status), s)
         events.extend(intake.events)
     inserted = None
     if messages:

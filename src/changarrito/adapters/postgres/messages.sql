@@ -23,7 +23,7 @@ ON CONFLICT (wamid) DO NOTHING
 RETURNING wamid;
 
 -- name: insert_statuses
--- New status webhooks (a JSON array of rows), once per (wamid, status).
+-- New status webhooks (a JSON array of rows), once per (wamid, business number, status).
 INSERT INTO whatsapp_message_statuses
     (wamid, status, phone_number_id, tenant_id, recipient_id, recipient_user_id, occurred_at,
      error_code, error_title, error_details, raw)
@@ -33,8 +33,8 @@ FROM json_to_recordset(%(rows)s::json)
      AS u(wamid text, status text, phone_number_id text, tenant_id uuid, recipient_id text,
           recipient_user_id text, occurred_at timestamptz, error_code int, error_title text,
           error_details text, raw jsonb)
-ORDER BY u.wamid, u.status
-ON CONFLICT (wamid, status) DO NOTHING;
+ORDER BY u.wamid, u.phone_number_id, u.status
+ON CONFLICT (wamid, phone_number_id, status) DO NOTHING;
 
 -- name: insert_events
 -- Changes of other fields and value-level errors, as sent (a JSON array of rows). A JSON null
@@ -53,8 +53,10 @@ FROM json_to_recordset(%(rows)s::json)
 -- whatever order the webhooks came in, and a status that arrived before the worker recorded
 -- the message's wamid is applied when this runs again for it. %(order)s is the domain's
 -- STATUS_ORDER: a status replaces only one before it. Rows are locked in id order.
+-- Only the statuses that came for the outbound message's own number and tenant apply: one
+-- tenant, signing with its own app for its own number, cannot move another tenant's message.
 WITH s AS (
-    SELECT wamid,
+    SELECT wamid, phone_number_id, tenant_id,
            (array_agg(status ORDER BY array_position(%(order)s::text[], status) DESC)
                FILTER (WHERE status = ANY (%(order)s::text[])))[1] AS best,
            min(occurred_at) FILTER (WHERE status = 'sent') AS sent_at,
@@ -67,14 +69,17 @@ WITH s AS (
            min(error_details) FILTER (WHERE status = 'failed') AS error_details
     FROM whatsapp_message_statuses
     WHERE wamid = ANY (%(wamids)s::text[])
-    GROUP BY wamid
+    GROUP BY wamid, phone_number_id, tenant_id
 ),
 target AS (
     SELECT o.id, s.*,
            CASE WHEN coalesce(array_position(%(order)s::text[], s.best), 0)
                      > coalesce(array_position(%(order)s::text[], o.status), 0)
                 THEN s.best ELSE o.status END AS next_status
-    FROM whatsapp_outbound_messages o JOIN s ON s.wamid = o.wamid
+    FROM whatsapp_outbound_messages o
+         JOIN s ON s.wamid = o.wamid
+               AND s.phone_number_id = o.phone_number_id
+               AND s.tenant_id IS NOT DISTINCT FROM o.tenant_id
     ORDER BY o.id
     FOR UPDATE OF o
 )

@@ -1,8 +1,12 @@
 """Meta's webhook, past HTTP: the verification handshake, the signature policy, durable intake.
 
 Which app secret signs a body: each business number in it is routed (cached); a tenant's
-number uses that tenant's own ``appSecret`` when it has one, any other number the platform's
-``WHATSAPP_APP_SECRET``; a change that names no number uses the app of its business account.
+number uses that tenant's own ``appSecret`` when it has one, the platform's number (or a
+tenant's without one) the platform's ``WHATSAPP_APP_SECRET``. A number nobody here has
+claimed, and a change that names no number, use the app of their business account
+(``entry[].id``): the owning tenant's own app when it has one, else the platform's. The
+unclaimed number's updates are stored ``unrouted``; an unnumbered change is stored with the
+tenant owning its account.
 The body must verify under *every* distinct secret so selected, and no secret configured for
 a number is a refusal (never an open door). A body that is not JSON cannot name its numbers,
 so it is an ``InvalidWebhook`` whoever signed it (nothing of it is stored).
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from uuid import UUID
 
 from changarrito.adapters.whatsapp.webhook_parser import (
     Destination,
@@ -78,22 +83,20 @@ class WebhookIntake:
         ``InvalidWebhook`` (a body that is not a webhook) or a ``StorageError``."""
         signature = signature_of(signature_header)
         hook = parse(body)
-        destinations = await self._verify(hook, body, signature)
-        intake = to_intake(hook, destinations, utcnow())
+        routes = await self._verify(hook, body, signature)
+        intake = to_intake(hook, routes.destinations, utcnow(), routes.accounts)
         new = await self.store.submit(intake)
         return Received(intake, new)
 
-    async def _verify(
-        self, hook: ParsedWebhook, body: bytes, signature: bytes
-    ) -> dict[str, Destination]:
+    async def _verify(self, hook: ParsedWebhook, body: bytes, signature: bytes) -> _Routes:
         """Routes the body's numbers and checks the signature under each distinct app secret;
-        returns where each number's updates go."""
+        returns where each number's updates go, and who owns each unnumbered change's account."""
         platform = self._app_secret
         by_platform = platform is not None and signed(platform, body, signature)
         numbers = hook.phone_number_ids
         if not by_platform and len(numbers) > MAX_NUMBERS_UNSIGNED:
             raise InvalidSignature("the signature does not match")
-        destinations: dict[str, Destination] = {}
+        routes = _Routes({}, {})
         secrets: set[str | None] = set()
         for pnid in numbers:
             # The number's sender credential (one cached lookup, or one round trip) carries the
@@ -105,20 +108,21 @@ class WebhookIntake:
                 tenant_id = sender.tenant_id
                 own = sender.secrets.get("appSecret") if tenant_id is not None else None
             except UnknownPhoneNumber:
-                destinations[pnid] = Destination(RouteKind.UNROUTED, None)
-                secrets.add(platform)
+                # Nobody's here (a tenant's second branch it never connected, say): the app of
+                # the business account that names it signs, and its updates stay unrouted.
+                routes.destinations[pnid] = Destination(RouteKind.UNROUTED, None)
+                for waba in hook.accounts_of(pnid):
+                    secrets.add(await self._account_secret(waba, routes) or platform)
                 continue
             except NotConfigured:  # routed, but no sending credential: the platform's app signs
                 tenant_id = (await self.resolver.route(pnid)).tenant_id
             if tenant_id is None:
-                destinations[pnid] = Destination(RouteKind.PLATFORM, None)
+                routes.destinations[pnid] = Destination(RouteKind.PLATFORM, None)
             else:
-                destinations[pnid] = Destination(RouteKind.TENANT, tenant_id)
+                routes.destinations[pnid] = Destination(RouteKind.TENANT, tenant_id)
             secrets.add(own or platform)
         for waba in hook.unnumbered_wabas if hook.changes else {None}:
-            owner = await self.apps.tenant_of_account(waba) if waba else None
-            own = await self.apps.app_secret(owner) if owner else None
-            secrets.add(own or platform)
+            secrets.add(await self._account_secret(waba, routes) or platform)
         if None in secrets:
             raise InvalidSignature(
                 "no app secret is configured for this webhook: set WHATSAPP_APP_SECRET or the "
@@ -128,7 +132,25 @@ class WebhookIntake:
             assert secret is not None
             if not (by_platform and secret == platform) and not signed(secret, body, signature):
                 raise InvalidSignature("the signature does not match")
-        return destinations
+        return routes
+
+    async def _account_secret(self, waba: str | None, routes: _Routes) -> str | None:
+        """The own app secret of the tenant owning ``waba`` (``None``: the platform's app
+        signs); notes the owner in ``routes`` (both cached in the index of apps)."""
+        owner = await self.apps.tenant_of_account(waba) if waba else None
+        if owner is None:
+            return None
+        assert waba is not None
+        routes.accounts[waba] = owner
+        return await self.apps.app_secret(owner)
+
+
+@dataclass(frozen=True, slots=True)
+class _Routes:
+    #: Where each business number's updates go.
+    destinations: dict[str, Destination]
+    #: The tenant owning each business account the body names (for its unnumbered changes).
+    accounts: dict[str, UUID]
 
 
 def signature_of(header: str | None) -> bytes:

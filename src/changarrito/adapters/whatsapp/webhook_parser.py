@@ -95,6 +95,10 @@ class ParsedWebhook:
         """Business accounts of changes that name no number (their app decides the secret)."""
         return {c.waba_id for c in self.changes if c.phone_number_id is None}
 
+    def accounts_of(self, phone_number_id: str) -> set[str | None]:
+        """The business accounts (``entry[].id``) naming this number (their apps sign it)."""
+        return {c.waba_id for c in self.changes if c.phone_number_id == phone_number_id}
+
 
 def parse(body: bytes) -> ParsedWebhook:
     """The decoded webhook, or ``InvalidWebhook`` saying why it is not one."""
@@ -142,14 +146,23 @@ class Destination:
 
 
 def to_intake(
-    hook: ParsedWebhook, destinations: Mapping[str, Destination], received: datetime
+    hook: ParsedWebhook,
+    destinations: Mapping[str, Destination],
+    received: datetime,
+    accounts: Mapping[str, UUID] | None = None,
 ) -> Intake:
-    """The domain records of ``hook``; ``destinations`` covers its ``phone_number_ids``."""
+    """The domain records of ``hook``; ``destinations`` covers its ``phone_number_ids``, and
+    ``accounts`` the tenant owning a business account (its changes naming no number)."""
     intake = Intake()
     unrouted = Destination(RouteKind.UNROUTED, None)
+    owners = accounts or {}
     for change in hook.changes:
         pnid = change.phone_number_id
-        where = destinations.get(pnid, unrouted) if pnid is not None else unrouted
+        if pnid is not None:
+            where = destinations.get(pnid, unrouted)
+        else:
+            owner = owners.get(change.waba_id) if change.waba_id else None
+            where = Destination(RouteKind.TENANT, owner) if owner else unrouted
         value = change.value
         if value is None:
             intake.events.append(
