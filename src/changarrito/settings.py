@@ -34,6 +34,7 @@ DEFAULT_GRAPH_API = "https://graph.facebook.com"
 DEFAULT_GRAPH_VERSION = "v23.0"
 Role = Literal["all", "backend", "whatsapp"]
 CipherName = Literal["aesgcm", "pgcrypto"]
+PrivateUrls = Literal["off", "on", "loopback"]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -193,6 +194,9 @@ class MetricsSettings:
 class PluginSettings:
     #: ``CHANGARRITO_LOAD_PLUGINS``: third-party plugins to load (``None``: every installed one).
     allow_list: frozenset[str] | None = None
+    #: ``CHANGARRITO_ALLOW_PRIVATE_URLS``: ``off``; ``on``: tenants' endpoints may be private
+    #: (LAN) addresses; ``loopback``: this host's too (one-host setups, test harnesses).
+    allow_private_urls: PrivateUrls = "off"
     #: The environment providers read their declared variables from (platform keys, base
     #: URLs); see ``Provider.platform_env`` in the plugin API.
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -221,6 +225,9 @@ class Settings:
     role: RoleSettings = field(default_factory=RoleSettings)
     #: ``CHANGARRITO_LOG_LEVEL``; ``None`` when unset (commands then pick their own default).
     log_level: str | None = None
+    #: ``CHANGARRITO_REQUEST_TIMEOUT``: seconds a client has to send a request's body once its
+    #: headers arrived (then 408 and the connection is closed).
+    request_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -247,7 +254,19 @@ def plugin_settings(env: Mapping[str, str]) -> PluginSettings:
 
 
 def _plugins(r: _Reader) -> PluginSettings:
-    return PluginSettings(allow_list=r.names_list("CHANGARRITO_LOAD_PLUGINS"), env=r.env)
+    return PluginSettings(
+        allow_list=r.names_list("CHANGARRITO_LOAD_PLUGINS"),
+        allow_private_urls=_private_urls(r),
+        env=r.env,
+    )
+
+
+def _private_urls(r: _Reader) -> PrivateUrls:
+    name = "CHANGARRITO_ALLOW_PRIVATE_URLS"
+    raw = (r.text(name) or "off").lower()
+    if raw in _TRUE or raw in _FALSE or raw == "loopback":
+        return "loopback" if raw == "loopback" else "on" if raw in _TRUE else "off"
+    raise ConfigurationError(f"{name} must be on, off or loopback, got {raw!r}")
 
 
 def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
@@ -304,5 +323,6 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
             backend_url=r.text("BACKEND_URL"),
         ),
         log_level=r.text("CHANGARRITO_LOG_LEVEL"),
+        request_timeout=r.number("CHANGARRITO_REQUEST_TIMEOUT", 10.0, minimum=0.1),
     )
     return settings, r.names

@@ -2,15 +2,19 @@
 
 - ``view`` shows a stored credential as a tenant may see it: each secret as a hint (``…a1b2``)
   and a fingerprint, never its value.
-- ``merge_secrets``: on a write, a secret field that is omitted, ``null`` or equal to the stored
-  value's hint keeps the stored value; any other masked-looking value (starting with ``…``) is
-  refused, so a masked echo can never overwrite a real secret.
+- ``merge_secrets``: on a write, a secret field that is omitted, ``null`` or sent back masked
+  keeps the stored value. Masked is any shape a UI shows a secret as: our hint ``…wxyz``,
+  ``****wxyz``, ``sk-…wxyz``, ``sk-...wxyz``, ``•••``, ``***``; a mask that shows characters
+  the stored secret does not have, or a mask with nothing stored, is refused, so a masked echo
+  can never overwrite a real secret. A new value must be printable ASCII (it ends up in HTTP
+  headers): non-ASCII, CR, LF, NUL and other control characters are refused at save time.
 - ``Status`` is the tenant's integrations at a glance, one ``KindStatus`` per kind, shaped by
   the kind's row (``changarrito.domain.kinds``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +25,9 @@ from changarrito.domain.kinds import Kind, kind_of
 from changarrito.domain.model import Credential, IntegrationType, Secrets, WhatsAppNumber
 
 MASK = "…"
+#: A run of masking characters: an ellipsis, bullets, or three or more ``*`` or ``.``.
+_MASK_RUN = re.compile(r"(?:[…•●]|\*{3,}|\.{3,})+")
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,24 +142,54 @@ def merge_secrets(
     merged = dict(stored.reveal()) if stored is not None else {}
     problems: list[tuple[str, str]] = []
     for name, value in given.items():
+        field_name = f"{where}.{name}"
         if value is None:
             continue
         if stored is not None and name in stored and value == stored.hint(name):
             continue
-        if not value:
+        mask = _masked(value)
+        if mask is not None:
+            if name in merged and _fits(mask, merged[name]):
+                continue  # a masked echo of the stored secret: keep it
+            unlike = " unlike the stored secret" if name in merged else ""
             problems.append(
-                (f"{where}.{name}", "must not be empty; omit it to keep the stored value")
+                (field_name, f"is a masked value{unlike}; send the real secret or omit the field")
             )
             continue
-        if value.startswith(MASK):
-            problems.append(
-                (f"{where}.{name}", "is a masked value; send the real secret or omit the field")
-            )
+        if not value:
+            problems.append((field_name, "must not be empty; omit it to keep the stored value"))
+            continue
+        problem = _unprintable(value)
+        if problem:
+            problems.append((field_name, problem))
             continue
         merged[name] = value
     if problems:
-        raise ValidationFailed("masked values cannot be stored", errors=problems)
+        raise ValidationFailed("these credentials cannot be stored", errors=problems)
     return merged
+
+
+def _masked(value: str) -> tuple[str, str] | None:
+    """``(shown head, shown tail)`` when ``value`` is a masked secret, else ``None``."""
+    runs = list(_MASK_RUN.finditer(value))
+    if not runs:
+        return None
+    return value[: runs[0].start()].strip(), value[runs[-1].end() :].strip()
+
+
+def _fits(mask: tuple[str, str], secret: str) -> bool:
+    head, tail = mask
+    return len(head) + len(tail) < len(secret) and secret.startswith(head) and secret.endswith(tail)
+
+
+def _unprintable(value: str) -> str | None:
+    if _PRINTABLE_ASCII.fullmatch(value):
+        return None
+    if any(c in value for c in "\r\n\x00"):
+        return "must not contain CR, LF or NUL"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "must not contain control characters"
+    return "must be ASCII: a credential is sent in HTTP headers"
 
 
 def scrub_secrets(text: str, secrets: Secrets) -> str:

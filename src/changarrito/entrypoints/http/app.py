@@ -15,6 +15,7 @@ from changarrito.bootstrap import Database, Service, bootstrap, check_role, prep
 from changarrito.entrypoints.http.auth import security_schemes
 from changarrito.entrypoints.http.dependencies import DEPENDENCIES
 from changarrito.entrypoints.http.health import health, ready
+from changarrito.entrypoints.http.hygiene import body_deadline, security_headers
 from changarrito.entrypoints.http.metrics import metrics
 from changarrito.entrypoints.http.problems import EXCEPTION_HANDLERS
 from changarrito.entrypoints.workers import start_workers
@@ -80,6 +81,8 @@ def create_app(
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
+        middleware=[body_deadline(settings.request_timeout)],
+        before_send=[security_headers],
         openapi_config=OpenAPIConfig(
             title="Changarrito",
             version=__version__,

@@ -44,6 +44,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Request body too large",
     415: "Unsupported media type",
@@ -108,6 +109,7 @@ def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
     code = {
         404: "not-found",
         405: "method-not-allowed",
+        408: "request-timeout",
         413: "body-too-large",
         401: "unauthorized",
         403: "forbidden",
