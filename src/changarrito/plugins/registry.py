@@ -32,7 +32,8 @@ from changarrito.plugins.whatsapp.base import WhatsAppProvider
 
 log = structlog.get_logger(__name__)
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+#: What a provider id must look like (the loader refuses any other).
+PROVIDER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +167,7 @@ def _check_class(kind: Kind, cls: Any) -> str | None:
         missing = ", ".join(sorted(abstract))
         return f"{cls.__name__} does not implement {missing}"
     provider_id = getattr(cls, "id", None)
-    if not isinstance(provider_id, str) or not _ID.match(provider_id):
+    if not isinstance(provider_id, str) or not PROVIDER_ID.match(provider_id):
         return f"{cls.__name__}.id must be lowercase letters, digits and dashes"
     for attr in ("credentials_schema", "config_schema"):
         schema = getattr(cls, attr, None)

@@ -20,7 +20,6 @@ runs its coroutine with ``asyncio.run``): no pytest-asyncio needed.
 from __future__ import annotations
 
 import inspect
-import re
 from decimal import Decimal
 
 import httpx
@@ -34,16 +33,15 @@ from changarrito.domain.errors import (
     ProviderTimeout,
     ValidationFailed,
 )
+from changarrito.domain.kinds import IntegrationType
 from changarrito.domain.money import minor_unit_decimals
 from changarrito.domain.payment_model import PaymentStatus
 from changarrito.plugins.base import Credentials, PaymentEvent, PaymentLink
-from changarrito.plugins.registry import ProviderRegistry, discover_none
+from changarrito.testing.checks import check_declarations, registered
 from changarrito.testing.payment_kit import Notification, PaymentKit
 from changarrito.testing.upstream import FakeUpstream, text_response
 
 __all__ = ["Notification", "PaymentProviderConformance"]
-
-_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 class PaymentProviderConformance(PaymentKit):
@@ -53,12 +51,8 @@ class PaymentProviderConformance(PaymentKit):
 
     def test_class_declares_id_name_schemas_and_environment(self) -> None:
         cls = self.provider_class
-        assert cls.id and cls.id == cls.id.lower() and " " not in cls.id
-        assert cls.name
+        check_declarations(cls)
         assert issubclass(cls.credentials_schema, Credentials)
-        assert not getattr(cls, "__abstractmethods__", None)
-        for name in cls.env_vars():
-            assert _ENV_NAME.match(name), f"{name!r} is not an environment variable name"
 
     def test_parse_webhook_takes_the_tenant_as_a_keyword(self) -> None:
         parameter = inspect.signature(self.provider_class.parse_webhook).parameters["tenant_id"]
@@ -68,15 +62,10 @@ class PaymentProviderConformance(PaymentKit):
         if self.plugin is None:
             pytest.skip("no plugin module given")
         context = FakeUpstream().context(self.env)
-        registry = ProviderRegistry.load(
-            context,
-            env={},
-            builtins=(),
-            extra=[("under-test", self.plugin)],
-            discover=discover_none,
+        provider = registered(
+            self.plugin, context, IntegrationType.PAYMENTS, self.provider_class.id
         )
-        assert not registry.failed, registry.failed
-        assert isinstance(registry.payment(self.provider_class.id), self.provider_class)
+        assert isinstance(provider, self.provider_class)
         self.run(context.http.aclose())
 
     def test_credentials_repr_never_shows_a_value(self) -> None:

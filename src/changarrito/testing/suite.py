@@ -35,8 +35,9 @@ from changarrito.domain.errors import (
     RetryableProviderError,
     ValidationFailed,
 )
+from changarrito.domain.kinds import IntegrationType
 from changarrito.plugins.base import LLMProvider, ProviderContext
-from changarrito.plugins.registry import ProviderRegistry, discover_none
+from changarrito.testing.checks import check_declarations, registered
 from changarrito.testing.upstream import FakeUpstream, json_response, text_response
 
 T = TypeVar("T")
@@ -131,23 +132,15 @@ class LLMProviderConformance:
 
     def test_class_declares_id_name_schemas_and_default_model(self) -> None:
         cls = self.provider_class
-        assert cls.id and cls.id == cls.id.lower() and " " not in cls.id
-        assert cls.name and cls.default_model
-        assert not getattr(cls, "__abstractmethods__", None)
+        check_declarations(cls)
+        assert cls.default_model, f"{cls.__name__}.default_model is empty"
 
     def test_plugin_registers_the_provider_class_through_its_hook(self) -> None:
         if self.plugin is None:
             pytest.skip("no plugin module given")
         context = FakeUpstream().context(self.env)
-        registry = ProviderRegistry.load(
-            context,
-            env={},
-            builtins=(),
-            extra=[("under-test", self.plugin)],
-            discover=discover_none,
-        )
-        assert not registry.failed, registry.failed
-        assert isinstance(registry.llm(self.provider_class.id), self.provider_class)
+        provider = registered(self.plugin, context, IntegrationType.LLM, self.provider_class.id)
+        assert isinstance(provider, self.provider_class)
 
     def test_credentials_repr_never_shows_a_value(self) -> None:
         parsed = self.provider_class.parse_credentials(self.credentials)
