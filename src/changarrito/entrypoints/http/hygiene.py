@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
@@ -23,25 +22,52 @@ from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Sen
 NO_STORE_PREFIXES = ("/api/",)
 
 
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
+_CLOSE = (b"connection", b"close")
+
+
 async def security_headers(message: Message, scope: Scope) -> None:
+    """Appends the headers as raw pairs: this runs on every response, the webhook's too, so
+    it builds no header object (the handlers never set these three themselves)."""
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
-    headers["X-Content-Type-Options"] = "nosniff"
+    extra = [_NOSNIFF]
     if str(scope.get("path", "")).startswith(NO_STORE_PREFIXES):
-        headers["Cache-Control"] = "no-store"
+        extra.append(_NO_STORE)
     if message["status"] == 408:
-        headers["Connection"] = "close"
+        extra.append(_CLOSE)
+    message["headers"] = [*message.get("headers", ()), *extra]
 
 
 class BodyTooSlow(HTTPException):
     status_code = 408
 
 
+class _Body:
+    """Where one request's body is: still arriving (``waiting`` in ``receive``), complete, or
+    past its deadline."""
+
+    __slots__ = ("complete", "expired", "timer", "waiting")
+
+    def __init__(self) -> None:
+        self.complete = False
+        self.expired = False
+        self.waiting = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class BodyDeadline:
-    """Every ``receive`` of a request's body runs against one deadline, counted from the
-    moment the request reached the app; once the body is complete, ``receive`` is the
-    server's own again (a handler may wait on it for the disconnect)."""
+    """A request's body must have arrived ``timeout`` seconds after the request reached the
+    app; once it has, ``receive`` is the server's own again (a handler may wait on it for the
+    disconnect).
+
+    This runs on every request, the webhook's too, so it arms one timer per request body
+    (``loop.call_at``, about a microsecond) rather than a timeout context per ``receive``
+    (about ten): when the timer fires while the request waits for more body, the waiting task
+    is cancelled and the cancellation turned into ``BodyTooSlow``. It never cancels anything
+    else: past the deadline outside a ``receive``, the next ``receive`` fails instead.
+    """
 
     def __init__(self, app: ASGIApp, timeout: float) -> None:
         self.app = app
@@ -51,26 +77,49 @@ class BodyDeadline:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        deadline = asyncio.get_running_loop().time() + self.timeout
-        complete = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        task = asyncio.current_task()
+        body = _Body()
+
+        def expire() -> None:
+            body.expired = True
+            if body.waiting and task is not None:
+                task.cancel()
+
+        def too_slow() -> BodyTooSlow:
+            body.complete = True
+            return BodyTooSlow(
+                detail=f"The request body did not arrive within {self.timeout:g} seconds."
+            )
 
         async def receive_in_time() -> ReceiveMessage:
-            nonlocal complete
-            if complete:
+            if body.complete:
                 return await receive()
+            if body.expired:
+                raise too_slow()
+            if body.timer is None:
+                body.timer = loop.call_at(deadline, expire)
+            body.waiting = True
             try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                complete = True
-                raise BodyTooSlow(
-                    detail=f"The request body did not arrive within {self.timeout:g} seconds."
-                ) from None
+                message = await receive()
+            except asyncio.CancelledError:
+                if not body.expired or task is None:
+                    raise
+                task.uncancel()
+                raise too_slow() from None
+            finally:
+                body.waiting = False
             if message["type"] != "http.request" or not message.get("more_body", False):
-                complete = True
+                body.complete = True
+                body.timer.cancel()
             return message
 
-        await self.app(scope, receive_in_time, send)
+        try:
+            await self.app(scope, receive_in_time, send)
+        finally:
+            if body.timer is not None:
+                body.timer.cancel()
 
 
 def body_deadline(timeout: float) -> DefineMiddleware:
