@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -530,11 +530,15 @@ def link(tenant_id: UUID, provider_link_id: str | None = None, **fields: Any) ->
 
 
 def event(tenant_id: UUID, status: str, **fields: Any) -> PaymentEventRecord:
+    """A verified event for the tenant's own account, for ``link()``'s amount and currency."""
     values: dict[str, Any] = {
         "provider": "stripe",
         "event_id": unique("evt_"),
         "type": "checkout.session." + status,
         "payload": {"id": "x"},
+        "source": Source.TENANT,
+        "amount": Decimal("120.50"),
+        "currency": "MXN",
     }
     values.update(fields)
     return PaymentEventRecord(tenant_id=tenant_id, status=status, **values)
@@ -594,14 +598,14 @@ async def test_an_event_moves_its_link_forward_and_never_back(ports: Ports) -> N
     tenant = await ports.store.create_tenant("shop")
     saved = await ports.payments.save_link(link(tenant.id))
     by_link = {"provider_link_id": saved.provider_link_id}
-    steps = ["paid", "pending", "failed", "unknown", "refunded", "paid"]
+    steps = ["declined", "paid", "pending", "failed", "unknown", "refunded", "paid"]
     seen = []
     for status in steps:
         outcome = await ports.payments.record_event(event(tenant.id, status, **by_link))
         assert not outcome.duplicate and outcome.link is not None
         assert outcome.event.link_id == saved.id == outcome.link.id
         seen.append(outcome.link.status)
-    assert seen == ["paid", "paid", "paid", "paid", "refunded", "refunded"]
+    assert seen == ["pending", "paid", "paid", "paid", "paid", "refunded", "refunded"]
     found = await ports.payments.get_link(tenant.id, saved.id)
     assert found is not None and found.status == "refunded"
 
@@ -619,26 +623,35 @@ async def test_a_redelivered_event_is_a_duplicate_and_changes_nothing(ports: Por
     assert found is not None and found.status == "paid"
 
 
-async def test_an_event_id_stored_for_another_tenant_is_a_duplicate(ports: Ports) -> None:
-    """Today's rule: events are unique per (provider, event id), whoever they are for."""
+async def test_an_event_id_stored_for_another_tenant_is_not_a_duplicate(ports: Ports) -> None:
+    """Events are unique per (tenant, provider, event id): another tenant's event with the
+    same id claims nothing here."""
     tenant = await ports.store.create_tenant("shop")
     other = await ports.store.create_tenant("other")
+    saved = await ports.payments.save_link(link(other.id))
     first = event(tenant.id, "paid")
     await ports.payments.record_event(first)
-    outcome = await ports.payments.record_event(event(other.id, "paid", event_id=first.event_id))
-    assert outcome.duplicate
+    outcome = await ports.payments.record_event(
+        event(other.id, "paid", event_id=first.event_id, named_link_id=saved.id)
+    )
+    assert not outcome.duplicate and outcome.link is not None
+    assert outcome.link.status == "paid"
 
 
-async def test_an_event_without_a_link_id_finds_the_newest_link_with_its_reference(
+async def test_an_event_naming_our_link_id_moves_that_link_and_never_one_by_reference(
     ports: Ports,
 ) -> None:
     tenant = await ports.store.create_tenant("shop")
     reference = unique("order-")
-    await ports.payments.save_link(link(tenant.id, reference=reference))
+    older = await ports.payments.save_link(link(tenant.id, reference=reference))
     newest = await ports.payments.save_link(link(tenant.id, reference=reference))
-    outcome = await ports.payments.record_event(event(tenant.id, "paid", reference=reference))
-    assert outcome.link is not None and outcome.link.id == newest.id
-    assert outcome.link.status == "paid"
+    outcome = await ports.payments.record_event(
+        event(tenant.id, "paid", reference=reference, named_link_id=older.id)
+    )
+    assert outcome.link is not None and outcome.link.id == older.id
+    assert outcome.event.link_id == older.id and outcome.link.status == "paid"
+    found = await ports.payments.get_link(tenant.id, newest.id)
+    assert found is not None and found.status == "pending"
 
 
 async def test_an_event_about_no_link_of_its_tenant_is_stored_without_one(ports: Ports) -> None:
@@ -648,10 +661,16 @@ async def test_an_event_about_no_link_of_its_tenant_is_stored_without_one(ports:
     theirs = await ports.payments.save_link(link(other.id, reference=unique("order-")))
     for about in (
         {"provider_link_id": theirs.provider_link_id},  # another tenant's link
+        {"named_link_id": theirs.id},
         {"reference": theirs.reference},
-        {"provider_link_id": unique("cs_"), "reference": mine.reference},  # the id decides
+        {"reference": mine.reference},  # a reference names no link
+        {"provider_link_id": unique("cs_"), "reference": mine.reference},
+        {"named_link_id": uuid4(), "provider_link_id": mine.provider_link_id},  # they disagree
         {"provider": "mercadopago", "provider_link_id": mine.provider_link_id},
-        {"reference": unique("order-")},
+        {"named_link_id": mine.id, "amount": Decimal("120.49")},  # less than the link
+        {"named_link_id": mine.id, "currency": "USD"},
+        {"named_link_id": mine.id, "amount": None},
+        {"named_link_id": mine.id, "source": Source.PLATFORM},  # another account verified it
         {},  # names nothing
     ):
         outcome = await ports.payments.record_event(event(tenant.id, "paid", **about))
@@ -755,7 +774,7 @@ async def test_a_tenants_own_meta_app_is_found_by_token_secret_and_account(ports
         credential.secrets,
         {**credential.config, "businessAccountId": waba},
     )
-    await ports.store.save_credential(credential, number)
+    await ports.store.save_credential(credential, replace(number, business_account_id=waba))
     apps = ports.apps()
     assert await apps.verify_token_matches(token)
     assert not await apps.verify_token_matches(token + "x")
@@ -764,6 +783,45 @@ async def test_a_tenants_own_meta_app_is_found_by_token_secret_and_account(ports
     assert await apps.tenant_of_account(waba) == tenant.id
     assert await apps.app_secret(uuid4()) is None
     assert await apps.tenant_of_account(unique("waba")) is None
+
+
+async def test_an_account_belongs_to_a_confirmed_claim_never_to_the_credential_naming_it(
+    ports: Ports,
+) -> None:
+    owner = await ports.store.create_tenant("owner")
+    hijacker = await ports.store.create_tenant("hijacker")
+    waba = unique("waba")
+    # The hijacker's credential names the account, but no confirmed claim of its own is in it.
+    named, _ = whatsapp(hijacker.id, unique("pn"), appSecret="hijacker-secret")
+    named = replace(named, config={**named.config, "businessAccountId": waba})
+    await ports.store.save_credential(named)
+    assert await ports.apps().tenant_of_account(waba) is None
+    credential, number = whatsapp(owner.id, unique("pn"), appSecret="owner-secret")
+    await ports.store.save_credential(credential, replace(number, business_account_id=waba))
+    assert await ports.apps().tenant_of_account(waba) == owner.id
+    # A later confirmed claim on the same account (another number of it) does not take it.
+    later, number = whatsapp(hijacker.id, unique("pn"), appSecret="hijacker-secret")
+    await ports.store.save_credential(later, replace(number, business_account_id=waba))
+    assert await ports.apps().tenant_of_account(waba) == owner.id
+    await ports.store.delete_credentials(owner.id, WHATSAPP)
+    assert await ports.apps().tenant_of_account(waba) == hijacker.id
+
+
+async def test_claiming_a_number_again_keeps_or_changes_its_confirmed_account(
+    ports: Ports,
+) -> None:
+    tenant = await ports.store.create_tenant("shop")
+    pnid, waba = unique("pn"), unique("waba")
+    credential, number = whatsapp(tenant.id, pnid)
+    await ports.store.save_credential(credential, replace(number, business_account_id=waba))
+    found = await ports.store.number_owner(pnid)
+    assert found is not None and found.business_account_id == waba
+    [listed] = await ports.store.numbers_for(tenant.id)
+    owner, _ = await ports.store.number_with_credentials(pnid)
+    assert listed == owner == found
+    await ports.store.save_credential(credential, number)
+    again = await ports.store.number_owner(pnid)
+    assert again is not None and again.business_account_id is None and again.id == found.id
 
 
 async def test_an_inactive_whatsapp_credential_is_no_meta_app(ports: Ports) -> None:

@@ -1,6 +1,6 @@
 """Payment links and payment notifications through the HTTP API, on real PostgreSQL.
 
-The payment providers are faked at the HTTP level (``httpx.MockTransport`` under the app's
+The payment providers are faked at the HTTP level (``fakes.payment_gateways``, under the app's
 shared clients) speaking each provider's documented wire format; everything else is real: the
 backend app, JWT auth, the credential store and its encryption, the plugins.
 """
@@ -12,7 +12,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -26,6 +26,7 @@ from changarrito.bootstrap import Service
 from changarrito.domain.model import Credential, IntegrationType, Secrets
 from changarrito.plugins.payments.stripe import sign as stripe_sign
 from fakes.memory import MemoryPaymentStore
+from fakes.payment_gateways import FakeGateways
 
 #: These test the API, not SQL: the service runs on the in-memory fakes (``tests/fakes``);
 #: ``test_fakes_match_postgres.py`` holds the fake payment store to the PostgreSQL one.
@@ -39,60 +40,6 @@ TENANT_SECRETS: dict[str, dict[str, str]] = {
     },
     "clip": {"apiKey": "clip-tenant-api-key-3333", "secretKey": "clip-tenant-secret-3333"},
 }
-
-
-@dataclass
-class FakeGateways:
-    """Stripe, Mercado Pago and Clip as far as links and notifications go."""
-
-    requests: list[httpx.Request] = field(default_factory=list)
-    payments: dict[str, dict[str, Any]] = field(default_factory=dict)
-    checkouts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    created: int = 0
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        self.requests.append(request)
-        host, path, method = request.url.host, request.url.path, request.method
-        if host == "api.stripe.com" and method == "POST" and path == "/v1/checkout/sessions":
-            self.created += 1
-            sid = f"cs_test_{self.created}_{uuid4().hex[:8]}"
-            return httpx.Response(
-                200,
-                json={
-                    "id": sid,
-                    "object": "checkout.session",
-                    "url": f"https://checkout.stripe.test/c/pay/{sid}",
-                },
-            )
-        if host == "api.mercadopago.com" and method == "POST" and path == "/checkout/preferences":
-            self.created += 1
-            pid = f"123-pref-{self.created}-{uuid4().hex[:8]}"
-            return httpx.Response(
-                201,
-                json={"id": pid, "init_point": f"https://mp.test/checkout?pref_id={pid}"},
-            )
-        if host == "api.mercadopago.com" and method == "GET" and path.startswith("/v1/payments/"):
-            payment = self.payments.get(path.rsplit("/", 1)[1])
-            if payment is None:
-                return httpx.Response(404, json={"message": "Payment not found"})
-            return httpx.Response(200, json=payment)
-        if host == "api.payclip.com" and method == "POST" and path == "/v2/checkout":
-            self.created += 1
-            rid = f"clip-{self.created}-{uuid4().hex[:8]}"
-            return httpx.Response(
-                200,
-                json={"payment_request_id": rid, "payment_request_url": f"https://clip.test/{rid}"},
-            )
-        if host == "api.payclip.com" and method == "GET" and path.startswith("/v2/checkout/"):
-            checkout = self.checkouts.get(path.rsplit("/", 1)[1])
-            if checkout is None:
-                return httpx.Response(404, json={"message": "not found"})
-            return httpx.Response(200, json=checkout)
-        return httpx.Response(599, json={"error": f"unexpected {method} {request.url}"})
-
-    def last_to(self, host: str) -> httpx.Request:
-        return [r for r in self.requests if r.url.host == host][-1]
 
 
 @dataclass
@@ -129,11 +76,12 @@ class Api:
             "/api/v1/payments/links", json=payload, headers=self.auth(tenant_id)
         )
 
-    def stored_events(self, provider: str, event_id: str) -> list[tuple[Any, ...]]:
-        """(tenant id, status, payload) of the stored notification, as the table holds it."""
+    def stored_events(self, tenant: UUID, provider: str, event_id: str) -> list[tuple[Any, ...]]:
+        """(tenant id, status, payload) of the tenant's stored notification, as the table
+        holds it."""
         store = self.service.storage.payments
         assert isinstance(store, MemoryPaymentStore)
-        found = store.events.get((provider, event_id))
+        found = store.events.get((tenant, provider, event_id))
         return [] if found is None else [(found.tenant_id, found.status, found.payload)]
 
 
@@ -361,7 +309,7 @@ async def test_a_signed_stripe_notification_is_stored_once_and_marks_the_link_pa
 
     assert first.status_code == 200 and first.json() == {"received": True, "duplicate": False}
     assert again.status_code == 200 and again.json() == {"received": True, "duplicate": True}
-    stored = api.stored_events("stripe", event_id)
+    stored = api.stored_events(tenant, "stripe", event_id)
     assert len(stored) == 1
     assert stored[0][0] == tenant and stored[0][1] == "paid"
     assert "client_secret_value" not in json.dumps(stored[0][2])
@@ -379,7 +327,7 @@ async def test_a_forged_stripe_notification_is_a_401_and_changes_nothing(api: Ap
 
     assert problem_of(forged, 401)["type"].endswith("/invalid-signature")
     problem_of(unsigned, 401)
-    assert api.stored_events("stripe", json.loads(body)["id"]) == []
+    assert api.stored_events(tenant, "stripe", json.loads(body)["id"]) == []
     assert await link_status(api, tenant, link["id"]) == "pending"
 
 
@@ -445,14 +393,8 @@ async def test_a_mercadopago_notification_is_confirmed_by_refetching_the_payment
     tenant = await api.tenant()
     secrets = await api.configure(tenant, "mercadopago")
     link = (await api.create_link(tenant, provider="mercadopago", reference="mp-order-7")).json()
-    payment_id = str(int(time.time() * 1000))
-    api.gateways.payments[payment_id] = {
-        "id": int(payment_id),
-        "status": "approved",
-        "external_reference": "mp-order-7",
-        "transaction_amount": 249.9,
-        "currency_id": "MXN",
-    }
+    assert api.gateways.sent(link["providerLinkId"])["external_reference"] == link["id"]
+    payment_id = api.gateways.pay_mercadopago(link["providerLinkId"])
     body = json.dumps(
         {
             "id": int(payment_id) + 1,
@@ -486,12 +428,7 @@ async def test_a_clip_notification_is_believed_only_after_clip_confirms_it(api: 
     unknown = await api.client.post(
         f"/webhooks/payments/clip/{tenant}", content=b'{"payment_request_id": "made-up-id"}'
     )
-    api.gateways.checkouts[request_id] = {
-        "payment_request_id": request_id,
-        "status": "CHECKOUT_COMPLETED",
-        "amount": 249.9,
-        "currency": "MXN",
-    }
+    api.gateways.set_clip_status(request_id, "CHECKOUT_COMPLETED")
     confirmed = await api.client.post(f"/webhooks/payments/clip/{tenant}", content=notification)
 
     problem_of(unknown, 401)

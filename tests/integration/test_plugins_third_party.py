@@ -40,6 +40,7 @@ if "conekta" in out["payments"]:
     upstream.script(json_response(200, {"id": "chk_1", "url": "https://pay.conekta.com/link/1"}))
     p = registry.payment("conekta")
     link = asyncio.run(p.create_payment_link(
+        link_id="0b6c1f0e-6a1d-4c39-8d0e-5f7b2a9c4e11",
         amount=Decimal("10.50"), currency="MXN", description="Tacos", reference="order-1",
         credentials=p.parse_credentials({"apiKey": "key_abc"}), config=p.parse_config({})))
     out["link"] = [link.provider, link.provider_id, link.url, str(link.status)]

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from changarrito.plugin import InvalidSignature, PaymentStatus, ProviderAuthError
 from changarrito.testing import FakeUpstream, Notification, PaymentProviderConformance
+from changarrito.testing.payment_suite import LINK_ID
 
 API_KEY = "key_test_eYvWV7gSDkNYXsmr0123"
 #: Conekta keeps the private half and signs with it; the tenant stores the public half.
@@ -43,7 +44,7 @@ def order_event(event_type: str = "order.paid") -> bytes:
         "amount": 14950,
         "currency": "MXN",
         "payment_status": "paid",
-        "metadata": {"reference": "order-42"},
+        "metadata": {"link_id": LINK_ID, "reference": "order-42"},
         "checkout": {"id": "42a4c95e-0db2-4ae8-9bb3-ea681acc8281", "object": "checkout"},
     }
     event = {
@@ -106,6 +107,7 @@ async def test_a_link_is_a_payment_link_checkout_in_cents() -> None:
     provider = ConektaProvider(upstream.context())
 
     link = await provider.create_payment_link(
+        link_id=LINK_ID,
         amount=Decimal("149.50"),
         currency="mxn",
         description="Tacos al pastor x3",
@@ -129,16 +131,24 @@ async def test_a_link_is_a_payment_link_checkout_in_cents() -> None:
     assert sent["order_template"] == {
         "line_items": [{"name": "Tacos al pastor x3", "unit_price": 14950, "quantity": 1}],
         "currency": "MXN",
-        "metadata": {"reference": "order-42"},
+        "metadata": {"link_id": LINK_ID, "reference": "order-42"},
     }
     await upstream.clients().aclose()
 
 
-def test_a_signed_order_event_names_its_checkout_reference_and_amount() -> None:
+def test_a_signed_order_event_names_its_link_checkout_reference_and_amount() -> None:
     event = event_from(json.loads(order_event()))
 
-    assert event.provider_link_id == "42a4c95e-0db2-4ae8-9bb3-ea681acc8281"
+    assert (event.link_id, event.provider_link_id) == (
+        LINK_ID,
+        "42a4c95e-0db2-4ae8-9bb3-ea681acc8281",
+    )
     assert (event.reference, event.amount, event.currency) == ("order-42", Decimal("149.5"), "MXN")
+    assert event.raw == {
+        "id": "5b6f4a1e8a9b2c0012345678",
+        "type": "order.paid",
+        "order": "ord_2tUigJ8DgBhbp6w5D",
+    }
 
 
 @pytest.mark.parametrize(
@@ -147,6 +157,7 @@ def test_a_signed_order_event_names_its_checkout_reference_and_amount() -> None:
         ("order.paid", PaymentStatus.PAID),
         ("order.pending_payment", PaymentStatus.PENDING),
         ("order.expired", PaymentStatus.EXPIRED),
+        ("order.declined", PaymentStatus.DECLINED),
         ("order.canceled", PaymentStatus.FAILED),
         ("order.refunded", PaymentStatus.REFUNDED),
         ("customer.created", PaymentStatus.UNKNOWN),

@@ -22,10 +22,12 @@ class PaymentStatus(StrEnum):
     """Where a payment stands, in the words every provider's own statuses map to.
 
     A link starts ``pending``; the host moves it forward only, whatever order events arrive
-    in: ``failed`` and ``expired`` may still become ``paid`` (a buyer retries a declined card),
-    ``paid`` may become ``refunded``, never the reverse. ``unknown`` is for an event that says
-    nothing about the payment (a partial refund, a customer update): it is stored and changes
-    no link.
+    in: ``failed`` and ``expired`` are final outcomes of the link (a cancelled payment, an
+    expired session) that a late ``paid`` still overrides, and ``paid`` may become
+    ``refunded``, never the reverse. ``declined`` is one attempt that did not go through
+    while the buyer can still pay the same link (a declined card, a rejected payment): it is
+    stored and leaves the link as it is. ``unknown`` is for an event that says nothing about
+    the payment (a partial refund, a customer update): stored, and changes no link either.
     """
 
     PENDING = "pending"
@@ -33,6 +35,7 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     REFUNDED = "refunded"
+    DECLINED = "declined"
     UNKNOWN = "unknown"
 
     @classmethod
@@ -46,8 +49,9 @@ class PaymentStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PaymentLinkRecord:
-    """A hosted payment link created for a tenant, with its latest status (a
-    ``PaymentStatus`` value other than ``unknown``)."""
+    """A hosted payment link created for a tenant, with its latest status (``pending``,
+    ``paid``, ``failed``, ``expired`` or ``refunded``). ``id`` is chosen before the provider is
+    called and travels in the provider's object, so that its events can name the link."""
 
     tenant_id: UUID
     provider: str
@@ -66,10 +70,15 @@ class PaymentLinkRecord:
 
 @dataclass(frozen=True, slots=True)
 class PaymentEventRecord:
-    """A verified provider notification, as stored (``payload`` holds no secret).
+    """A verified provider notification, as stored (``payload``: a few verified facts, no
+    secret, at most ``payments.MAX_STORED_PAYLOAD`` bytes).
 
-    An event is stored once per provider and ``event_id``: the provider's event id is what tells
-    a retried notification from a new one, so it must be unique and stable across retries.
+    An event is stored once per tenant, provider and ``event_id``: the event id, taken from
+    verified data only, is what tells a retried notification from a new one, so it must be
+    unique and stable across retries. ``source`` is whose credential verified it;
+    ``named_link_id``, ``amount`` and ``currency`` are what the provider says about the payment
+    (our link id as its object echoes it), which ``payments.applies_to`` holds against a link.
+    ``link_id`` is the link the event was applied to, once stored.
     """
 
     tenant_id: UUID
@@ -78,7 +87,11 @@ class PaymentEventRecord:
     type: str
     status: str
     payload: Mapping[str, Any]
+    source: Source
     provider_link_id: str | None = None
+    named_link_id: UUID | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
     reference: str | None = None
     link_id: UUID | None = None
     id: UUID = field(default_factory=uuid4)
@@ -87,7 +100,8 @@ class PaymentEventRecord:
 
 @dataclass(frozen=True, slots=True)
 class EventOutcome:
-    """What storing a notification did: ``duplicate`` when its event id was already stored."""
+    """What storing a notification did: ``duplicate`` when its event id was already stored
+    for the tenant; ``link`` the link it applied to (``None`` when it applies to none)."""
 
     event: PaymentEventRecord
     duplicate: bool

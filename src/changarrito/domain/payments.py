@@ -6,22 +6,31 @@ Order of creating a link:
    4217 code, a description and a reference), naming each bad field;
 2. pick the provider: the one asked for (it must be installed), else the resolved default;
 3. resolve the tenant's payment credentials for it, else the platform's (``Resolver``);
-4. ask the provider for a hosted link, and store it with ``source`` tenant or platform.
+4. choose the link's id, ask the provider for a hosted link carrying that id (``link_id``:
+   metadata, external reference...), and store it with ``source`` tenant or platform.
 
 A notification (``receive_notification``) is checked by the provider with the same resolved
-credentials (its webhook secret, or a re-fetch with its key), stored once per provider event id
-with secret-looking fields removed, and moves its link's status forward (never backward: a late
-"pending" does not undo "paid").
+credentials (its webhook secret, or a re-fetch with its key); only then is it stored, once per
+tenant, provider and event id, as a few verified facts (``stored_payload``: at most
+``MAX_STORED_PAYLOAD`` bytes, secret-looking fields removed), and it moves a link only when
+``applies_to`` says the provider put that payment on that link: the event names the link (our
+id echoed, or the provider's link id), was verified with the credential source that created
+it, and, for a payment or refund, is for at least the link's amount in its currency. Status
+moves forward only (``next_status``: a late "pending" does not undo "paid"; a declined attempt
+moves nothing). There is no matching by the shop's ``reference``: it is not unique, and a
+payment for one link must never settle another.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from changarrito.domain.errors import NotConfigured, NotFound, ValidationFailed
 from changarrito.domain.model import IntegrationType
@@ -42,8 +51,10 @@ __all__ = [
     "PaymentLinkRequest",
     "PaymentStatus",
     "Payments",
+    "applies_to",
     "next_status",
     "redact_payload",
+    "stored_payload",
     "validated",
 ]
 
@@ -59,6 +70,16 @@ _RANK = {
 
 MAX_DESCRIPTION = 500
 MAX_REFERENCE = 200
+#: Largest stored notification payload (its JSON, in bytes): a few verified facts, never the
+#: provider's whole body, whoever posted it.
+MAX_STORED_PAYLOAD = 4096
+#: Longest event id and type stored as given; a longer id is stored as its SHA-256.
+MAX_EVENT_ID = 200
+MAX_EVENT_TYPE = 100
+#: Longest text fact (a reference, a provider id) kept in a stored payload.
+MAX_FACT = 200
+#: Statuses that say money moved: an event saying one must be for the link's whole amount.
+_MONEY = frozenset({PaymentStatus.PAID, PaymentStatus.REFUNDED})
 
 REDACTED = "[redacted]"
 #: Keys of a notification payload whose values are never stored.
@@ -113,6 +134,78 @@ def next_status(current: str, incoming: str) -> str:
     return incoming if rank >= _RANK.get(PaymentStatus.of(current), 0) else current
 
 
+def applies_to(event: PaymentEventRecord, link: PaymentLinkRecord) -> bool:
+    """Whether ``event`` may move ``link``: the provider put this payment on this link.
+
+    - same tenant and provider, and verified with the credential source that created the link
+      (a platform-account event never moves a link of the tenant's own account, nor back);
+    - the event names the link, by our id echoed in the provider's object or by the provider's
+      link id, and contradicts neither;
+    - a payment or refund (``paid``, ``refunded``) is in the link's currency for at least its
+      amount; one that does not say its amount or currency moves nothing.
+    """
+    if (event.tenant_id, event.provider, event.source) != (
+        link.tenant_id,
+        link.provider,
+        link.source,
+    ):
+        return False
+    if event.named_link_id is None and event.provider_link_id is None:
+        return False
+    if event.named_link_id is not None and event.named_link_id != link.id:
+        return False
+    if event.provider_link_id is not None and event.provider_link_id != link.provider_link_id:
+        return False
+    if PaymentStatus.of(event.status) in _MONEY:
+        return (
+            event.currency is not None
+            and event.currency.upper() == link.currency
+            and event.amount is not None
+            and event.amount.is_finite()
+            and event.amount >= link.amount
+        )
+    return True
+
+
+def bounded_event_id(event_id: str) -> str:
+    """``event_id`` as stored: itself when short, else ``sha256:<hex>`` of it (still stable)."""
+    if len(event_id) <= MAX_EVENT_ID:
+        return event_id
+    return "sha256:" + hashlib.sha256(event_id.encode()).hexdigest()
+
+
+def stored_payload(facts: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """What is kept of a verified notification, at most ``MAX_STORED_PAYLOAD`` bytes of JSON:
+    ``facts`` (scalars; text cut to ``MAX_FACT`` characters, shorter if need be), and the
+    provider's ``raw`` summary when it fits, else only its size and SHA-256. ``raw`` is expected
+    to be redacted already."""
+    try:
+        encoded = json.dumps(
+            raw, default=str, sort_keys=True, separators=(",", ":"), allow_nan=False
+        )
+    except ValueError:  # NaN or infinity: not JSON, kept as text
+        encoded = json.dumps(repr(raw))
+    # PostgreSQL's jsonb takes no NUL character.
+    encoded = encoded.replace("\\u0000", "")
+    summary: Any = json.loads(encoded)
+    limit, omitted = MAX_FACT, False
+    while True:
+        kept = {
+            key: value.replace("\x00", "")[:limit] if isinstance(value, str) else value
+            for key, value in facts.items()
+            if isinstance(value, str | int | float | bool)
+        }
+        payload = {**kept, "raw": summary}
+        if len(json.dumps(payload).encode()) <= MAX_STORED_PAYLOAD or limit == 0:
+            return payload
+        if not omitted:
+            digest = hashlib.sha256(encoded.encode()).hexdigest()
+            summary = {"omitted": True, "bytes": len(encoded.encode()), "sha256": digest}
+            omitted = True
+        else:
+            limit //= 2
+
+
 def redact_payload(value: Any, secrets: Iterable[str] = ()) -> Any:
     """``value`` with secret-looking keys masked and any credential value replaced."""
     known = sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True)
@@ -154,7 +247,9 @@ class Payments:
             tenant_id, IntegrationType.PAYMENTS, request.provider
         )
         gateway = self.gateways.payment(resolved.provider)
+        link_id = uuid4()
         created = await gateway.create_payment_link(
+            link_id=str(link_id),
             amount=request.amount,
             currency=request.currency,
             description=request.description,
@@ -163,6 +258,7 @@ class Payments:
             config=gateway.parse_config(resolved.config),
         )
         link = PaymentLinkRecord(
+            id=link_id,
             tenant_id=tenant_id,
             provider=resolved.provider,
             provider_link_id=created.provider_id,
@@ -191,7 +287,9 @@ class Payments:
         raw_body: bytes,
         query: Mapping[str, str] | None = None,
     ) -> EventOutcome:
-        """Verifies, stores (once) and applies a provider's notification for ``tenant_id``.
+        """Verifies a provider's notification for ``tenant_id``, then stores it (once per
+        tenant, provider and event id, as ``stored_payload``) and applies it to the link it
+        names when ``applies_to`` holds. Nothing is stored before the provider verified it.
 
         ``query`` is the notification URL's query string, which some providers sign (Mercado
         Pago's ``data.id``); it reaches the provider as ``config.query``.
@@ -213,15 +311,33 @@ class Payments:
             gateway.parse_config(config),
             tenant_id=tenant_id,
         )
+        status = PaymentStatus.of(event.status).value
+        currency = event.currency.strip().upper()[:8] if event.currency else None
+        facts = {
+            "type": event.type,
+            "status": status,
+            "linkId": event.link_id,
+            "providerLinkId": event.provider_link_id,
+            "reference": event.reference,
+            "amount": str(event.amount) if event.amount is not None else None,
+            "currency": currency,
+        }
         record = PaymentEventRecord(
             tenant_id=tenant_id,
             provider=provider,
-            event_id=event.event_id,
-            type=event.type,
-            status=PaymentStatus.of(event.status).value,
-            payload=redact_payload(dict(event.raw), resolved.secrets.values()),
+            event_id=bounded_event_id(event.event_id),
+            type=event.type[:MAX_EVENT_TYPE],
+            status=status,
+            payload=stored_payload(
+                redact_payload(facts, resolved.secrets.values()),
+                redact_payload(dict(event.raw), resolved.secrets.values()),
+            ),
+            source=resolved.source,
             provider_link_id=event.provider_link_id,
-            reference=event.reference,
+            named_link_id=_uuid(event.link_id),
+            amount=event.amount,
+            currency=currency,
+            reference=event.reference[:MAX_REFERENCE] if event.reference else None,
         )
         return await self.store.record_event(record)
 
@@ -229,6 +345,16 @@ class Payments:
         if provider not in self.gateways.ids(IntegrationType.PAYMENTS):
             raise NotFound(f"no payment provider {provider!r} is installed")
         return self.gateways.payment(provider)
+
+
+def _uuid(value: str | None) -> UUID | None:
+    """Our link id as the provider echoed it; anything that is not a UUID names no link."""
+    if not value:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        return None
 
 
 def _link_status(status: str) -> str:

@@ -96,24 +96,38 @@ class PaymentLink(msgspec.Struct, frozen=True):
 
 
 class PaymentEvent(msgspec.Struct, frozen=True):
-    """A provider's notification, after its signature (or a re-fetch) proved it genuine."""
+    """A provider's notification, after its signature (or a re-fetch) proved it genuine.
+
+    Every field comes from verified data (the signed body, or the provider's answer to the
+    re-fetch), never from an unsigned body. A ``paid`` or ``refunded`` event moves a link only
+    when it names it (``link_id`` or ``provider_link_id``) and its ``amount`` and ``currency``
+    cover the link's.
+    """
 
     provider: str
     #: Identifies this notification uniquely and stably across the provider's retries (its
-    #: event id, or one derived from what the provider sent): the host stores an event once
-    #: per provider and event id and acknowledges a repeat without applying it again.
+    #: signed event id, or one derived from the re-fetched object such as
+    #: ``payment:<id>:<status>``): the host stores an event once per tenant, provider and
+    #: event id and acknowledges a repeat without applying it again.
     event_id: str
     #: The provider's own event type (``checkout.session.completed``, ``payment.updated``).
     type: str
     #: The provider's id of the link/preference/checkout the event is about.
     provider_link_id: str | None
     status: PaymentStatus
-    #: The shop's reference given to ``create_payment_link``, when the event carries it.
+    #: Our link id (``create_payment_link``'s ``link_id``) as the provider's object echoes it
+    #: (metadata, external reference): what ties a payment to its link when the event does
+    #: not name the provider's link id.
+    link_id: str | None = None
+    #: The shop's reference given to ``create_payment_link``, when the event carries it
+    #: (stored for the record; it matches nothing).
     reference: str | None = None
+    #: What the payment is for, in major units and ISO 4217 (required to pay a link).
     amount: Decimal | None = None
     currency: str | None = None
     occurred_at: datetime | None = None
-    #: What the provider said (stored after secret-looking fields are masked).
+    #: A small summary of what the provider said (ids, statuses): stored after secret-looking
+    #: fields are masked, and only as a hash when the stored event would pass 4 KiB.
     raw: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -127,6 +141,7 @@ class PaymentProvider(Provider):
     async def create_payment_link(
         self,
         *,
+        link_id: str,
         amount: Decimal,
         currency: str,
         description: str,
@@ -134,7 +149,12 @@ class PaymentProvider(Provider):
         credentials: Any,
         config: Any,
     ) -> PaymentLink:
-        """Creates a hosted payment link for ``amount`` (major units, e.g. 10.50 MXN)."""
+        """Creates a hosted payment link for ``amount`` (major units, e.g. 10.50 MXN).
+
+        ``link_id`` is the host's id of the link (a UUID): put it in the provider's object
+        where the provider copies it onto every payment and event (metadata, external
+        reference) and return it as ``PaymentEvent.link_id``; ``reference`` is the shop's own
+        order reference, for its records (it need not be unique)."""
 
     @abstractmethod
     async def parse_webhook(

@@ -9,11 +9,12 @@ Nothing here is imported by the service itself.
 """
 
 from changarrito.testing.fakes import FakeCredentialSource, FakeLLMProvider, FakeProviders
-from changarrito.testing.payment_suite import Notification, PaymentProviderConformance
+from changarrito.testing.payment_suite import LINK_ID, Notification, PaymentProviderConformance
 from changarrito.testing.suite import LLMProviderConformance
 from changarrito.testing.upstream import FakeUpstream, json_response, text_response
 
 __all__ = [
+    "LINK_ID",
     "FakeCredentialSource",
     "FakeLLMProvider",
     "FakeProviders",

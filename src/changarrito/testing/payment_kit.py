@@ -24,6 +24,10 @@ from changarrito.testing.upstream import Answer, FakeUpstream, json_response
 T = TypeVar("T")
 #: The tenant every notification of the suite is for.
 TENANT_ID = UUID("5d1c0b7e-8f0a-4f5e-9a40-3c2d1e0f9a8b")
+#: The host's id of the link the suite creates (``create_payment_link``'s ``link_id``): the
+#: provider's object must carry it, and a genuine notification about a payment echo it back
+#: as ``PaymentEvent.link_id`` (or name the link's ``provider_id``).
+LINK_ID = "0b6c1f0e-6a1d-4c39-8d0e-5f7b2a9c4e11"
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ class PaymentKit:
 
     def genuine_notification(self) -> Notification:
         """A notification the provider accepts (signed with ``credentials``' secret, or one
-        whose re-fetch ``answers`` confirm it)."""
+        whose re-fetch ``answers`` confirm it): a payment of ``amounts[0]`` for the link the
+        suite created, naming it by ``LINK_ID`` (or the link's provider id)."""
         raise NotImplementedError("build a genuine notification")
 
     def forged_notification(self) -> Notification:
@@ -124,6 +129,7 @@ class PaymentKit:
 
         async def use(provider: PaymentProvider) -> PaymentLink:
             return await provider.create_payment_link(
+                link_id=LINK_ID,
                 amount=first_amount if amount is None else amount,
                 currency=currency or first_currency,
                 description="Tacos al pastor x3",

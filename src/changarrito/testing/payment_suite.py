@@ -4,7 +4,9 @@ Subclass it in your plugin's tests (the class name must start with ``Test``), se
 ``provider_class``, ``plugin``, ``credentials`` and ``amounts``, and describe your wire format
 by overriding ``link_response``, ``sent_amount``, ``genuine_notification`` and
 ``forged_notification`` (and ``error_response``/``verify_response`` when the defaults do not
-fit)::
+fit). The link is created with ``link_id=LINK_ID``: the request must carry it, and the genuine
+notification (a payment of ``amounts[0]``) must name the link with it (``PaymentEvent.link_id``)
+or with the link's provider id, and say its amount and currency::
 
     class TestConektaConformance(PaymentProviderConformance):
         provider_class = ConektaProvider
@@ -38,10 +40,10 @@ from changarrito.domain.money import minor_unit_decimals
 from changarrito.domain.payment_model import PaymentStatus
 from changarrito.plugins.base import Credentials, PaymentEvent, PaymentLink
 from changarrito.testing.checks import check_declarations, registered
-from changarrito.testing.payment_kit import Notification, PaymentKit
+from changarrito.testing.payment_kit import LINK_ID, Notification, PaymentKit
 from changarrito.testing.upstream import FakeUpstream, text_response
 
-__all__ = ["Notification", "PaymentProviderConformance"]
+__all__ = ["LINK_ID", "Notification", "PaymentProviderConformance"]
 
 
 class PaymentProviderConformance(PaymentKit):
@@ -86,6 +88,27 @@ class PaymentProviderConformance(PaymentKit):
         assert isinstance(link.status, PaymentStatus)
         assert link.status is not PaymentStatus.UNKNOWN
         self.assert_authenticated(upstream.last)
+
+    def test_the_link_request_carries_the_hosts_link_id(self) -> None:
+        _, upstream = self.create()
+        sent = upstream.last
+        assert LINK_ID in sent.content.decode(errors="replace") + str(sent.url), (
+            "create_payment_link must put link_id in the provider's object (metadata, external "
+            "reference) so that the provider's events can name the link"
+        )
+
+    def test_a_genuine_payment_names_its_link_and_says_what_it_paid(self) -> None:
+        notification = self.genuine_notification()
+        event, _ = self.parse(notification)
+        link, _ = self.create()
+        assert event.link_id == LINK_ID or event.provider_link_id == link.provider_id, (
+            "the event must echo link_id (PaymentEvent.link_id) or name the provider's link id"
+        )
+        if event.status in (PaymentStatus.PAID, PaymentStatus.REFUNDED):
+            amount, currency, _ = self.amounts[0]
+            assert (event.amount, event.currency) == (amount, currency.upper()), (
+                "a payment must say its amount (major units) and currency, or it pays nothing"
+            )
 
     def test_amounts_are_sent_in_the_currencys_minor_units(self) -> None:
         for amount, currency, expected in self.amounts:

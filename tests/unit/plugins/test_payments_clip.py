@@ -25,6 +25,7 @@ from changarrito.plugin import PaymentLink
 from changarrito.plugins.payments import clip
 from changarrito.plugins.payments.clip import ClipConfig, ClipCredentials, ClipProvider
 from changarrito.testing import Notification, PaymentProviderConformance
+from changarrito.testing.payment_suite import LINK_ID
 
 API_KEY = "clip-api-key-7f3a9c21-4b5e"
 SECRET_KEY = "clip-secret-key-d41d8cd98f00b204"
@@ -53,6 +54,7 @@ def created() -> httpx.Response:
 
 async def create(provider: ClipProvider, **overrides: Any) -> PaymentLink:
     args: dict[str, Any] = {
+        "link_id": LINK_ID,
         "amount": Decimal("149.50"),
         "currency": "MXN",
         "description": "Tacos al pastor x3",
@@ -92,7 +94,7 @@ async def test_a_payment_link_is_a_checkout_redirect_in_pesos(make: Any) -> None
             "error": "https://wa.me/",
             "default": "https://wa.me/",
         },
-        "metadata": {"external_reference": "order-42"},
+        "metadata": {"external_reference": LINK_ID},
     }
 
 
@@ -220,7 +222,7 @@ def checkout(status: str) -> httpx.Response:
             "status": status,
             "amount": 149.5,
             "currency": "MXN",
-            "metadata": {"external_reference": "order-42"},
+            "metadata": {"external_reference": LINK_ID},
             "completed_at": "2026-01-02T16:00:00Z",
         },
     )
@@ -237,11 +239,28 @@ async def test_a_notification_is_believed_only_after_clip_confirms_it(make: Any)
         f"https://api.payclip.com/v2/checkout/{CHECKOUT_ID}",
     )
     assert request.headers["authorization"] == f"Basic {BASIC}"
-    assert (event.provider, event.event_id, event.type) == ("clip", "notif-1", "CHECKOUT")
-    assert event.provider_link_id == CHECKOUT_ID
-    assert (event.status, event.reference) == ("paid", "order-42")
+    assert (event.provider, event.event_id, event.type) == (
+        "clip",
+        f"{CHECKOUT_ID}:CHECKOUT_COMPLETED",
+        "checkout.CHECKOUT_COMPLETED",
+    )
+    assert (event.provider_link_id, event.link_id) == (CHECKOUT_ID, LINK_ID)
+    assert event.status == "paid"
     assert (event.amount, event.currency) == (Decimal("149.5"), "MXN")
     assert event.occurred_at is not None
+
+
+async def test_the_event_id_and_what_is_kept_come_from_clip_not_from_the_notification(
+    make: Any,
+) -> None:
+    provider, _ = make(checkout("CHECKOUT_COMPLETED"))
+    body = notification(id="a-pre-claimed-id", padding="x" * 100_000)
+
+    event = await provider.parse_webhook({}, body, CREDS, CONFIG, tenant_id=TENANT)
+
+    assert event.event_id == f"{CHECKOUT_ID}:CHECKOUT_COMPLETED"
+    assert "a-pre-claimed-id" not in json.dumps(event.raw)
+    assert len(json.dumps(event.raw)) < 200
 
 
 async def test_a_notification_claiming_payment_is_not_paid_when_clip_says_otherwise(

@@ -29,6 +29,7 @@ from changarrito.plugins.payments.mercadopago import (
     MercadoPagoProvider,
 )
 from changarrito.testing import Notification, PaymentProviderConformance
+from changarrito.testing.payment_suite import LINK_ID
 
 TOKEN = "APP_USR-1234567890123456-010203-abcdefabcdefabcdef-99887766"
 SECRET = "mp-webhook-secret-0123456789abcdef"
@@ -56,6 +57,7 @@ def preference() -> httpx.Response:
 
 async def create(provider: MercadoPagoProvider, **overrides: Any) -> PaymentLink:
     args: dict[str, Any] = {
+        "link_id": LINK_ID,
         "amount": Decimal("149.50"),
         "currency": "MXN",
         "description": "Tacos al pastor x3",
@@ -96,8 +98,8 @@ async def test_a_payment_link_is_a_checkout_pro_preference(make: Any) -> None:
                 "currency_id": "MXN",
             }
         ],
-        "external_reference": "order-42",
-        "metadata": {"reference": "order-42"},
+        "external_reference": LINK_ID,
+        "metadata": {"reference": "order-42", "link_id": LINK_ID},
     }
 
 
@@ -230,7 +232,8 @@ def payment(status: str = "approved") -> httpx.Response:
             "id": int(PAYMENT_ID),
             "status": status,
             "status_detail": "accredited",
-            "external_reference": "order-42",
+            "external_reference": LINK_ID,
+            "metadata": {"reference": "order-42", "link_id": LINK_ID},
             "transaction_amount": 149.5,
             "currency_id": "MXN",
             "date_approved": "2026-01-02T10:00:00.000-06:00",
@@ -250,10 +253,10 @@ async def test_a_signed_notification_is_resolved_by_fetching_the_payment(make: A
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert (event.provider, event.event_id, event.type) == (
         "mercadopago",
-        "12345",
-        "payment.updated",
+        f"payment:{PAYMENT_ID}:approved",  # from the fetched payment, not the body's "id"
+        "payment.approved",
     )
-    assert (event.status, event.reference) == ("paid", "order-42")
+    assert (event.status, event.link_id, event.reference) == ("paid", LINK_ID, "order-42")
     assert (event.amount, event.currency) == (Decimal("149.5"), "MXN")
     assert event.occurred_at is not None and event.occurred_at.utcoffset() is not None
 
@@ -328,10 +331,21 @@ async def test_ts_is_accepted_in_seconds_or_milliseconds(make: Any, unit: int) -
 
 
 @pytest.mark.parametrize("unit", [1, 1000], ids=["seconds", "milliseconds"])
-async def test_a_stale_signature_is_refused(make: Any, unit: int) -> None:
+async def test_a_correct_signature_two_hours_old_is_accepted(make: Any, unit: int) -> None:
     provider, fake = make(payment())
-    ts = (int(time.time()) - mercadopago.SIGNATURE_TOLERANCE - 60) * unit
+    ts = (int(time.time()) - 2 * 3600) * unit
     headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};", ts=ts)
+
+    event = await provider.parse_webhook(headers, notification(), CREDS, query(), tenant_id=TENANT)
+
+    assert event.status == "paid"
+    assert len(fake.requests) == 1  # still re-fetched: the payment decides
+
+
+async def test_a_signature_whose_ts_is_not_a_number_is_refused(make: Any) -> None:
+    provider, fake = make(payment())
+    v1 = hmac.new(SECRET.encode(), f"id:{PAYMENT_ID};ts:soon;".encode(), hashlib.sha256)
+    headers = {"x-signature": f"ts=soon,v1={v1.hexdigest()}"}
 
     with pytest.raises(InvalidSignature):
         await provider.parse_webhook(headers, notification(), CREDS, query(), tenant_id=TENANT)
@@ -378,15 +392,50 @@ async def test_a_missing_signature_is_refused_when_a_secret_is_set(
 async def test_without_a_secret_the_fetched_payment_alone_decides(make: Any) -> None:
     provider, fake = make(payment("rejected"))
 
-    with structlog.testing.capture_logs() as logs:
-        event = await provider.parse_webhook(
+    event = await provider.parse_webhook(
+        {}, notification(), {"accessToken": TOKEN}, query(), tenant_id=TENANT
+    )
+
+    assert (event.status, event.event_id) == ("declined", f"payment:{PAYMENT_ID}:rejected")
+    assert len(fake.requests) == 1
+
+
+async def test_without_a_secret_a_payment_it_cannot_fetch_is_refused(make: Any) -> None:
+    provider, _ = make(httpx.Response(404, json={"message": "Payment not found"}))
+
+    with pytest.raises(InvalidSignature):
+        await provider.parse_webhook(
             {}, notification(), {"accessToken": TOKEN}, query(), tenant_id=TENANT
         )
 
-    assert event.status == "failed"
-    assert len(fake.requests) == 1
-    assert any(entry["event"] == "payments.unsigned_notification" for entry in logs)
-    assert TOKEN not in repr(logs)
+
+@pytest.mark.parametrize("kind", ["merchant_order", "topic_chargebacks_wh", "order"])
+async def test_without_a_secret_a_topic_that_is_not_a_payment_is_refused_without_a_call(
+    make: Any, kind: str
+) -> None:
+    provider, fake = make()
+    config = MercadoPagoConfig(query={"data.id": PAYMENT_ID, "type": kind})
+
+    with pytest.raises(InvalidSignature):
+        await provider.parse_webhook(
+            {}, notification(kind=kind), {"accessToken": TOKEN}, config, tenant_id=TENANT
+        )
+
+    assert fake.requests == []
+
+
+async def test_a_signed_topic_that_is_not_a_payment_keeps_only_its_id(make: Any) -> None:
+    provider, fake = make()
+    headers = signed(f"id:{PAYMENT_ID};request-id:{REQUEST_ID};ts:{{ts}};")
+    config = MercadoPagoConfig(query={"data.id": PAYMENT_ID, "type": "merchant_order"})
+
+    event = await provider.parse_webhook(
+        headers, notification(kind="merchant_order"), CREDS, config, tenant_id=TENANT
+    )
+
+    assert (event.event_id, event.status) == (f"merchant_order:{PAYMENT_ID}", "unknown")
+    assert event.raw == {"topic": "merchant_order", "id": PAYMENT_ID}
+    assert fake.requests == []
 
 
 async def test_a_notification_for_a_payment_mercado_pago_does_not_know_is_refused(
@@ -417,7 +466,7 @@ async def test_a_data_id_that_is_not_an_id_is_never_put_in_a_url(make: Any) -> N
     [
         ("pending", "pending"),
         ("in_process", "pending"),
-        ("rejected", "failed"),
+        ("rejected", "declined"),  # the buyer may try again on the same preference
         ("cancelled", "failed"),
         ("refunded", "refunded"),
         ("charged_back", "refunded"),

@@ -27,6 +27,7 @@ from changarrito.plugin import PaymentLink
 from changarrito.plugins.payments import stripe
 from changarrito.plugins.payments.stripe import StripeCredentials, StripeProvider
 from changarrito.testing import Notification, PaymentProviderConformance
+from changarrito.testing.payment_suite import LINK_ID
 
 API_KEY = "sk_test_51AbCdEfGhIjKlMnOpQrStUv"
 WEBHOOK_SECRET = "whsec_TopSecretSigningValue123"
@@ -54,6 +55,7 @@ def session(**extra: Any) -> httpx.Response:
 
 async def create(provider: StripeProvider, **overrides: Any) -> PaymentLink:
     args: dict[str, Any] = {
+        "link_id": LINK_ID,
         "amount": Decimal("149.50"),
         "currency": "MXN",
         "description": "Tacos al pastor x3",
@@ -95,8 +97,10 @@ async def test_a_payment_link_is_a_hosted_checkout_session_priced_in_cents(make:
         "line_items[0][price_data][currency]": "mxn",
         "line_items[0][price_data][unit_amount]": "14950",
         "line_items[0][price_data][product_data][name]": "Tacos al pastor x3",
-        "client_reference_id": "order-42",
+        "client_reference_id": LINK_ID,
+        "metadata[link_id]": LINK_ID,
         "metadata[reference]": "order-42",
+        "payment_intent_data[metadata][link_id]": LINK_ID,
         "payment_intent_data[metadata][reference]": "order-42",
         "success_url": "https://wa.me/",
     }
@@ -251,8 +255,8 @@ def stripe_event(event_type: str = "checkout.session.completed", **obj: Any) -> 
     session_object = {
         "id": "cs_test_a1",
         "object": "checkout.session",
-        "client_reference_id": "order-42",
-        "metadata": {"reference": "order-42"},
+        "client_reference_id": LINK_ID,
+        "metadata": {"reference": "order-42", "link_id": LINK_ID},
         "amount_total": 14950,
         "currency": "mxn",
         "payment_status": "paid",
@@ -280,12 +284,46 @@ async def test_a_signed_completed_checkout_is_a_paid_event(make: Any) -> None:
         "evt_1",
         "checkout.session.completed",
     )
-    assert event.provider_link_id == "cs_test_a1"
+    assert (event.provider_link_id, event.link_id) == ("cs_test_a1", LINK_ID)
     assert event.status == "paid"
     assert event.reference == "order-42"
     assert (event.amount, event.currency) == (Decimal("149.50"), "MXN")
     assert event.occurred_at is not None and event.occurred_at.year == 2025
     assert fake.requests == []  # the signature is enough: no call to Stripe
+
+
+@pytest.mark.parametrize(
+    ("event_type", "obj"),
+    [
+        (
+            "payment_intent.succeeded",
+            {"id": "pi_1", "object": "payment_intent", "amount": 14950, "amount_received": 14950},
+        ),
+        ("charge.refunded", {"id": "ch_1", "object": "charge", "amount": 14950, "refunded": True}),
+    ],
+)
+def test_intent_and_charge_events_name_the_link_by_the_metadata_stripe_copies(
+    event_type: str, obj: dict[str, Any]
+) -> None:
+    body = json.loads(stripe_event(event_type, client_reference_id=None, **obj))
+    del body["data"]["object"]["amount_total"]
+
+    event = stripe.event_from(body)
+
+    assert (event.link_id, event.provider_link_id) == (LINK_ID, None)
+    assert (event.amount, event.currency) == (Decimal("149.50"), "MXN")
+
+
+def test_only_a_summary_of_the_event_is_kept() -> None:
+    body = json.loads(stripe_event(customer_details={"email": "a@b.c", "notes": "x" * 10_000}))
+
+    event = stripe.event_from(body)
+
+    assert event.raw == {
+        "id": "evt_1",
+        "type": "checkout.session.completed",
+        "object": {"id": "cs_test_a1", "object": "checkout.session", "payment_status": "paid"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -295,6 +333,10 @@ async def test_a_signed_completed_checkout_is_a_paid_event(make: Any) -> None:
         ("checkout.session.async_payment_succeeded", {}, "paid"),
         ("checkout.session.async_payment_failed", {}, "failed"),
         ("checkout.session.expired", {"payment_status": "unpaid"}, "expired"),
+        # A declined card leaves the session open: the buyer may try again.
+        ("payment_intent.payment_failed", {"object": "payment_intent"}, "declined"),
+        ("charge.failed", {"object": "charge"}, "declined"),
+        ("payment_intent.canceled", {"object": "payment_intent"}, "failed"),
         ("charge.refunded", {"object": "charge", "refunded": True}, "refunded"),
         ("charge.refunded", {"object": "charge", "refunded": False}, "unknown"),
         ("customer.created", {"object": "customer"}, "unknown"),

@@ -13,8 +13,9 @@ Wire format (https://developers.conekta.com, API v2.1):
   RSA (PKCS#1 v1.5) signature of the SHA-256 of the raw body, base64-encoded. The tenant
   stores that public key as ``webhookPublicKey``; without it no notification is accepted.
 * An event is ``{"id", "type": "order.paid", "created_at", "data": {"object": <order>}}``;
-  the order carries ``amount`` (cents), ``currency``, ``metadata`` and the ``checkout`` it came
-  from.
+  the order carries ``amount`` (cents), ``currency``, ``metadata`` (copied from the checkout's
+  ``order_template``: the host's ``link_id`` and the shop's ``reference``) and the
+  ``checkout`` it came from. A declined charge (``order.declined``) leaves the link payable.
 
 Environment: ``CONEKTA_API_KEY`` and ``CONEKTA_WEBHOOK_PUBLIC_KEY`` (the platform's account),
 ``CONEKTA_BASE_URL`` (override, for tests).
@@ -115,6 +116,7 @@ class ConektaProvider(PaymentProvider):
     async def create_payment_link(
         self,
         *,
+        link_id: str,
         amount: Decimal,
         currency: str,
         description: str,
@@ -144,7 +146,8 @@ class ConektaProvider(PaymentProvider):
                     }
                 ],
                 "currency": code,
-                "metadata": {"reference": reference},
+                # Copied onto the order, so every order event names the host's link.
+                "metadata": {"link_id": link_id, "reference": reference},
             },
         }
         if conf.success_url:
@@ -205,7 +208,8 @@ def check_signature(digest: str | None, raw_body: bytes, public_key_pem: str | N
 _STATUS = {
     "order.paid": PaymentStatus.PAID,
     "order.pending_payment": PaymentStatus.PENDING,
-    "order.declined": PaymentStatus.FAILED,
+    # One charge declined: the buyer may pay the link with another card or method.
+    "order.declined": PaymentStatus.DECLINED,
     "order.canceled": PaymentStatus.FAILED,
     "order.voided": PaymentStatus.FAILED,
     "order.expired": PaymentStatus.EXPIRED,
@@ -227,17 +231,20 @@ def event_from(event: dict[str, Any]) -> PaymentEvent:
         if currency and isinstance(minor, int) and not isinstance(minor, bool)
         else None
     )
+    metadata = _object(order.get("metadata"))
     return PaymentEvent(
         provider="conekta",
         event_id=event_id,
         type=event_type,
         provider_link_id=_text(_object(order.get("checkout")).get("id")),
         status=_STATUS.get(event_type, PaymentStatus.UNKNOWN),
-        reference=_text(_object(order.get("metadata")).get("reference")),
+        link_id=_text(metadata.get("link_id")),
+        reference=_text(metadata.get("reference")),
         amount=amount,
         currency=currency.upper() if currency else None,
         occurred_at=_datetime(event.get("created_at")),
-        raw=event,
+        # Only what identifies the event: the host stores a small summary, not the order.
+        raw={"id": event_id, "type": event_type, "order": _text(order.get("id"))},
     )
 
 

@@ -2,7 +2,8 @@
 
 Queries are the named blocks of ``payments.sql``. An event and the status change it causes
 are written in one transaction, so a notification is either fully applied or not stored (and
-the provider's retry applies it).
+the provider's retry applies it). Whether an event may move the link it names is the domain's
+rule (``payments.applies_to``), applied here under the link's row lock.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from changarrito.domain.payments import (
     EventOutcome,
     PaymentEventRecord,
     PaymentLinkRecord,
+    applies_to,
     next_status,
 )
 
@@ -108,6 +110,7 @@ class PostgresPaymentStore:
             "event_id": event.event_id,
             "type": event.type,
             "status": event.status,
+            "source": event.source.value,
             "payload": Jsonb(dict(event.payload)),
         }
         with translated():
@@ -123,12 +126,12 @@ class PostgresPaymentStore:
                     {
                         "tenant_id": event.tenant_id,
                         "provider": event.provider,
+                        "named_link_id": event.named_link_id,
                         "provider_link_id": event.provider_link_id,
-                        "reference": event.reference,
                     },
                 )
                 link: PaymentLinkRecord | None = await links.fetchone()
-                if link is None:
+                if link is None or not applies_to(event, link):
                     return EventOutcome(event=event, duplicate=False)
                 status = next_status(link.status, event.status)
                 if status != link.status:

@@ -22,26 +22,27 @@ FROM payment_links
 WHERE id = %(id)s AND tenant_id = %(tenant_id)s;
 
 -- name: insert_event
--- Stores a notification once per (provider, event id); no row when it was already stored.
+-- Stores a verified notification once per (tenant, provider, event id); no row when that
+-- tenant already has it.
 INSERT INTO payment_events
-    (id, tenant_id, provider, event_id, type, status, payload)
+    (id, tenant_id, provider, event_id, type, status, source, payload)
 VALUES
-    (%(id)s, %(tenant_id)s, %(provider)s, %(event_id)s, %(type)s, %(status)s, %(payload)s)
-ON CONFLICT (provider, event_id) DO NOTHING
+    (%(id)s, %(tenant_id)s, %(provider)s, %(event_id)s, %(type)s, %(status)s, %(source)s,
+     %(payload)s)
+ON CONFLICT (tenant_id, provider, event_id) DO NOTHING
 RETURNING received_at;
 
 -- name: link_for_event
--- The tenant's link an event is about: by the provider's link id when the event names one,
--- else the newest link with the event's reference. Locked until the status is written.
+-- The tenant's link an event names: by our link id when the provider echoed it, else by the
+-- provider's link id (payments.applies_to then decides whether it may move it). Locked until
+-- the status is written.
 SELECT id, tenant_id, provider, provider_link_id, url, amount, currency, description,
        reference, source, status, created_at, updated_at
 FROM payment_links
 WHERE tenant_id = %(tenant_id)s AND provider = %(provider)s
-  AND (CASE WHEN %(provider_link_id)s::text IS NOT NULL
-            THEN provider_link_id = %(provider_link_id)s
-            ELSE reference = %(reference)s END)
-ORDER BY created_at DESC, id DESC
-LIMIT 1
+  AND (CASE WHEN %(named_link_id)s::uuid IS NOT NULL
+            THEN id = %(named_link_id)s::uuid
+            ELSE provider_link_id = %(provider_link_id)s::text END)
 FOR UPDATE;
 
 -- name: set_link_status

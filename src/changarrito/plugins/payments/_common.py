@@ -17,10 +17,11 @@ def path_segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def idempotency_key(provider: str, reference: str, *payload: object) -> str:
-    """A stable key for one link request: a retry of the same request reuses the upstream
-    result instead of creating a second link; a different amount gets its own key."""
-    material = "\x1f".join([provider, reference, *(str(p) for p in payload)])
+def idempotency_key(provider: str, link_id: str, *payload: object) -> str:
+    """A stable key for one link request (the host's ``link_id`` and what is sent): a retry
+    of the same request reuses the upstream result instead of creating a second link, and
+    every new link, even for the same order and amount, gets its own key."""
+    material = "\x1f".join([provider, link_id, *(str(p) for p in payload)])
     return f"changarrito-{hashlib.sha256(material.encode()).hexdigest()[:40]}"
 
 

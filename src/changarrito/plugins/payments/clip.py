@@ -1,8 +1,11 @@
 """Clip (Mexico): Checkout Redirect links over ``api.payclip.com``.
 
 Clip documents no signature for its checkout webhook, so a notification is never trusted: its
-``payment_request_id`` is re-fetched with the tenant's own key (``GET /v2/checkout/{id}``) and
-only Clip's answer sets the status. Auth is HTTP Basic ``base64(api_key:secret_key)``.
+``payment_request_id`` is re-fetched with the same credential (``GET /v2/checkout/{id}``; a 404
+is ``InvalidSignature``) and only Clip's answer is used: the status, amount and currency, the
+checkout id (the provider's link id) and ``metadata.external_reference``, which is our link id.
+The event id is derived from that answer (``<checkout id>:<status>``), never from the body's
+``id``, and the body is not kept. Auth is HTTP Basic ``base64(api_key:secret_key)``.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ class ClipProvider(PaymentProvider):
     async def create_payment_link(
         self,
         *,
+        link_id: str,
         amount: Decimal,
         currency: str,
         description: str,
@@ -120,7 +124,8 @@ class ClipProvider(PaymentProvider):
                 "error": conf.error_url or fallback,
                 "default": fallback,
             },
-            "metadata": {"external_reference": reference},
+            # Clip echoes its metadata on the checkout; the shop's reference stays with us.
+            "metadata": {"external_reference": link_id},
         }
         if conf.webhook_url:
             checkout["webhook_url"] = conf.webhook_url
@@ -166,18 +171,17 @@ class ClipProvider(PaymentProvider):
         fetched_id = text(checkout.get("payment_request_id"))
         if fetched_id is not None and fetched_id != request_id:
             raise ProviderBadResponse("clip answered with a different checkout than asked for")
-        status = text(checkout.get("status")) or ""
-        resource = text(body.get("resource")) or "CHECKOUT"
+        status = (text(checkout.get("status")) or "unknown")[:40]
         amount = checkout.get("amount")
         metadata = checkout.get("metadata")
         currency = text(checkout.get("currency"))
         return PaymentEvent(
             provider=self.id,
-            event_id=text(body.get("id")) or f"{request_id}:{resource}:{status}",
-            type=resource,
+            event_id=f"{request_id}:{status}",
+            type=f"checkout.{status}",
             provider_link_id=request_id,
             status=checkout_status(status),
-            reference=text(metadata.get("external_reference"))
+            link_id=text(metadata.get("external_reference"))
             if isinstance(metadata, dict)
             else None,
             amount=Decimal(str(amount))
@@ -186,8 +190,7 @@ class ClipProvider(PaymentProvider):
             currency=currency.upper() if currency else "MXN",
             occurred_at=parse_datetime(checkout.get("completed_at"))
             or parse_datetime(checkout.get("modified_at")),
-            # ``notification`` is what anyone could have posted; ``checkout`` is Clip's answer.
-            raw={"notification": body, "checkout": checkout},
+            raw={"payment_request_id": request_id, "status": status},
         )
 
 

@@ -1,9 +1,22 @@
 """Mercado Pago: Checkout Pro preferences, and payment notifications checked two ways.
 
 A link is a preference (``POST /checkout/preferences``) whose ``init_point`` is the hosted
-checkout. A notification is only a pointer: after checking ``x-signature`` (when the tenant has
-a webhook secret) the payment is fetched with the tenant's token, and only that answer sets the
-status, so a replayed or unsigned notification can at worst cause a re-fetch.
+checkout; its ``external_reference`` is our link id (Mercado Pago copies it onto every payment
+made through the preference) and the shop's reference goes in ``metadata``.
+
+A notification is only a pointer, and nothing in its body is believed:
+
+- with a webhook secret, ``x-signature`` must verify (it covers the data id, the request id
+  and the timestamp); without one, only a ``payment`` notification is accepted, because it is
+  then verified by the re-fetch. Any other topic (merchant orders, chargebacks...) that cannot
+  be verified is refused (``InvalidSignature``), so nothing unverified is stored;
+- a payment is then fetched with the same credential (``GET /v1/payments/{id}``; 404 is
+  ``InvalidSignature``) and only that answer sets the status, amount, currency and link id;
+  the event id is ``payment:<id>:<status>`` from that answer, never the body's ``id``;
+- the signature's age is not checked: a correctly signed notification older than an hour
+  (Mercado Pago retries for days after an outage) is accepted, as the official SDKs accept
+  it. A replay can do no harm: the event is de-duplicated per tenant, its status is whatever
+  a fresh re-fetch says, and it moves only the link its payment names.
 
 Past the house's 250-line aim on purpose: the signature manifest, the re-fetch and the
 status mapping are one provider's wire format, kept in one module as every provider is.
@@ -12,7 +25,6 @@ status mapping are one provider's wire format, kept in one module as every provi
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -20,7 +32,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 import msgspec
-import structlog
 
 from changarrito import hookimpl
 from changarrito.domain.errors import InvalidSignature, ProviderBadResponse, ValidationFailed
@@ -32,7 +43,6 @@ from ._common import idempotency_key, path_segment, text
 from ._money import checked_amount, currency_code
 from ._webhooks import (
     any_matches,
-    check_freshness,
     header,
     hmac_sha256_hex,
     json_object,
@@ -41,21 +51,18 @@ from ._webhooks import (
     unix_seconds,
 )
 
-log = structlog.get_logger(__name__)
-
 DEFAULT_BASE_URL = "https://api.mercadopago.com"
-#: How far ``ts`` may be from now. Generous on purpose: whether Mercado Pago re-signs its
-#: retries (every 15 minutes, for days) is undocumented, and a replay is harmless because the
-#: payment's status always comes from a fresh ``GET /v1/payments/{id}``.
-SIGNATURE_TOLERANCE = 3600
 _RESOURCE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: A notification topic as it is kept in an event id (anything else is ``other``).
+_TOPIC = re.compile(r"^[a-z_.]{1,40}$")
 
 
 class MercadoPagoCredentials(Credentials, frozen=True):
     #: Production ``APP_USR-…`` or test ``TEST-…`` access token.
     access_token: str
-    #: The "secret signature" of the application's webhooks; unsigned notifications are
-    #: accepted only when it is unset (the payment is re-fetched either way).
+    #: The "secret signature" of the application's webhooks. With it every notification
+    #: must be signed; without it only payment notifications are accepted, verified by
+    #: re-fetching the payment (the payment is re-fetched either way).
     webhook_secret: str | None = None
 
 
@@ -115,6 +122,7 @@ class MercadoPagoProvider(PaymentProvider):
     async def create_payment_link(
         self,
         *,
+        link_id: str,
         amount: Decimal,
         currency: str,
         description: str,
@@ -137,8 +145,8 @@ class MercadoPagoProvider(PaymentProvider):
                     "currency_id": code,
                 }
             ],
-            "external_reference": reference,
-            "metadata": {"reference": reference},
+            "external_reference": link_id,
+            "metadata": {"reference": reference, "link_id": link_id},
         }
         if conf.notification_url:
             preference["notification_url"] = _with_query(
@@ -161,7 +169,7 @@ class MercadoPagoProvider(PaymentProvider):
         headers = {
             **_auth(creds),
             "Content-Type": "application/json",
-            "X-Idempotency-Key": idempotency_key(self.id, reference, content),
+            "X-Idempotency-Key": idempotency_key(self.id, link_id, content),
         }
         body = await self._json(
             "POST", "/checkout/preferences", creds, headers=headers, content=content
@@ -200,23 +208,23 @@ class MercadoPagoProvider(PaymentProvider):
                 data_id=data_id,
                 secret=creds.webhook_secret,
             )
-        else:
-            log.warning(
-                "payments.unsigned_notification", provider=self.id, tenant_id=str(tenant_id)
+        elif kind != "payment":
+            raise InvalidSignature(
+                "an unsigned mercadopago notification is accepted only for a payment, which is "
+                "re-fetched; set a webhook secret to receive other topics"
             )
         if not data_id or not _RESOURCE_ID.match(data_id):
             raise ValidationFailed("the mercadopago notification has no usable data.id")
-        event_id = text(body.get("id")) or f"{kind}:{data_id}:{text(body.get('action'))}"
-        event_type = text(body.get("action")) or kind or "unknown"
         if kind != "payment":
-            # Merchant orders, chargebacks...: acknowledged, not interpreted.
+            # Signed merchant orders, chargebacks...: acknowledged, not interpreted.
+            topic = kind if kind and _TOPIC.match(kind) else "other"
             return PaymentEvent(
                 provider=self.id,
-                event_id=event_id,
-                type=event_type,
+                event_id=f"{topic}:{data_id}",
+                type=topic,
                 provider_link_id=None,
                 status=PaymentStatus.UNKNOWN,
-                raw={"notification": body},
+                raw={"topic": topic, "id": data_id},
             )
         response = await self.call_json(
             "GET",
@@ -227,7 +235,10 @@ class MercadoPagoProvider(PaymentProvider):
         )
         if response.status_code == 404:
             raise InvalidSignature("mercadopago has no such payment for these credentials")
-        return _event(event_id, event_type, body, decode_json(response, dict[str, Any], self.id))
+        payment = decode_json(response, dict[str, Any], self.id)
+        if text(payment.get("id")) not in (None, data_id):
+            raise ProviderBadResponse("mercadopago answered with a different payment than asked")
+        return _event(data_id, payment)
 
 
 def manifest(*, data_id: str | None, request_id: str | None, ts: str) -> str:
@@ -248,10 +259,10 @@ def check_signature(
     request_id: str | None,
     data_id: str | None,
     secret: str,
-    now: float | None = None,
 ) -> None:
     """Raises ``InvalidSignature`` unless ``x-signature``'s ``v1`` is the HMAC-SHA256 of the
-    manifest and its ``ts`` (seconds or milliseconds) is within ``SIGNATURE_TOLERANCE``."""
+    manifest. Its ``ts`` must be a number (seconds or milliseconds) but may be of any age (see
+    the module docstring)."""
     if not signature:
         raise InvalidSignature("the x-signature header is missing")
     parts = signature_parts(signature)
@@ -260,11 +271,9 @@ def check_signature(
     if len(stamps) != 1 or not signatures:
         raise InvalidSignature("the x-signature header needs one ts= and a v1= signature")
     signed = manifest(data_id=data_id, request_id=request_id, ts=stamps[0])
+    unix_seconds(stamps[0])  # a number, or InvalidSignature
     if not any_matches(hmac_sha256_hex(secret, signed.encode()), signatures):
         raise InvalidSignature("the Mercado Pago signature does not match")
-    check_freshness(
-        unix_seconds(stamps[0]), time.time() if now is None else now, SIGNATURE_TOLERANCE
-    )
 
 
 _STATUS = {
@@ -273,7 +282,8 @@ _STATUS = {
     "pending": PaymentStatus.PENDING,
     "in_process": PaymentStatus.PENDING,
     "in_mediation": PaymentStatus.PENDING,
-    "rejected": PaymentStatus.FAILED,
+    # One attempt refused: the buyer may pay the same preference with another method.
+    "rejected": PaymentStatus.DECLINED,
     # Cancelled by a party, or an unpaid cash ticket timed out.
     "cancelled": PaymentStatus.FAILED,
     "refunded": PaymentStatus.REFUNDED,
@@ -281,27 +291,35 @@ _STATUS = {
 }
 
 
-def _event(
-    event_id: str, event_type: str, notification: dict[str, Any], payment: dict[str, Any]
-) -> PaymentEvent:
-    status = text(payment.get("status"))
+def _event(payment_id: str, payment: dict[str, Any]) -> PaymentEvent:
+    """The event of a re-fetched payment: every field is Mercado Pago's answer."""
+    status = text(payment.get("status")) or "unknown"
     amount = payment.get("transaction_amount")
     currency = text(payment.get("currency_id"))
+    metadata = payment.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
     return PaymentEvent(
         provider="mercadopago",
-        event_id=event_id,
-        type=event_type,
-        # A payment does not name the preference it came from; match on ``reference``.
+        event_id=f"payment:{payment_id}:{status}",
+        type=f"payment.{status}",
+        # A payment does not name the preference it came from: its external_reference is
+        # our link id.
         provider_link_id=None,
-        status=_STATUS.get(status or "", PaymentStatus.UNKNOWN),
-        reference=text(payment.get("external_reference")),
+        status=_STATUS.get(status, PaymentStatus.UNKNOWN),
+        link_id=text(payment.get("external_reference")),
+        reference=text(metadata.get("reference")),
         amount=Decimal(str(amount))
         if isinstance(amount, int | float) and not isinstance(amount, bool)
         else None,
         currency=currency.upper() if currency else None,
         occurred_at=parse_datetime(payment.get("date_approved"))
         or parse_datetime(payment.get("date_last_updated")),
-        raw={"notification": notification, "payment": payment},
+        raw={
+            "id": payment_id,
+            "status": status,
+            "status_detail": text(payment.get("status_detail")),
+            "live_mode": payment.get("live_mode") is True,
+        },
     )
 
 

@@ -3,6 +3,15 @@
 A Payment Link would need a Price object per amount, so a one-off link is a Checkout Session
 with inline ``price_data``; its ``url`` is the hosted payment page. Webhooks are checked with the
 endpoint's signing secret (``Stripe-Signature``, HMAC-SHA256 over ``"{t}.{body}"``).
+
+Our link id travels as the session's ``client_reference_id`` and ``metadata[link_id]``, and as
+``payment_intent_data[metadata][link_id]``: Stripe does not copy a session's metadata onto its
+PaymentIntent, but does copy a PaymentIntent's metadata onto the charge it creates when it is
+confirmed (support.stripe.com "How metadata works with related objects"), so
+``checkout.session.*``, ``payment_intent.*`` and ``charge.*`` events all name the link.
+A declined card (``payment_intent.payment_failed``, ``charge.failed``) is ``declined``: the
+buyer may try again on the same session; a cancelled intent or a failed delayed payment is
+final (``failed``), an expired session ``expired``.
 """
 
 from __future__ import annotations
@@ -97,6 +106,7 @@ class StripeProvider(PaymentProvider):
     async def create_payment_link(
         self,
         *,
+        link_id: str,
         amount: Decimal,
         currency: str,
         description: str,
@@ -119,9 +129,12 @@ class StripeProvider(PaymentProvider):
                 str(to_minor_units(amount, code, decimals=wire_decimals(code))),
             ),
             ("line_items[0][price_data][product_data][name]", description),
-            ("client_reference_id", reference),
+            ("client_reference_id", link_id),
+            ("metadata[link_id]", link_id),
             ("metadata[reference]", reference),
-            # Copied onto the PaymentIntent so its own events carry the reference too.
+            # Set on the PaymentIntent (and copied by Stripe onto its charges) so that their
+            # events name the link too.
+            ("payment_intent_data[metadata][link_id]", link_id),
             ("payment_intent_data[metadata][reference]", reference),
             ("success_url", conf.success_url or DEFAULT_RETURN_URL),
         ]
@@ -131,7 +144,7 @@ class StripeProvider(PaymentProvider):
         headers = {
             **_auth(creds),
             "Content-Type": "application/x-www-form-urlencoded",
-            "Idempotency-Key": idempotency_key(self.id, reference, content),
+            "Idempotency-Key": idempotency_key(self.id, link_id, content),
         }
         body = await self._json(
             "POST", "/v1/checkout/sessions", creds, headers=headers, content=content
@@ -201,24 +214,38 @@ def event_from(event: dict[str, Any]) -> PaymentEvent:
     if not isinstance(metadata, dict):
         metadata = {}
     currency = text(obj.get("currency"))
-    minor = obj.get("amount_total", obj.get("amount"))
+    # A session's total; what a PaymentIntent received; a charge's amount.
+    minor = obj.get("amount_total", obj.get("amount_received", obj.get("amount")))
     amount = (
         from_minor_units(minor, currency, decimals=wire_decimals(currency))
         if currency and isinstance(minor, int) and not isinstance(minor, bool)
         else None
     )
+    session = obj.get("object") == "checkout.session"
     return PaymentEvent(
         provider="stripe",
         event_id=event_id,
         type=event_type,
-        provider_link_id=text(obj.get("id")) if obj.get("object") == "checkout.session" else None,
+        provider_link_id=text(obj.get("id")) if session else None,
         status=_status(event_type, obj),
-        reference=text(obj.get("client_reference_id")) or text(metadata.get("reference")),
+        link_id=text(metadata.get("link_id"))
+        or (text(obj.get("client_reference_id")) if session else None),
+        reference=text(metadata.get("reference")),
         amount=amount,
         currency=currency.upper() if currency else None,
         occurred_at=parse_datetime(event.get("created")),
-        raw=event,
+        raw=_summary(event_id, event_type, obj),
     )
+
+
+def _summary(event_id: str, event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """What is kept of a verified event: its ids and the object's state, not the object."""
+    kept = ("id", "object", "status", "payment_status", "payment_intent", "livemode", "refunded")
+    return {
+        "id": event_id,
+        "type": event_type,
+        "object": {key: obj[key] for key in kept if isinstance(obj.get(key), str | bool)},
+    }
 
 
 def _status(event_type: str, obj: dict[str, Any]) -> PaymentStatus:
@@ -235,11 +262,14 @@ def _status(event_type: str, obj: dict[str, Any]) -> PaymentStatus:
 
 _STATUS_BY_EVENT = {
     "checkout.session.async_payment_succeeded": PaymentStatus.PAID,
+    # A delayed method (OXXO, SPEI) that failed: the session is complete, nothing more to pay.
     "checkout.session.async_payment_failed": PaymentStatus.FAILED,
     "checkout.session.expired": PaymentStatus.EXPIRED,
     "payment_intent.succeeded": PaymentStatus.PAID,
     "payment_intent.processing": PaymentStatus.PENDING,
-    "payment_intent.payment_failed": PaymentStatus.FAILED,
+    # A declined attempt: the session stays open and the buyer may try another card.
+    "payment_intent.payment_failed": PaymentStatus.DECLINED,
+    "charge.failed": PaymentStatus.DECLINED,
     "payment_intent.canceled": PaymentStatus.FAILED,
 }
 
