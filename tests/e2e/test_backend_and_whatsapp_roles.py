@@ -39,6 +39,7 @@ APP_SECRET = "tenant-meta-app-secret-e2e-000000"
 FIRST_TOKEN = "EAAe2eFIRSTtenanttoken000000000000"
 SECOND_TOKEN = "EAAe2eSECONDtenanttoken11111111111"
 GRAPH_VERSION = "v23.0"
+WABA = "102290129340398"
 
 
 @dataclass
@@ -79,6 +80,10 @@ class FakeUpstream:
                 "contacts": [{"input": to, "wa_id": to}],
                 "messages": [{"id": f"wamid.REPLY{len(self.seen)}"}],
             }
+        if method == "GET" and path.split("?")[0] == f"/{GRAPH_VERSION}/{NUMBER}":
+            return 200, {"id": NUMBER, "display_phone_number": "+52 55 5000 0000"}
+        if method == "GET" and path.split("?")[0] == f"/{GRAPH_VERSION}/{WABA}/phone_numbers":
+            return 200, {"data": [{"id": NUMBER}]}  # the backend confirming the tenant's claim
         return 404, {"error": {"message": f"no fake for {method} {path}"}}
 
     def replies_from(self, number: str) -> list[Seen]:
@@ -93,8 +98,13 @@ class FakeUpstream:
             ]
 
     def graph_calls(self) -> list[Seen]:
+        """What was sent through Graph (not the backend's reads confirming the claim)."""
         with self.lock:
-            return [s for s in self.seen if s.path.startswith(f"/{GRAPH_VERSION}/")]
+            return [
+                s
+                for s in self.seen
+                if s.method == "POST" and s.path.startswith(f"/{GRAPH_VERSION}/")
+            ]
 
     def llm_calls(self) -> list[Seen]:
         with self.lock:
@@ -106,6 +116,9 @@ def upstream() -> Iterator[FakeUpstream]:
     fake = FakeUpstream()
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.do_POST()
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
@@ -115,9 +128,9 @@ def upstream() -> Iterator[FakeUpstream]:
                 body = None
             with fake.lock:
                 fake.seen.append(
-                    Seen("POST", self.path, self.headers.get("Authorization", ""), body)
+                    Seen(self.command, self.path, self.headers.get("Authorization", ""), body)
                 )
-            status, answer = fake.answer("POST", self.path, body)
+            status, answer = fake.answer(self.command, self.path, body)
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -201,7 +214,8 @@ def test_the_whatsapp_process_replies_with_credentials_read_through_the_backend_
         "CREDENTIALS_CACHE_TTL": "300",
         "CHANGARRITO_WORKER_POLL": "0.1",
     }
-    backend = start_server("backend", common, name="backend")
+    graph = {"WHATSAPP_API_BASE_URL": upstream.url, "WHATSAPP_API_VERSION": GRAPH_VERSION}
+    backend = start_server("backend", {**common, **graph}, name="backend")
     whatsapp = start_server(
         "whatsapp",
         {
@@ -231,7 +245,7 @@ def test_the_whatsapp_process_replies_with_credentials_read_through_the_backend_
                 "credentials": {
                     "accessToken": access_token,
                     "phoneNumberId": NUMBER,
-                    "businessAccountId": "102290129340398",
+                    "businessAccountId": WABA,
                     "appSecret": APP_SECRET,
                 },
                 "phoneNumber": "+52 55 5000 0000",

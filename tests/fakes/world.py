@@ -42,6 +42,8 @@ from whatsapp_payloads import change, encode, signed_headers, text_message, webh
 
 PLATFORM_PNID = "900000000000001"
 PLATFORM_TOKEN = "EAAplatformGraphToken00000000000000"
+#: The WhatsApp Business Account every seeded shop's number is in (confirmed, as seeded).
+SHOPS_WABA = "1020304050"
 PLATFORM_APP_SECRET = "platform-app-secret-e2e"
 PLATFORM_LLM_KEY = "sk-platform-llm-key-e2e-000000"
 PLATFORM_MODEL = "platform-model"
@@ -127,8 +129,8 @@ class World:
         own_app: bool = True,
         fallback_text: str | None = None,
     ) -> Shop:
-        """Seeds a tenant with its own WhatsApp number (verified), and its own LLM key and
-        system prompt when ``own_llm`` (else it uses the platform's LLM)."""
+        """Seeds a tenant with its own WhatsApp number (verified, its claim confirmed), and its
+        own LLM key and system prompt when ``own_llm`` (else it uses the platform's LLM)."""
         shop = Shop(
             name=name,
             tenant_id=UUID(int=0),
@@ -155,11 +157,19 @@ class World:
                     IntegrationType.WHATSAPP,
                     "meta",
                     Secrets(secrets),
-                    {"phoneNumberId": shop.phone_number_id, "businessAccountId": "1020304050"},
+                    {"phoneNumberId": shop.phone_number_id, "businessAccountId": SHOPS_WABA},
                     is_verified=True,
                 ),
-                WhatsAppNumber(tenant.id, shop.phone_number_id, "+5215500000000", shop.name),
+                WhatsAppNumber(
+                    tenant.id,
+                    shop.phone_number_id,
+                    "+5215500000000",
+                    shop.name,
+                    business_account_id=SHOPS_WABA,
+                ),
             )
+            # Graph confirms the claim as it was seeded (a tenant's PUT or verify asks again).
+            self.graph.own(shop.token, SHOPS_WABA, shop.phone_number_id)
             config: dict[str, Any] = {}
             if shop.fallback_text:
                 config["fallbackText"] = shop.fallback_text

@@ -166,11 +166,14 @@ class FakeUpstreams:
     """Every provider API in one MockTransport handler.
 
     A credential containing ``bad`` is refused (401 with the provider's own error body);
-    one containing ``down`` meets a 503. Anything else works. Requests are recorded.
+    one containing ``down`` meets a 503. Anything else works. Requests are recorded. Graph's
+    ``GET /{waba_id}/phone_numbers`` lists the numbers read with the same token before (a
+    token reads its own numbers, and its accounts list them).
     """
 
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
+        self.numbers_read: dict[str, list[str]] = {}
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         request.read()
@@ -183,8 +186,12 @@ class FakeUpstreams:
             return httpx.Response(503, json={"error": {"message": "overloaded"}})
         if "bad" in auth:
             return self.refusal(host)
+        if host == "graph.test" and request.url.path.endswith("/phone_numbers"):
+            listed = self.numbers_read.get(auth, [])
+            return httpx.Response(200, json={"data": [{"id": n} for n in listed]})
         if host == "graph.test":
             number = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+            self.numbers_read.setdefault(auth, []).append(number)
             return httpx.Response(
                 200, json={"id": number, "display_phone_number": "+52 55 0000 0000"}
             )

@@ -275,3 +275,46 @@ async def test_a_number_and_its_owners_whatsapp_credentials_come_back_together(
     number, credentials = await store.number_with_credentials(pnid)
     assert number is not None and number.tenant_id == tenant.id
     assert [c.secrets["accessToken"] for c in credentials] == ["EAAtoken-number-with-credentials"]
+
+
+async def test_the_claims_migration_keeps_only_numbers_a_verified_credential_read(
+    fresh_database_url: str,
+) -> None:
+    """Before 0009 a number was claimed with no proof: only a claim whose tenant's credential
+    Graph verified for that very number (``GET /{phone_number_id}`` with its token) stays;
+    the others become pending, and no claim keeps an account Graph never confirmed."""
+    from changarrito.adapters.postgres.migrate import available
+
+    scripts = dict(available())
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        for name, script in scripts.items():
+            if name < "0009":
+                conn.execute(script)
+        claims = {"verified": "111", "unverified": "222", "other-number": "333"}
+        for case, number in claims.items():
+            tenant = conn.execute(
+                "INSERT INTO tenants (name) VALUES (%s) RETURNING id", (case,)
+            ).fetchone()
+            assert tenant is not None
+            named = "999" if case == "other-number" else number
+            conn.execute(
+                "INSERT INTO tenant_integration_credentials (tenant_id, integration_type,"
+                " provider, credentials, config, is_verified) VALUES (%s, 'whatsapp', 'meta',"
+                " %s, %s, %s)",
+                (
+                    tenant[0],
+                    json.dumps({"alg": "x", "kid": "k", "ct": "c"}),
+                    json.dumps({"phoneNumberId": named, "businessAccountId": "900"}),
+                    case != "unverified",
+                ),
+            )
+            conn.execute(
+                "INSERT INTO tenant_whatsapp_numbers (tenant_id, phone_number_id) VALUES (%s, %s)",
+                (tenant[0], number),
+            )
+        [(_, claims_script)] = [(n, s) for n, s in scripts.items() if n.startswith("0009")]
+        conn.execute(claims_script)
+        kept = conn.execute(
+            "SELECT phone_number_id, business_account_id FROM tenant_whatsapp_numbers"
+        ).fetchall()
+    assert kept == [("111", None)]

@@ -90,7 +90,7 @@ async def test_putting_whatsapp_stores_it_and_shows_only_hints_and_fingerprints(
     assert body["credentials"]["accessToken"]["hint"] == "…a1b2"
     assert len(body["credentials"]["accessToken"]["fingerprint"]) == 12
     assert body["config"]["phoneNumberId"] == number
-    assert body["isVerified"] is False
+    assert body["isVerified"] is True  # Graph confirmed the claim as it was saved
     assert WA_TOKEN not in response.text
 
     status = (await app_client.get("/api/v1/integrations/status", headers=headers)).json()
@@ -98,6 +98,26 @@ async def test_putting_whatsapp_stores_it_and_shows_only_hints_and_fingerprints(
     assert status["whatsapp"]["usesPlatformNumber"] is False
     assert status["whatsapp"]["phoneNumberId"] == number
     assert status["whatsapp"]["displayName"] == "Tienda Uno"
+    assert status["whatsapp"]["numberClaim"] == "confirmed"
+
+
+async def test_a_whatsapp_put_graph_does_not_confirm_is_saved_with_its_claim_pending(
+    app_client, make_tenant, app_service
+) -> None:
+    _, headers = await make_tenant()
+    number = unique_number()
+    response = await app_client.put(
+        "/api/v1/integrations/whatsapp",
+        json=wa_body(number, token="EAAdowntenanttoken0000000000"),
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["isVerified"] is False
+    assert response.json()["verificationError"].startswith("The WhatsApp number is not claimed")
+    status = (await app_client.get("/api/v1/integrations/status", headers=headers)).json()
+    assert status["whatsapp"]["numberClaim"] == "pending"
+    assert status["whatsapp"]["displayName"] == "Tienda Uno"
+    assert await app_service.storage.store.number_owner(number) is None
 
 
 async def test_a_put_without_the_secret_or_with_its_hint_keeps_the_stored_secret(
@@ -405,10 +425,12 @@ async def test_verifying_whatsapp_asks_graph_and_records_the_answer(
     response = await app_client.post("/api/v1/integrations/whatsapp/verify", headers=headers)
     assert response.status_code == 200, response.text
     assert response.json()["isVerified"] is True
-    graph = fake_providers.to("graph.test")[-1]
+    graph, account = fake_providers.to("graph.test")[-2:]
     assert graph.url.path == f"/v23.0/{number}"
     assert "display_phone_number" in graph.url.params["fields"]
-    assert graph.headers["authorization"] == f"Bearer {WA_TOKEN}"
+    assert account.url.path == f"/v23.0/{WA_BODY['credentials']['businessAccountId']}/phone_numbers"
+    for call in (graph, account):
+        assert call.headers["authorization"] == f"Bearer {WA_TOKEN}"
 
     status = (await app_client.get("/api/v1/integrations/status", headers=headers)).json()
     assert status["whatsapp"]["isVerified"] is True

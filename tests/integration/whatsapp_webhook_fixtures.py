@@ -121,11 +121,14 @@ def tenant_number(wa_service: Service) -> Callable[..., Awaitable[tuple[uuid.UUI
             secrets["appSecret"] = app_secret
         if verify_token:
             secrets["verifyToken"] = verify_token
-        config = {"phoneNumberId": pnid, "businessAccountId": waba or new_number()}
+        account = waba or new_number()
+        config = {"phoneNumberId": pnid, "businessAccountId": account}
         credential = Credential(
             tenant.id, IntegrationType.WHATSAPP, "meta", Secrets(secrets), config
         )
-        await wa_service.storage.store.save_credential(credential, WhatsAppNumber(tenant.id, pnid))
+        # Claimed as Graph confirmed it: the number, in its business account.
+        number = WhatsAppNumber(tenant.id, pnid, business_account_id=account)
+        await wa_service.storage.store.save_credential(credential, number)
         wa_service.resolver.invalidate_tenant(tenant.id)
         if wa_service.storage.apps is not None:
             wa_service.storage.apps.on_change(Change(tenant_id=tenant.id))

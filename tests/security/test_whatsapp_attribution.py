@@ -106,8 +106,8 @@ async def post(service: Service) -> AsyncIterator[Post]:
 
 @pytest.fixture
 def tenant(service: Service) -> Tenant:
-    """``await tenant(app_secret=...)``: a tenant owning a fresh number of a fresh WhatsApp
-    Business Account; returns ``(tenant_id, phone_number_id, waba_id)``."""
+    """``await tenant(app_secret=...)``: a tenant owning (a confirmed claim on) a fresh number
+    of a fresh WhatsApp Business Account; returns ``(tenant_id, phone_number_id, waba_id)``."""
 
     async def make(*, app_secret: str | None = None) -> tuple[uuid.UUID, str, str]:
         made = await service.storage.store.create_tenant("Sucursal")
@@ -122,7 +122,8 @@ def tenant(service: Service) -> Tenant:
             Secrets(secrets),
             {"phoneNumberId": pnid, "businessAccountId": waba},
         )
-        await service.storage.store.save_credential(credential, WhatsAppNumber(made.id, pnid))
+        number = WhatsAppNumber(made.id, pnid, business_account_id=waba)  # as Graph confirmed
+        await service.storage.store.save_credential(credential, number)
         service.resolver.invalidate_tenant(made.id)
         if service.storage.apps is not None:
             service.storage.apps.on_change(Change(tenant_id=made.id))

@@ -47,6 +47,7 @@ def use_cases(registry: ProviderRegistry, store: MemoryStore) -> Integrations:
         RegistryCatalog(registry),
         platform,
         default_llm_model="gpt-4o-mini",
+        fingerprint_key=b"test-kinds-fingerprint-key",
     )
 
 

@@ -24,6 +24,8 @@ from changarrito.domain.model import (
 #: The built-in WhatsApp provider's id (Meta's Cloud API).
 WHATSAPP_PROVIDER = "meta"
 PROPERTY = settings(deadline=None, max_examples=60)
+FINGERPRINT_KEY = b"unit-tests-fingerprint-key-00000"
+TENANT = UUID(int=42)
 
 secret_keys = st.text(string.ascii_letters, min_size=1, max_size=12)
 secret_value = st.text(min_size=4, max_size=40)
@@ -104,18 +106,32 @@ def test_a_hint_reveals_at_most_the_last_four_characters(data: dict[str, str]) -
 def test_an_absent_key_has_no_hint_and_no_fingerprint(data: dict[str, str], key: str) -> None:
     assume(key not in data)
     assert Secrets(data).hint(key) is None
-    assert Secrets(data).fingerprint(key) is None
+    assert Secrets(data).fingerprint(key, server_key=FINGERPRINT_KEY, scope=TENANT) is None
 
 
 @PROPERTY
 @given(secret_maps)
 def test_a_fingerprint_is_twelve_hex_digits_and_stable(data: dict[str, str]) -> None:
     for key in data:
-        first = Secrets(data).fingerprint(key)
-        assert first == Secrets(dict(data)).fingerprint(key)
+        first = Secrets(data).fingerprint(key, server_key=FINGERPRINT_KEY, scope=TENANT)
+        assert first == Secrets(dict(data)).fingerprint(
+            key, server_key=FINGERPRINT_KEY, scope=TENANT
+        )
         assert first is not None
         assert len(first) == 12
         assert set(first) <= set(string.hexdigits.lower())
+
+
+@PROPERTY
+@given(secret_maps)
+def test_a_fingerprint_changes_with_the_server_key_and_with_the_tenant(
+    data: dict[str, str],
+) -> None:
+    secrets = Secrets(data)
+    for key in data:
+        shown = secrets.fingerprint(key, server_key=FINGERPRINT_KEY, scope=TENANT)
+        assert shown != secrets.fingerprint(key, server_key=b"another key", scope=TENANT)
+        assert shown != secrets.fingerprint(key, server_key=FINGERPRINT_KEY, scope=UUID(int=43))
 
 
 @PROPERTY

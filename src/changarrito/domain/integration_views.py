@@ -9,15 +9,17 @@
   can never overwrite a real secret. A new value must be printable ASCII (it ends up in HTTP
   headers): non-ASCII, CR, LF, NUL and other control characters are refused at save time.
 - ``Status`` is the tenant's integrations at a glance, one ``KindStatus`` per kind, shaped by
-  the kind's row (``changarrito.domain.kinds``).
+  the kind's row (``changarrito.domain.kinds``); a kind that claims numbers also shows
+  ``claim_state``: whether Graph confirmed the claim its credential asks for.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from changarrito.domain.errors import ValidationFailed
@@ -71,6 +73,30 @@ class Verification:
     retryable: bool = False
 
 
+class ClaimState(StrEnum):
+    """Whether Graph confirmed a tenant's claim on the number and business account its
+    credential names (the status's ``numberClaim``)."""
+
+    #: The tenant holds the claim: the number routes to it, its account's events too.
+    CONFIRMED = "confirmed"
+    #: Not (yet) confirmed: the claim owns nothing and takes nothing from anyone.
+    PENDING = "pending"
+
+
+def claim_key(config: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The (phone number id, business account id) a credential's ``config`` claims."""
+    account = config.get("businessAccountId")
+    return str(config.get("phoneNumberId")), str(account) if account else None
+
+
+def claim_state(config: Mapping[str, Any], numbers: Iterable[WhatsAppNumber]) -> ClaimState:
+    """Confirmed when the tenant holds a confirmed claim (a ``WhatsAppNumber``) on exactly the
+    number and business account its credential's ``config`` names; pending otherwise (a
+    number claimed before the account was confirmed, too)."""
+    held = {(n.phone_number_id, n.business_account_id) for n in numbers}
+    return ClaimState.CONFIRMED if claim_key(config) in held else ClaimState.PENDING
+
+
 @dataclass(frozen=True, slots=True)
 class KindStatus:
     """One kind's section of the status."""
@@ -118,8 +144,11 @@ class Status:
         return dict(self.kinds[IntegrationType.PAYMENTS].providers)
 
 
-def view(credential: Credential) -> IntegrationView:
+def view(credential: Credential, fingerprint_key: bytes) -> IntegrationView:
+    """``credential`` as its tenant may see it; ``fingerprint_key`` keys the fingerprints
+    (``Secrets.fingerprint``, scoped by the credential's tenant)."""
     secrets = credential.secrets
+    tenant = credential.tenant_id
     return IntegrationView(
         integration=kind_of(credential.integration_type).type,
         provider=credential.provider,
@@ -129,7 +158,11 @@ def view(credential: Credential) -> IntegrationView:
         verification_error=credential.verification_error,
         updated_at=credential.updated_at,
         secrets={
-            k: SecretView(secrets.hint(k) or MASK, secrets.fingerprint(k) or "") for k in secrets
+            k: SecretView(
+                secrets.hint(k) or MASK,
+                secrets.fingerprint(k, server_key=fingerprint_key, scope=tenant) or "",
+            )
+            for k in secrets
         },
         config=dict(credential.config),
     )

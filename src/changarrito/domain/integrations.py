@@ -6,22 +6,30 @@ for every kind: what differs by kind is its row in ``changarrito.domain.kinds``.
 - Secrets are write-only (``integration_views.merge_secrets``): reading shows a hint and a
   fingerprint per field; a masked echo can never overwrite a real secret, and a secret
   that is not printable ASCII (non-ASCII, CR, LF, NUL) is refused at save time, every kind.
-- A kind that claims numbers (WhatsApp): a ``phoneNumberId`` owned by another tenant, or the
-  platform's own number, is a ``Conflict`` that never names the owner.
+- A kind that claims numbers (WhatsApp) claims one only with proof (``claim_state``): the
+  provider's ``verify`` (Graph: the tenant's token reads the number, and its business account
+  lists it) is tried when the credential is saved and on ``verify``. Until it succeeds the
+  claim is *pending*: the credential is saved, its ``verificationError`` says why, and the
+  claim owns nothing (no ``WhatsAppNumber``: not routed, not used to pick an app secret or an
+  account's owner). A confirmed claim takes the number; a ``phoneNumberId`` another tenant
+  holds a *confirmed* claim on, or the platform's own number, is a ``Conflict`` that never
+  names the owner, and a pending claim never is one.
 - A kind with ``one_per_tenant`` (LLM): configuring a provider removes its other providers.
 - An unknown provider is a 404 when the URL names it (``/payments/{provider}``), a 422 on the
   body's ``provider`` field otherwise.
 - Every write invalidates this process's cache (others hear of it through the store's change
   notifications) and appends an ``AuditEntry`` (never a secret).
 
-A little past the house's 300-line bound on purpose: one use-case class whose five operations
-share the rules above; its views (``integration_views``) and errors (``integration_errors``)
-already live beside it, its ports (``ProviderCatalog``, ``Invalidator``...) in ``ports``.
+Past the house's 300-line bound on purpose: one use-case class whose five operations share
+the rules above; its views and the pure claim rule (``integration_views``) and errors
+(``integration_errors``) already live beside it, its ports (``ProviderCatalog``,
+``Invalidator``...) in ``ports``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -35,10 +43,13 @@ from changarrito.domain.integration_errors import (
 )
 from changarrito.domain.integration_views import (
     Actor,
+    ClaimState,
     IntegrationView,
     KindStatus,
     Status,
     Verification,
+    claim_key,
+    claim_state,
     merge_secrets,
     scrub_secrets,
     view,
@@ -57,6 +68,7 @@ from changarrito.domain.ports import AuditLog, CredentialStore, Invalidator, Pro
 
 __all__ = [
     "Actor",
+    "ClaimState",
     "IntegrationNotConfigured",
     "IntegrationView",
     "Integrations",
@@ -65,7 +77,14 @@ __all__ = [
     "UnknownProvider",
     "UnknownProviderInPath",
     "Verification",
+    "claim_state",
 ]
+
+#: What a pending claim's ``verificationError`` starts with.
+PENDING = (
+    "The WhatsApp number is not claimed until Graph confirms that this token can read it "
+    "and that its business account lists it"
+)
 
 
 class Integrations:
@@ -80,6 +99,7 @@ class Integrations:
         platform: PlatformDefaults,
         *,
         default_llm_model: str | None,
+        fingerprint_key: bytes,
     ) -> None:
         self.store = store
         self.cache = cache
@@ -89,6 +109,8 @@ class Integrations:
         #: The platform's model, by kind, when its credential serves (``LLM_MODEL``; unset:
         #: the default provider's own default model).
         self.default_models = {IntegrationType.LLM: default_llm_model}
+        #: Keys the fingerprints of the secrets a tenant is shown (``Secrets.fingerprint``).
+        self.fingerprint_key = fingerprint_key
 
     # -- reading -------------------------------------------------------------------------
 
@@ -142,7 +164,7 @@ class Integrations:
                 f"This tenant has no {itype.value} credentials of its own: "
                 f"{resolution.configure_endpoint(itype, provider)}"
             )
-        return view(own)
+        return view(own, self.fingerprint_key)
 
     async def _own(
         self, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
@@ -162,22 +184,14 @@ class Integrations:
         config: Mapping[str, Any],
     ) -> IntegrationView:
         """Stores the tenant's credential for ``provider`` (see the module rules); for a kind
-        that claims numbers, also claims the one in ``config["phoneNumberId"]``."""
+        that claims numbers, asks the provider for the proof and claims the number in
+        ``config["phoneNumberId"]`` when it is given (else the claim stays pending)."""
         self.check_provider(itype, provider)
         kind = kind_of(itype)
         existing = await self._own(tenant_id, itype, provider)
         merged = merge_secrets(secrets, existing.secrets if existing else None)
         clean_secrets, clean_config = self.catalog.normalize(itype, provider, merged, config)
         await self.catalog.check_endpoints(clean_secrets)  # resolved now, and at every connect
-        number = None
-        if kind.claims_number:
-            number = WhatsAppNumber(
-                tenant_id=tenant_id,
-                phone_number_id=str(clean_config["phoneNumberId"]),
-                phone_number=clean_config.get("phoneNumber"),
-                display_name=clean_config.get("displayName"),
-            )
-            await self._check_number(tenant_id, number.phone_number_id)
         unchanged = (
             existing is not None
             and existing.secrets.reveal() == clean_secrets
@@ -192,29 +206,71 @@ class Integrations:
             is_verified=unchanged and existing is not None and existing.is_verified,
             verified_at=existing.verified_at if unchanged and existing else None,
         )
-        old_numbers = await self._numbers(tenant_id) if kind.claims_number else []
-        if number is not None and any(n != number.phone_number_id for n in old_numbers):
-            # A new number: release the old ones (the store claims, never releases).
-            await self.store.delete_credentials(tenant_id, itype)
+        number, held, claim = None, [], None
+        if kind.claims_number:
+            number = self._number(tenant_id, clean_config)
+            await self._check_number(tenant_id, number.phone_number_id)
+            held = await self.store.numbers_for(tenant_id)
+            credential, confirmed = await self._prove(credential, held)
+            number = number if confirmed else None
+            # Unproven now but proven before (a new token Graph refused, Graph down): kept.
+            claim = ClaimState.CONFIRMED if confirmed else claim_state(clean_config, held)
+            kept = not confirmed and claim is ClaimState.CONFIRMED
+            wanted = claim_key(clean_config)
+            if not kept and any((n.phone_number_id, n.business_account_id) != wanted for n in held):
+                # Another number or account: release the old claims (the store claims, never
+                # releases).
+                await self.store.delete_credentials(tenant_id, itype)
         saved = await self.store.save_credential(credential, number)
         if kind.one_per_tenant:
             for other in self.catalog.installed(itype):
                 if other != provider:
                     await self.store.delete_credentials(tenant_id, itype, other)
-        self._invalidate(tenant_id, [*old_numbers, *([number.phone_number_id] if number else [])])
+        claimed = [number.phone_number_id] if number else []
+        self._invalidate(tenant_id, [*(n.phone_number_id for n in held), *claimed])
         before = existing.secrets.reveal() if existing else {}
         changed = sorted(k for k, v in clean_secrets.items() if before.get(k) != v)
-        await self._audit(
-            actor,
-            tenant_id,
-            itype,
-            provider,
-            "configure",
-            details={"secretsChanged": changed, "created": existing is None},
+        details: dict[str, Any] = {"secretsChanged": changed, "created": existing is None}
+        if claim is not None:
+            details["numberClaim"] = claim.value
+        await self._audit(actor, tenant_id, itype, provider, "configure", details=details)
+        return view(saved, self.fingerprint_key)
+
+    async def _prove(
+        self, credential: Credential, held: list[WhatsAppNumber]
+    ) -> tuple[Credential, bool]:
+        """``credential`` with the provider's verdict, and whether it proves the claim on its
+        number and account: tried now, unless that same credential was proven before."""
+        if credential.is_verified and claim_state(credential.config, held) is ClaimState.CONFIRMED:
+            return credential, True
+        try:
+            await self.catalog.verify(
+                credential.integration_type,
+                credential.provider,
+                credential.secrets,
+                credential.config,
+            )
+        except ProviderError as exc:
+            message = scrub_secrets(exc.message, credential.secrets)
+            if claim_state(credential.config, held) is ClaimState.PENDING:
+                message = f"{PENDING}: {message}"
+            return replace(credential, is_verified=False, verification_error=message), False
+        return replace(credential, is_verified=True, verified_at=utcnow()), True
+
+    def _number(self, tenant_id: UUID, config: Mapping[str, Any]) -> WhatsAppNumber:
+        """The claim ``config`` asks for, as it is stored once confirmed."""
+        account = claim_key(config)[1]
+        return WhatsAppNumber(
+            tenant_id=tenant_id,
+            phone_number_id=str(config["phoneNumberId"]),
+            phone_number=config.get("phoneNumber"),
+            display_name=config.get("displayName"),
+            business_account_id=account,
         )
-        return view(saved)
 
     async def _check_number(self, tenant_id: UUID, phone_number_id: str) -> None:
+        """``NumberTaken`` for the platform's own number and for a number another tenant holds
+        a confirmed claim on (a pending claim owns nothing, so it takes nothing)."""
         taken = NumberTaken(
             f"WhatsApp phone number id {phone_number_id} is already registered to another account"
         )
@@ -243,7 +299,9 @@ class Integrations:
         self, actor: Actor, tenant_id: UUID, itype: IntegrationType, provider: str | None = None
     ) -> Verification:
         """Asks the provider whether the tenant's stored credential works; records the answer.
-        Without ``provider``, the tenant's winning credential of the type is checked."""
+        Without ``provider``, the tenant's winning credential of the type is checked. For a
+        kind that claims numbers, a positive answer confirms the claim (``NumberTaken`` when
+        another tenant's confirmed claim holds the number)."""
         if provider is not None:
             self.check_provider(itype, provider)
         own = await self._own(tenant_id, itype, provider)
@@ -253,16 +311,29 @@ class Integrations:
                 f"{resolution.configure_endpoint(itype, provider)} first"
             )
         provider = own.provider
+        claims = kind_of(itype).claims_number
+        held = await self.store.numbers_for(tenant_id) if claims else []
         try:
             await self.catalog.verify(itype, provider, own.secrets, own.config)
         except ProviderError as exc:
             message = scrub_secrets(exc.message, own.secrets)
+            if claims and claim_state(own.config, held) is ClaimState.PENDING:
+                message = f"{PENDING}: {message}"
             await self.store.set_verified(tenant_id, itype, provider, False, message)
             result = Verification(
                 itype, provider, False, utcnow(), message, exc.code, exc.retryable
             )
         else:
-            await self.store.set_verified(tenant_id, itype, provider, True)
+            if claims:
+                number = self._number(tenant_id, own.config)
+                await self._check_number(tenant_id, number.phone_number_id)
+                proven = replace(
+                    own, is_verified=True, verified_at=utcnow(), verification_error=None
+                )
+                await self.store.save_credential(proven, number)
+                self._invalidate(tenant_id, [number.phone_number_id])
+            else:
+                await self.store.set_verified(tenant_id, itype, provider, True)
             result = Verification(itype, provider, True, utcnow())
         self.cache.invalidate_tenant(tenant_id)
         await self._audit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,12 +85,16 @@ class Secrets(Mapping[str, str]):
             return None
         return "…" + value[-4:] if len(value) >= 12 else "…"
 
-    def fingerprint(self, key: str) -> str | None:
-        """A stable, non-reversible fingerprint (first 12 hex of SHA-256) of one value."""
+    def fingerprint(self, key: str, *, server_key: bytes, scope: UUID) -> str | None:
+        """A stable fingerprint of one value: the first 12 hex of HMAC-SHA256 under the
+        server's ``server_key`` over ``scope`` (the tenant) and the value. Keyed, so it is no
+        offline oracle for guessing a weak secret; scoped, so the same secret stored by two
+        tenants shows two fingerprints."""
         value = self._data.get(key)
         if value is None:
             return None
-        return hashlib.sha256(value.encode()).hexdigest()[:12]
+        message = scope.bytes + value.encode()
+        return hmac.new(server_key, message, hashlib.sha256).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +129,9 @@ class Credential:
 
 @dataclass(frozen=True, slots=True)
 class WhatsAppNumber:
-    """A WhatsApp Business phone number owned by a tenant; webhooks are routed by its id."""
+    """A tenant's confirmed claim on a WhatsApp Business phone number: Graph confirmed that
+    the tenant's token reads it, in ``business_account_id``. Webhooks are routed by its id. A
+    claim Graph has not confirmed is no ``WhatsAppNumber``, only the credential's config."""
 
     tenant_id: UUID
     phone_number_id: str
@@ -132,6 +139,10 @@ class WhatsAppNumber:
     display_name: str | None = None
     is_active: bool = True
     id: UUID = field(default_factory=uuid4)
+    #: The WhatsApp Business Account Graph confirmed the number belongs to (``None``: not
+    #: confirmed, e.g. claimed before confirmations existed); its account-level webhooks
+    #: belong to the tenant.
+    business_account_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

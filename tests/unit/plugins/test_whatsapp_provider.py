@@ -20,6 +20,7 @@ from changarrito.testing.upstream import FakeUpstream, json_response
 
 TOKEN = "EAAGm0PX4ZCpsBAKZBtesttoken1234567890"
 PNID = "106540352242922"
+WABA = "102290129340398"
 
 
 def provider(upstream: FakeUpstream, **env: str) -> MetaProvider:
@@ -75,17 +76,48 @@ def test_registering_an_llm_class_as_a_whatsapp_provider_is_reported() -> None:
     assert "not a subclass of WhatsAppProvider" in registry.failed[0].error
 
 
-async def test_verify_reads_the_number_from_graph_with_its_bearer_token() -> None:
-    upstream = FakeUpstream(number())
-    meta = provider(upstream)
+def listing(*pnids: str, after: str | None = None) -> Any:
+    body: dict[str, Any] = {"data": [{"id": p} for p in pnids]}
+    if after:
+        body["paging"] = {"cursors": {"before": "b", "after": after}, "next": "https://next"}
+    return json_response(200, body)
+
+
+async def verify(meta: MetaProvider, waba: str = WABA) -> None:
     await meta.verify(
         meta.parse_credentials({"accessToken": TOKEN}),
-        meta.parse_config({"phoneNumberId": PNID, "businessAccountId": "1"}),
+        meta.parse_config({"phoneNumberId": PNID, "businessAccountId": waba}),
     )
-    request = upstream.last
-    assert str(request.url).startswith(f"https://graph.facebook.com/v23.0/{PNID}?")
-    assert "display_phone_number" in request.url.params["fields"]
-    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_verify_reads_the_number_and_its_account_from_graph_with_its_bearer_token() -> None:
+    upstream = FakeUpstream(number(), listing("1", PNID))
+    await verify(provider(upstream))
+    first, second = upstream.requests
+    assert str(first.url).startswith(f"https://graph.facebook.com/v23.0/{PNID}?")
+    assert "display_phone_number" in first.url.params["fields"]
+    assert str(second.url).startswith(f"https://graph.facebook.com/v23.0/{WABA}/phone_numbers?")
+    for request in (first, second):
+        assert request.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_verify_follows_the_account_list_to_its_next_page() -> None:
+    upstream = FakeUpstream(number(), listing("1", after="CURSOR"), listing(PNID))
+    await verify(provider(upstream))
+    assert upstream.last.url.params["after"] == "CURSOR"
+
+
+async def test_a_number_the_account_does_not_list_fails_verification() -> None:
+    upstream = FakeUpstream(number(), listing("1", "2"))
+    with pytest.raises(ProviderBadRequest, match="does not list"):
+        await verify(provider(upstream))
+
+
+async def test_an_account_the_token_cannot_read_fails_verification() -> None:
+    error = {"message": "Unsupported get request", "type": "GraphMethodException", "code": 100}
+    upstream = FakeUpstream(number(), json_response(400, {"error": error}))
+    with pytest.raises(ProviderBadRequest):
+        await verify(provider(upstream))
 
 
 async def test_the_graph_base_url_and_version_come_from_the_environment() -> None:

@@ -59,19 +59,23 @@ RETURNING id, tenant_id, integration_type, provider, credentials, config, is_act
           is_verified, priority, created_at, updated_at, verified_at, verification_error;
 
 -- name: claim_number
--- Claims a WhatsApp number for a tenant, or updates it if the tenant already owns it. Returns
--- no row when another tenant owns it.
+-- Claims a WhatsApp number Graph confirmed for a tenant (a row is a confirmed claim, see
+-- 0009_whatsapp_claims.sql), or updates it if the tenant already owns it. Returns no row
+-- when another tenant owns it.
 INSERT INTO tenant_whatsapp_numbers
-    (id, tenant_id, phone_number_id, phone_number, display_name, is_active)
+    (id, tenant_id, phone_number_id, phone_number, display_name, is_active,
+     business_account_id)
 VALUES
     (%(id)s, %(tenant_id)s, %(phone_number_id)s, %(phone_number)s, %(display_name)s,
-     %(is_active)s)
+     %(is_active)s, %(business_account_id)s)
 ON CONFLICT (phone_number_id) DO UPDATE SET
     phone_number = EXCLUDED.phone_number,
     display_name = EXCLUDED.display_name,
-    is_active = EXCLUDED.is_active
+    is_active = EXCLUDED.is_active,
+    business_account_id = EXCLUDED.business_account_id
 WHERE tenant_whatsapp_numbers.tenant_id = EXCLUDED.tenant_id
-RETURNING tenant_id, phone_number_id, phone_number, display_name, is_active, id;
+RETURNING tenant_id, phone_number_id, phone_number, display_name, is_active, id,
+          business_account_id;
 
 -- name: delete_credentials_of_type
 DELETE FROM tenant_integration_credentials
@@ -95,7 +99,8 @@ WHERE tenant_id = %(tenant_id)s AND integration_type = %(integration_type)s
 RETURNING id;
 
 -- name: number_owner
-SELECT tenant_id, phone_number_id, phone_number, display_name, is_active, id
+SELECT tenant_id, phone_number_id, phone_number, display_name, is_active, id,
+       business_account_id
 FROM tenant_whatsapp_numbers WHERE phone_number_id = %(phone_number_id)s;
 
 -- name: number_with_credentials
@@ -103,7 +108,7 @@ FROM tenant_whatsapp_numbers WHERE phone_number_id = %(phone_number_id)s;
 -- uncached path): no row when nobody owns the number, one row of credential nulls when the
 -- owner has none.
 SELECT n.tenant_id AS number_tenant_id, n.phone_number_id, n.phone_number, n.display_name,
-       n.is_active AS number_is_active, n.id AS number_id,
+       n.is_active AS number_is_active, n.id AS number_id, n.business_account_id,
        c.id, c.tenant_id, c.integration_type, c.provider, c.credentials, c.config, c.is_active,
        c.is_verified, c.priority, c.created_at, c.updated_at, c.verified_at,
        c.verification_error
@@ -115,11 +120,21 @@ WHERE n.phone_number_id = %(phone_number_id)s;
 -- name: numbers_for
 -- The tenant's numbers; a single row of nulls when it has none, no row when no such tenant.
 SELECT t.id AS owner_id, n.tenant_id, n.phone_number_id, n.phone_number, n.display_name,
-       n.is_active, n.id
+       n.is_active, n.id, n.business_account_id
 FROM tenants t
 LEFT JOIN tenant_whatsapp_numbers n ON n.tenant_id = t.id
 WHERE t.id = %(tenant_id)s
 ORDER BY n.created_at, n.id;
+
+-- name: confirmed_accounts
+-- The business accounts Graph confirmed for the tenants' numbers (only the given tenants'
+-- when %(tenant_ids)s is not null), oldest claim first: the first tenant listed for an
+-- account owns its account-level webhooks (whatsapp_apps.py).
+SELECT tenant_id, business_account_id, created_at
+FROM tenant_whatsapp_numbers
+WHERE business_account_id IS NOT NULL
+  AND (%(tenant_ids)s::uuid[] IS NULL OR tenant_id = ANY (%(tenant_ids)s::uuid[]))
+ORDER BY created_at, id;
 
 -- name: notify
 -- Tells every process (notify.Listener.on_change) what changed; sent when the transaction

@@ -3,6 +3,8 @@
 Secrets are sealed per row (``credential_rows``: a ciphertext copied onto another row fails
 to decrypt). Every write notifies ``changarrito_changes`` in its own transaction
 (``notify.notify_changes``), so other processes drop their cached resolutions when it commits.
+A ``tenant_whatsapp_numbers`` row is a confirmed claim (``0009_whatsapp_claims.sql``): the
+number routes to its tenant, and its ``business_account_id`` is the account Graph confirmed.
 """
 
 from __future__ import annotations
@@ -205,6 +207,7 @@ class PostgresStore:
             display_name=first["display_name"],
             is_active=first["number_is_active"],
             id=first["number_id"],
+            business_account_id=first["business_account_id"],
         )
         fields = set(CredentialRow.__dataclass_fields__)
         stored = [
@@ -229,6 +232,7 @@ class PostgresStore:
                 display_name=r[4],
                 is_active=r[5],
                 id=r[6],
+                business_account_id=r[7],
             )
             for r in rows
             if r[2] is not None
@@ -244,6 +248,7 @@ class PostgresStore:
             "phone_number": number.phone_number,
             "display_name": number.display_name,
             "is_active": number.is_active,
+            "business_account_id": number.business_account_id,
         }
         cur = await conn.execute(QUERIES["claim_number"], params)
         if await cur.fetchone() is None:

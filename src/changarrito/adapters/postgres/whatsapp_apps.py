@@ -7,7 +7,10 @@ would not do, so this index decrypts each tenant's WhatsApp credential once and 
 
 - the SHA-256 digests of the verify tokens (a lookup of the digest of the token presented
   reveals nothing through its timing);
-- each tenant's app secret, and which tenant owns each business account id.
+- each tenant's app secret, and which tenant owns each business account id: the account
+  Graph confirmed for one of its numbers (``tenant_whatsapp_numbers.business_account_id``, a
+  confirmed claim), never the ``businessAccountId`` its credential merely names. Two tenants
+  confirmed on one account: the older claim owns it.
 
 It loads everything on first use, then reloads only the tenants named by change
 notifications (``on_change``, fed by the Postgres listener); a lost connection (``all``)
@@ -23,6 +26,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
 import structlog
@@ -47,7 +51,9 @@ def digest(token: str) -> bytes:
 class _App:
     verify_digest: bytes | None
     app_secret: str | None = field(repr=False)
-    waba_id: str | None
+    #: The business accounts Graph confirmed for the tenant's numbers, with when each number
+    #: was claimed.
+    accounts: tuple[tuple[str, datetime], ...] = ()
 
 
 class WhatsAppApps:
@@ -91,7 +97,7 @@ class WhatsAppApps:
         return app.app_secret if app else None
 
     async def tenant_of_account(self, waba_id: str) -> UUID | None:
-        """The tenant whose credential names this WhatsApp Business Account id."""
+        """The tenant with the oldest confirmed claim on this WhatsApp Business Account."""
         await self._refresh()
         return self._wabas.get(waba_id)
 
@@ -116,7 +122,14 @@ class WhatsAppApps:
             self._digests = frozenset(
                 a.verify_digest for a in self._apps.values() if a.verify_digest
             )
-            self._wabas = {a.waba_id: t for t, a in self._apps.items() if a.waba_id}
+            claims = sorted(
+                (since, str(tenant), waba, tenant)
+                for tenant, app in self._apps.items()
+                for waba, since in app.accounts
+            )
+            self._wabas = {}
+            for *_, waba, tenant in claims:
+                self._wabas.setdefault(waba, tenant)
 
     async def _load(self, tenants: Iterable[UUID] | None) -> dict[UUID, _App]:
         params = {"tenant_ids": list(tenants) if tenants is not None else None}
@@ -125,6 +138,10 @@ class WhatsAppApps:
                 cur = conn.cursor(row_factory=class_row(CredentialRow))
                 await cur.execute(QUERIES["whatsapp_credentials"], params)
                 rows = await cur.fetchall()
+                claimed = await conn.execute(QUERIES["confirmed_accounts"], params)
+                accounts: dict[UUID, list[tuple[str, datetime]]] = {}
+                for tenant_id, waba, since in await claimed.fetchall():
+                    accounts.setdefault(tenant_id, []).append((waba, since))
         apps: dict[UUID, _App] = {}
         for row in sorted(rows, key=lambda r: (r.priority, -r.updated_at.timestamp())):
             if row.tenant_id in apps:
@@ -133,11 +150,10 @@ class WhatsAppApps:
             if secrets is None:
                 continue
             token, secret = secrets.get("verifyToken"), secrets.get("appSecret")
-            waba = row.config.get("businessAccountId")
             apps[row.tenant_id] = _App(
                 verify_digest=digest(token) if token else None,
                 app_secret=secret or None,
-                waba_id=str(waba) if waba else None,
+                accounts=tuple(accounts.get(row.tenant_id, ())),
             )
         return apps
 

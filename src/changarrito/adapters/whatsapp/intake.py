@@ -3,10 +3,12 @@
 Which app secret signs a body: each business number in it is routed (cached); a tenant's
 number uses that tenant's own ``appSecret`` when it has one, the platform's number (or a
 tenant's without one) the platform's ``WHATSAPP_APP_SECRET``. A number nobody here has
-claimed, and a change that names no number, use the app of their business account
-(``entry[].id``): the owning tenant's own app when it has one, else the platform's. The
-unclaimed number's updates are stored ``unrouted``; an unnumbered change is stored with the
-tenant owning its account.
+claimed (a claim Graph has not confirmed is none: it is not routed and its tenant's app
+secret signs nothing), and a change that names no number, use the app of their business
+account (``entry[].id``): the app of the tenant Graph confirmed on that account
+(``WhatsAppAppIndex.tenant_of_account``) when it has one, else the platform's. The unclaimed
+number's updates are stored ``unrouted``; an unnumbered change is stored with the tenant
+owning its account.
 The body must verify under *every* distinct secret so selected, and no secret configured for
 a number is a refusal (never an open door). A body that is not JSON cannot name its numbers,
 so it is an ``InvalidWebhook`` whoever signed it (nothing of it is stored).

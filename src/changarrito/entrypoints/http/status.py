@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
-from changarrito.domain.integration_views import KindStatus
+from changarrito.domain.integration_views import ClaimState, KindStatus, claim_state
 from changarrito.domain.integrations import Status
 from changarrito.domain.kinds import KINDS, Kind, StatusShape
 from changarrito.domain.model import Credential, WhatsAppNumber
@@ -28,6 +28,8 @@ _NUMBER_FIELDS = [
     ("phone_number_id", str | None, None),
     ("phone_number", str | None, None),
     ("display_name", str | None, None),
+    # "confirmed" once Graph confirmed the claim on the number and its account, else "pending"
+    ("number_claim", ClaimState | None, None),
 ]
 _VERIFICATION_FIELDS = [
     ("verified_at", datetime | None, None),
@@ -126,7 +128,8 @@ def _single(section: KindStatus, numbers: list[WhatsAppNumber]) -> dict[str, Any
         number = numbers[0] if numbers else None
         values.update(
             phone_number_id=str(own.config.get("phoneNumberId")),
-            phone_number=number.phone_number if number else None,
-            display_name=number.display_name if number else None,
+            phone_number=number.phone_number if number else own.config.get("phoneNumber"),
+            display_name=number.display_name if number else own.config.get("displayName"),
+            number_claim=claim_state(own.config, numbers),
         )
     return values

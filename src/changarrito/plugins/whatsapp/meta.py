@@ -2,10 +2,14 @@
 
 A tenant's credential is the number's access token (plus the Meta app's secret and the
 webhook's verify token, when the tenant has its own app); its config is the number's Graph ids
-and how it is shown. ``verify`` is the cheap check: ``GET {base}/{version}/{phoneNumberId}?
-fields=…`` with the number's bearer token. A bad token is Graph code 190 (HTTP 401), a wrong id
-code 100 (HTTP 400); ``graph_errors.classify_graph_error`` is the one Graph classifier. Sending
-stays in ``changarrito.adapters.whatsapp.graph`` for now.
+and how it is shown. ``verify`` is also the proof of ownership a claim on the number and its
+business account needs (``changarrito.domain.integrations``): with the tenant's own bearer
+token, ``GET {base}/{version}/{phoneNumberId}?fields=…`` must answer for that number, and
+``GET {base}/{version}/{businessAccountId}/phone_numbers?fields=id`` must list it (paged with
+``after`` cursors, at most ``MAX_ACCOUNT_PAGES`` pages). A bad token is Graph code 190 (HTTP
+401), a wrong id or an account the token cannot read code 100 (HTTP 400), a number outside the
+account a ``ProviderBadRequest``; ``graph_errors.classify_graph_error`` is the one Graph
+classifier. Sending stays in ``changarrito.adapters.whatsapp.graph`` for now.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from changarrito.plugins.whatsapp.graph_errors import PROVIDER, classify_graph_e
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_VERSION = "v23.0"
 FIELDS = "display_phone_number,verified_name,code_verification_status,quality_rating"
+#: Numbers asked for per page of an account's list, and pages read at most: an account has a
+#: handful of numbers (Meta allows a few dozen without an increase).
+ACCOUNT_PAGE_SIZE = 100
+MAX_ACCOUNT_PAGES = 10
 
 #: Graph ids (phone number, business account) are decimal strings.
 GraphId = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,32}$")]
@@ -56,6 +64,34 @@ class PhoneNumberInfo(msgspec.Struct, frozen=True):
     verified_name: str | None = None
     code_verification_status: str | None = None
     quality_rating: str | None = None
+
+
+class _Listed(msgspec.Struct, frozen=True):
+    id: str
+
+
+class _Cursors(msgspec.Struct, frozen=True):
+    after: str | None = None
+
+
+class _Paging(msgspec.Struct, frozen=True):
+    cursors: _Cursors | None = None
+    next: str | None = None
+
+
+class AccountNumbers(msgspec.Struct, frozen=True):
+    """One page of ``GET /{waba_id}/phone_numbers``: ``{"data": [{"id"}], "paging"?}``."""
+
+    data: list[_Listed]
+    paging: _Paging | None = None
+
+    @property
+    def after(self) -> str | None:
+        """The cursor of the next page (``None``: this was the last)."""
+        paging = self.paging
+        if paging is None or not paging.next or paging.cursors is None:
+            return None
+        return paging.cursors.after or None
 
 
 class MetaProvider(WhatsAppProvider):
@@ -112,10 +148,45 @@ class MetaProvider(WhatsAppProvider):
             )
         return info
 
+    async def account_lists(
+        self, access_token: str, business_account_id: str, phone_number_id: str
+    ) -> bool:
+        """Whether the business account, read with ``access_token``, lists the number; a
+        ``ProviderError`` when the token or the account id is refused."""
+        url = self.graph_url(f"{business_account_id}/phone_numbers")
+        client: httpx.AsyncClient = self.context.http.get(url)
+        params = {"fields": "id", "limit": str(ACCOUNT_PAGE_SIZE)}
+        for _ in range(MAX_ACCOUNT_PAGES):
+            async with translate_transport_errors(PROVIDER):
+                response = await client.get(
+                    url,
+                    params=params,
+                    headers={"Authorization": f"Bearer {access_token}"},
+                    timeout=self.timeout,
+                )
+            if not response.is_success:
+                raise classify_graph_error(response, secrets=[access_token])
+            page: AccountNumbers = decode_json(response, AccountNumbers, PROVIDER)
+            if any(n.id == phone_number_id for n in page.data):
+                return True
+            after = page.after
+            if after is None:
+                return False
+            params = {**params, "after": after}
+        return False
+
     async def verify(self, credentials: Any, config: Any) -> None:
+        """The token reads the number, and the number is in the business account (read with
+        the same token): the proof a claim on both needs."""
         creds: WhatsAppSecrets = self.credentials_of(credentials)
         conf: WhatsAppConfig = self.config_of(config)
         await self.check(creds.access_token, conf.phone_number_id)
+        token, waba, number = creds.access_token, conf.business_account_id, conf.phone_number_id
+        if not await self.account_lists(token, waba, number):
+            raise ProviderBadRequest(
+                f"WhatsApp business account {waba} does not list phone number id {number}",
+                provider=PROVIDER,
+            )
 
 
 @hookimpl
