@@ -3,10 +3,10 @@
 ``Settings.from_env(env)`` reads the process environment (or the mapping given, which keeps
 tests hermetic) with one set of parsers and returns a frozen tree, one part per concern:
 ``database``, ``crypto``, ``auth``, ``whatsapp``, ``llm``, ``workers``, ``metrics``,
-``plugins`` and ``role``. Nothing below this module reads the environment: adapters and use
-cases receive the part they need. The one exception is by design: provider plugins declare
-the variables they read (platform keys, base URLs) on their classes and get them through
-``plugins.env``, so a third party's provider needs no change here.
+``limits``, ``plugins`` and ``role``. Nothing below this module reads the environment:
+adapters and use cases receive the part they need. The one exception is by design: provider
+plugins declare the variables they read (platform keys, base URLs) on their classes and get
+them through ``plugins.env``, so a third party's provider needs no change here.
 
 Every variable read here is in the README's configuration table, and every variable in the
 table is read (``tests/unit/test_settings.py`` checks both). A value that cannot be parsed
@@ -162,6 +162,12 @@ class LLMSettings:
     #: ``CHANGARRITO_LLM_PLATFORM_FALLBACK``: answer with the platform's key when a tenant's
     #: fails for good.
     platform_fallback: bool = False
+    #: ``CHANGARRITO_PLATFORM_LLM_MAX_TOKENS``: the most tokens one answer on the platform's
+    #: key may ask for, whatever ``maxTokens`` the tenant set.
+    platform_max_tokens: int = 1024
+    #: ``CHANGARRITO_PLATFORM_LLM_MAX_PROMPT_CHARS``: the most characters of system prompt and
+    #: conversation one call on the platform's key sends.
+    platform_max_prompt_chars: int = 24000
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +194,15 @@ class MetricsSettings:
     queue_cache: float = 5.0  # CHANGARRITO_METRICS_QUEUE_CACHE
     port: int | None = None  # CHANGARRITO_METRICS_PORT
     host: str = "127.0.0.1"  # CHANGARRITO_METRICS_HOST
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """Per-tenant rate limits of the calls that spend someone's provider quota, per minute
+    (``0``: no limit). Global: every process counts in the same PostgreSQL rows."""
+
+    payment_links: int = 30  # CHANGARRITO_PAYMENT_LINKS_PER_MINUTE
+    verify: int = 10  # CHANGARRITO_VERIFY_PER_MINUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,12 +236,14 @@ class Settings:
     llm: LLMSettings = field(default_factory=LLMSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
     role: RoleSettings = field(default_factory=RoleSettings)
     #: ``CHANGARRITO_LOG_LEVEL``; ``None`` when unset (commands then pick their own default).
     log_level: str | None = None
-    #: ``CHANGARRITO_REQUEST_TIMEOUT``: seconds a client has to send a request's body once its
-    #: headers arrived (then 408 and the connection is closed).
+    #: ``CHANGARRITO_REQUEST_TIMEOUT``: seconds a client has to send a request's head (from
+    #: the connection's opening, or the previous response on it), and again its body once
+    #: the head arrived (then 408 and the connection is closed).
     request_timeout: float = 10.0
 
     @classmethod
@@ -299,6 +316,10 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
             provider=r.string("LLM_PROVIDER", "openai"),
             model=r.text("LLM_MODEL"),
             platform_fallback=r.boolean("CHANGARRITO_LLM_PLATFORM_FALLBACK", False),
+            platform_max_tokens=r.integer("CHANGARRITO_PLATFORM_LLM_MAX_TOKENS", 1024, minimum=1),
+            platform_max_prompt_chars=r.integer(
+                "CHANGARRITO_PLATFORM_LLM_MAX_PROMPT_CHARS", 24000, minimum=100
+            ),
         ),
         workers=WorkerSettings(
             concurrency=r.integer("CHANGARRITO_WORKERS_CONCURRENCY", 16),
@@ -316,6 +337,10 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
             queue_cache=r.number("CHANGARRITO_METRICS_QUEUE_CACHE", 5.0),
             port=r.port("CHANGARRITO_METRICS_PORT"),
             host=r.string("CHANGARRITO_METRICS_HOST", "127.0.0.1"),
+        ),
+        limits=LimitSettings(
+            payment_links=r.integer("CHANGARRITO_PAYMENT_LINKS_PER_MINUTE", 30),
+            verify=r.integer("CHANGARRITO_VERIFY_PER_MINUTE", 10),
         ),
         plugins=_plugins(r),
         role=RoleSettings(

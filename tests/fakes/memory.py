@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
 from changarrito.domain.changes import Change
@@ -55,6 +55,7 @@ from changarrito.domain.payments import (
     EventOutcome,
     PaymentEventRecord,
     PaymentLinkRecord,
+    applies_to,
     next_status,
 )
 from changarrito.domain.queued import OutboundPart, QueuedMessage
@@ -66,8 +67,6 @@ from changarrito.domain.whatsapp import (
     WebhookEvent,
     final_status,
 )
-
-T = TypeVar("T")
 
 
 class _Clock:
@@ -90,10 +89,6 @@ def _json_copy(value: Mapping[str, Any]) -> dict[str, Any]:
     """``value`` as a JSONB column gives it back: a fresh dict, through JSON."""
     copied: dict[str, Any] = json.loads(json.dumps(dict(value)))
     return copied
-
-
-def _newest_first(items: Iterable[T], key: Callable[[T], tuple[Any, ...]]) -> list[T]:
-    return sorted(items, key=key, reverse=True)
 
 
 # --- tenants and credentials ------------------------------------------------------------------
@@ -324,6 +319,7 @@ class MemoryStore:
             phone_number=number.phone_number,
             display_name=number.display_name,
             is_active=number.is_active,
+            business_account_id=number.business_account_id,
         )
 
     @staticmethod
@@ -388,7 +384,8 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class MemoryPaymentStore:
-    """Payment links (``links`` by id) and notifications (``events`` by (provider, event id)).
+    """Payment links (``links`` by id) and notifications (``events`` by (tenant, provider,
+    event id)).
 
     Given the ``MemoryStore`` of the tenants, a link or an event of an unknown tenant is
     ``TenantNotFound`` and deleting a tenant deletes its links and events, as the foreign keys
@@ -398,7 +395,7 @@ class MemoryPaymentStore:
     def __init__(self, tenants: MemoryStore | None = None) -> None:
         self.tenants = tenants
         self.links: dict[UUID, PaymentLinkRecord] = {}
-        self.events: dict[tuple[str, str], PaymentEventRecord] = {}
+        self.events: dict[tuple[UUID, str, str], PaymentEventRecord] = {}
         if tenants is not None:
             tenants.on_tenant_deleted(self._drop_tenant)
 
@@ -431,15 +428,15 @@ class MemoryPaymentStore:
         return link if link is not None and link.tenant_id == tenant_id else None
 
     async def record_event(self, event: PaymentEventRecord) -> EventOutcome:
-        key = (event.provider, event.event_id)
-        if key in self.events:  # whatever the tenant: the table's key is (provider, event id)
+        key = (event.tenant_id, event.provider, event.event_id)
+        if key in self.events:  # the table's key: (tenant, provider, event id)
             return EventOutcome(event=event, duplicate=True)
         self._require_tenant(event.tenant_id)
         event = replace(event, received_at=_now())
         stored = replace(event, link_id=None, payload=_json_copy(event.payload))
         self.events[key] = stored
         link = self._link_for(event)
-        if link is None:
+        if link is None or not applies_to(event, link):
             return EventOutcome(event=event, duplicate=False)
         status = next_status(link.status, event.status)
         if status != link.status:
@@ -448,20 +445,19 @@ class MemoryPaymentStore:
         return EventOutcome(event=replace(event, link_id=link.id), duplicate=False, link=link)
 
     def _link_for(self, event: PaymentEventRecord) -> PaymentLinkRecord | None:
-        """The tenant's link the event is about: by provider link id when it names one, else
-        the newest with its reference."""
+        """The tenant's link the event names: by our link id when it carries one, else by the
+        provider's link id (``applies_to`` decides whether it moves it)."""
 
         def about(link: PaymentLinkRecord) -> bool:
             if (link.tenant_id, link.provider) != (event.tenant_id, event.provider):
                 return False
-            if event.provider_link_id is not None:
-                return link.provider_link_id == event.provider_link_id
-            return event.reference is not None and link.reference == event.reference
+            if event.named_link_id is not None:
+                return link.id == event.named_link_id
+            return event.provider_link_id is not None and (
+                link.provider_link_id == event.provider_link_id
+            )
 
-        found = _newest_first(
-            (s for s in self.links.values() if about(s)), key=lambda s: (s.created_at, s.id)
-        )
-        return found[0] if found else None
+        return next((s for s in self.links.values() if about(s)), None)
 
     def _require_tenant(self, tenant_id: UUID) -> None:
         if self.tenants is not None and not self.tenants.has_tenant(tenant_id):
@@ -522,7 +518,9 @@ class MemoryIntake:
         for wamid in sorted(new):  # the insert's order
             self.ids[wamid] = len(self.ids) + 1
             self.messages[wamid] = new[wamid]
-        self.events.extend(intake.events)
+        for event in intake.events:  # once per what it says, as the table's dedup_key
+            if _event_key(event) not in {_event_key(e) for e in self.events}:
+                self.events.append(event)
         self.submitted.append(intake)
         if intake.statuses:
             for apply in self.on_statuses:
@@ -550,6 +548,12 @@ class MemoryIntake:
         )
 
 
+def _event_key(event: WebhookEvent) -> tuple[Any, ...]:
+    """What makes two events one (migration 0011's ``dedup_key``; jsonb ignores key order)."""
+    value = json.dumps(json.loads(event.payload), sort_keys=True)
+    return (event.kind, event.field, event.waba_id, event.phone_number_id, value)
+
+
 def _check_intake(intake: Intake) -> None:
     """The intake tables' CHECK constraints: a violation fails the request's transaction,
     which the group commit reports as ``StorageUnavailable``."""
@@ -570,8 +574,10 @@ class MemoryWhatsAppApps:
     """The tenants' own Meta apps, read from ``store``'s credentials on every call.
 
     Per tenant, its winning active WhatsApp credential (lowest priority, then newest, as
-    resolution orders them) gives the ``verifyToken``, the ``appSecret`` and the
-    ``businessAccountId`` (config); the tenant need not own a number.
+    resolution orders them) gives the ``verifyToken`` and the ``appSecret``; the tenant need
+    not own a number. A business account belongs to the tenant (with such a credential) of
+    the oldest confirmed claim on it (``store.numbers``, in claim order), never to the
+    ``businessAccountId`` a credential merely names.
     """
 
     def __init__(self, store: MemoryStore) -> None:
@@ -596,12 +602,11 @@ class MemoryWhatsAppApps:
         return (credential.secrets.get("appSecret") or None) if credential else None
 
     async def tenant_of_account(self, waba_id: str) -> UUID | None:
-        accounts: dict[str, UUID] = {}
-        for tenant, credential in self._apps().items():
-            waba = credential.config.get("businessAccountId")
-            if waba:
-                accounts[str(waba)] = tenant
-        return accounts.get(waba_id)
+        apps = self._apps()
+        for number in self.store.numbers.values():  # in claim order: the oldest first
+            if number.business_account_id == waba_id and number.tenant_id in apps:
+                return number.tenant_id
+        return None
 
     def _apps(self) -> dict[UUID, Credential]:
         apps: dict[UUID, Credential] = {}
@@ -776,3 +781,22 @@ class MemoryMessageLog:
                     == (row.wamid, row.phone_number_id, row.tenant_id)
                 ]
                 row.status = final_status(row.status, stored)
+
+
+class MemoryRateLimits:
+    """The ``RateLimiter`` in one process (``PostgresRateLimits`` on a dict): the same GCRA,
+    on ``clock`` (seconds; ``time.monotonic`` unless a test steps its own)."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.clock = clock or time.monotonic
+        self.tat: dict[tuple[UUID, str], float] = {}
+
+    async def acquire(self, tenant_id: UUID, action: str, limit: int, period: float) -> float:
+        now, interval = self.clock(), period / limit
+        tat = max(self.tat.get((tenant_id, action), now), now) + interval
+        if tat > now + period:
+            return tat - now - period
+        self.tat[(tenant_id, action)] = tat
+        return 0.0

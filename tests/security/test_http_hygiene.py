@@ -5,7 +5,8 @@
   may carry credentials (tenant integrations, internal API), says ``Cache-Control: no-store``,
   problem+json errors included.
 - A client that trickles a request body is cut off (408, connection closed) once
-  ``CHANGARRITO_REQUEST_TIMEOUT`` has passed, on a real uvicorn server and a raw socket.
+  ``CHANGARRITO_REQUEST_TIMEOUT`` has passed, on a real uvicorn server run as ``serve`` runs
+  it and a raw socket (slowly sent request heads: ``test_limits.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from litestar.testing import AsyncTestClient
 from changarrito.adapters.http import HttpClients
 from changarrito.bootstrap import Service, build_service
 from changarrito.entrypoints.http.app import create_app
+from changarrito.entrypoints.server import server_options
 from changarrito.settings import Settings
 from fakes.service import memory_storage
 
@@ -169,8 +171,9 @@ async def test_the_webhook_and_health_are_never_sniffed(client) -> None:
 
 @pytest.fixture
 async def server(app: Litestar) -> AsyncIterator[int]:
-    """The app under uvicorn on a free local port (its lifespan run)."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_config=None)
+    """The app under uvicorn as ``serve`` runs it, on a free local port (its lifespan run)."""
+    options = server_options(Settings.from_env(ENV), host="127.0.0.1", port=0)
+    config = uvicorn.Config(app, lifespan="on", **options)
     running = uvicorn.Server(config)
     task = asyncio.create_task(running.serve())
     for _ in range(200):

@@ -562,7 +562,7 @@ async def test_the_assistant_answers_the_platforms_number_with_the_platforms_llm
 
     config, secrets = provider.seen[0]
     assert secrets == {"apiKey": "sk-platform"}
-    assert config == {"model": "small"}
+    assert config == {"model": "small", "maxTokens": 1024}  # the operator's cap
     assert credentials.asked == []  # no tenant's settings were looked at
 
 

@@ -60,6 +60,26 @@ def test_defaults_need_no_environment_at_all() -> None:
     assert settings.plugins.allow_list is None
 
 
+def test_the_operators_limits_have_defaults_and_are_read_as_given() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.limits.payment_links, defaults.limits.verify) == (30, 10)
+    assert (defaults.llm.platform_max_tokens, defaults.llm.platform_max_prompt_chars) == (
+        1024,
+        24000,
+    )
+    assert defaults.request_timeout == 10.0
+    given = Settings.from_env(
+        {
+            "CHANGARRITO_PAYMENT_LINKS_PER_MINUTE": "0",
+            "CHANGARRITO_VERIFY_PER_MINUTE": "3",
+            "CHANGARRITO_PLATFORM_LLM_MAX_TOKENS": "200",
+            "CHANGARRITO_PLATFORM_LLM_MAX_PROMPT_CHARS": "5000",
+        }
+    )
+    assert (given.limits.payment_links, given.limits.verify) == (0, 3)
+    assert (given.llm.platform_max_tokens, given.llm.platform_max_prompt_chars) == (200, 5000)
+
+
 @pytest.mark.parametrize(
     "name",
     ["CHANGARRITO_LLM_PLATFORM_FALLBACK", "CHANGARRITO_METRICS_TENANT_LABELS"],
@@ -100,6 +120,10 @@ def test_every_switch_reads_the_same_words(name: str, raw: str, value: bool) -> 
         ("CHANGARRITO_WORKER_POLL", "0"),
         ("CHANGARRITO_METRICS_PORT", "70000"),
         ("CHANGARRITO_METRICS_QUEUE_CACHE", "inf"),
+        ("CHANGARRITO_PAYMENT_LINKS_PER_MINUTE", "-1"),
+        ("CHANGARRITO_VERIFY_PER_MINUTE", "lots"),
+        ("CHANGARRITO_PLATFORM_LLM_MAX_TOKENS", "0"),
+        ("CHANGARRITO_PLATFORM_LLM_MAX_PROMPT_CHARS", "10"),
     ],
 )
 def test_a_bad_value_stops_start_up_with_one_line_naming_the_variable(name: str, bad: str) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from changarrito.adapters.cache import TTLResolutionCache
+from changarrito.adapters.crypto.keyring import KeyRing
 from changarrito.adapters.http import HttpClients
 from changarrito.adapters.jwt_auth import TenantAuthenticator
 from changarrito.adapters.metered_resolver import MeteredResolver
@@ -25,6 +26,7 @@ from changarrito.bootstrap.storage import Storage, postgres_storage
 from changarrito.domain.assistant import Assistant
 from changarrito.domain.changes import Change
 from changarrito.domain.integrations import Integrations
+from changarrito.domain.llm import PlatformLimits
 from changarrito.domain.model import PlatformDefaults
 from changarrito.domain.payments import Payments
 from changarrito.domain.pipeline import Pipeline, PipelineSettings
@@ -111,6 +113,7 @@ def build_service(
     cache: TTLResolutionCache | None = None,
     metrics: Metrics | None = None,
     database: Database | None = None,
+    fingerprint_key: bytes | None = None,
 ) -> Service:
     """Wires ``storage`` to the plugins, the resolver and every use case. Role ``whatsapp``
     resolves credentials through the backend's internal API (``adapters.remote``), the
@@ -150,6 +153,10 @@ def build_service(
         resolver,
         registry,
         platform_fallback=settings.llm.platform_fallback,
+        platform_limits=PlatformLimits(
+            max_tokens=settings.llm.platform_max_tokens,
+            max_prompt_chars=settings.llm.platform_max_prompt_chars,
+        ),
         fallback_text=settings.workers.fallback_text,
         metrics=metrics,
     )
@@ -171,6 +178,7 @@ def build_service(
             RegistryCatalog(registry, private_urls=private_urls, resolve=http.guard.address),
             platform,
             default_llm_model=settings.llm.model,
+            fingerprint_key=fingerprint_key or _fingerprint_key(settings, database),
         ),
         payments=Payments(storage.payments, resolver, registry),
         authenticator=TenantAuthenticator(settings.auth, storage.store, http),
@@ -197,6 +205,17 @@ def build_service(
         listener=_listener(storage),
         forgetters=forgetters,
     )
+
+
+def _fingerprint_key(settings: Settings, database: Database | None) -> bytes:
+    """The key of the secret fingerprints tenants are shown: from the database's key ring,
+    else the configured one; a storage with neither (the in-memory fakes) gets a key of its
+    own, as short-lived as its data."""
+    if database is not None:
+        return database.keyring.fingerprint_key()
+    if settings.crypto.encryption_keys:
+        return KeyRing.parse(settings.crypto.encryption_keys).fingerprint_key()
+    return KeyRing.generate().fingerprint_key()
 
 
 def _listener(storage: Storage) -> Listener | None:

@@ -20,6 +20,7 @@ from changarrito.adapters.postgres.payments import PostgresPaymentStore
 from changarrito.adapters.postgres.pool import Pool, open_pool
 from changarrito.adapters.postgres.queue import MessageQueue
 from changarrito.adapters.postgres.queue_stats import QueueStats, queue_stats
+from changarrito.adapters.postgres.rate_limits import PostgresRateLimits
 from changarrito.adapters.postgres.rotation import check_keyring
 from changarrito.adapters.postgres.store import PostgresStore
 from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
@@ -31,6 +32,7 @@ from changarrito.domain.ports import (
     IntakeStore,
     MessageLog,
     PaymentStore,
+    RateLimiter,
     SchemaState,
     Store,
     WhatsAppAppIndex,
@@ -45,7 +47,8 @@ class Storage:
     """Where the service keeps its state: PostgreSQL (``postgres_storage``), or in-memory
     fakes in tests. ``cipher``, ``pool``, ``queue``, ``listen_url`` and ``queue_stats`` exist
     only on PostgreSQL (the workers, the operator's commands and the change listener need
-    them)."""
+    them). Without ``rate_limits`` the tenant API has no rate limits (fakes that test them
+    pass one)."""
 
     store: Store
     audit: AuditLog
@@ -55,6 +58,7 @@ class Storage:
     schema: SchemaState
     messages: MessageLog
     cipher: Cipher | None = None
+    rate_limits: RateLimiter | None = None
     queue: MessageQueue | None = None
     pool: Pool | None = None
     listen_url: str | None = None
@@ -115,6 +119,7 @@ async def postgres_storage(
         schema=PostgresSchema(pool),
         messages=PostgresMessageLog(pool),
         cipher=cipher,
+        rate_limits=PostgresRateLimits(pool),
         queue=MessageQueue(pool, lease=workers.lease, max_attempts=workers.max_attempts),
         pool=pool,
         listen_url=database.url,

@@ -1,7 +1,8 @@
 """The LLM side of the message pipeline: who answers a message, and the fallback text.
 
 A tenant's number is answered with the tenant's own LLM settings (with the platform fallback
-policy of ``Responder``); the platform's own number with the platform's. When the LLM cannot
+policy of ``Responder``); the platform's own number with the platform's. Every call on the
+platform's key is held to the operator's ``PlatformLimits``. When the LLM cannot
 answer, the tenant's ``fallbackText`` (or the platform's) is sent instead of silence.
 """
 
@@ -13,7 +14,7 @@ from uuid import UUID
 from changarrito.domain import resolution
 from changarrito.domain.chat import ChatMessage, Reply
 from changarrito.domain.errors import ChangarritoError
-from changarrito.domain.llm import Responder
+from changarrito.domain.llm import PlatformLimits, Responder
 from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved
 from changarrito.domain.ports import CredentialSource, MetricsRecorder, ProviderLookup
 
@@ -48,15 +49,23 @@ class Assistant:
         providers: ProviderLookup,
         *,
         platform_fallback: bool = False,
+        platform_limits: PlatformLimits | None = None,
         fallback_text: str = DEFAULT_FALLBACK_TEXT,
         metrics: MetricsRecorder | None = None,
     ) -> None:
         self.credentials = credentials
         self.tenants = Responder(
-            credentials, providers, platform_fallback=platform_fallback, metrics=metrics
+            credentials,
+            providers,
+            platform_fallback=platform_fallback,
+            platform_limits=platform_limits,
+            metrics=metrics,
         )
         self.platform = Responder(
-            PlatformCredentials(credentials.platform), providers, metrics=metrics
+            PlatformCredentials(credentials.platform),
+            providers,
+            platform_limits=platform_limits,
+            metrics=metrics,
         )
         self.default_fallback = fallback_text.strip() or DEFAULT_FALLBACK_TEXT
 

@@ -14,12 +14,19 @@ Order, for one tenant (see ``Responder.reply``):
    ``platform_fallback`` is on (``CHANGARRITO_LLM_PLATFORM_FALLBACK``, off by default), answer
    once more with the platform default, keeping the tenant's prompt settings but never its
    provider, model, endpoint or key. Anything else propagates unchanged.
+
+Every call made with the platform's key (the platform's own number, a tenant with no LLM of
+its own, the fallback above) is held to the operator's ``PlatformLimits``, applied in
+``Responder._call`` where the request is built, whatever the tenant's own options say:
+``maxTokens`` is at most ``max_tokens`` (and that when unset), and the system prompt and
+conversation together at most ``max_prompt_chars`` characters (``PlatformLimits.fit``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -35,6 +42,39 @@ from changarrito.domain.ports import CredentialSource, MetricsRecorder, Provider
 PORTABLE_CONFIG = ("systemPrompt", "maxTokens", "temperature", "fallbackText")
 
 
+@dataclass(frozen=True, slots=True)
+class PlatformLimits:
+    """The operator's caps on a call with the platform's key (``CHANGARRITO_PLATFORM_LLM_*``)."""
+
+    max_tokens: int = 1024
+    max_prompt_chars: int = 24000
+
+    def fit(
+        self, config: Mapping[str, Any], messages: Sequence[ChatMessage]
+    ) -> tuple[dict[str, Any], list[ChatMessage]]:
+        """``config`` and ``messages`` within the caps: ``maxTokens`` lowered to
+        ``max_tokens`` (set to it when absent); the system prompt cut to half of
+        ``max_prompt_chars`` at most; then the newest messages that fit in the rest, the
+        oldest left out first (the newest is always sent, cut to fit if it must be)."""
+        capped = dict(config)
+        asked = capped.get("maxTokens")
+        wanted = asked if isinstance(asked, int) and not isinstance(asked, bool) else None
+        capped["maxTokens"] = min(wanted, self.max_tokens) if wanted else self.max_tokens
+        prompt = capped.get("systemPrompt")
+        if isinstance(prompt, str):
+            capped["systemPrompt"] = prompt = prompt[: self.max_prompt_chars // 2]
+        budget = self.max_prompt_chars - (len(prompt) if isinstance(prompt, str) else 0)
+        kept: list[ChatMessage] = []
+        for message in reversed(messages):
+            if len(message.content) > budget:
+                if not kept:
+                    kept.append(msgspec.structs.replace(message, content=message.content[:budget]))
+                break
+            kept.append(message)
+            budget -= len(message.content)
+        return capped, kept[::-1]
+
+
 class Responder:
     """Answers a tenant's conversation with the LLM its credentials resolve to."""
 
@@ -44,11 +84,13 @@ class Responder:
         providers: ProviderLookup,
         *,
         platform_fallback: bool = False,
+        platform_limits: PlatformLimits | None = None,
         metrics: MetricsRecorder | None = None,
     ) -> None:
         self.credentials = credentials
         self.providers = providers
         self.platform_fallback = platform_fallback
+        self.platform_limits = platform_limits or PlatformLimits()
         self.metrics = metrics
 
     async def reply(self, tenant_id: UUID, messages: Sequence[ChatMessage]) -> Reply:
@@ -70,6 +112,8 @@ class Responder:
     async def _call(
         self, resolved: Resolved, config: Mapping[str, Any], messages: Sequence[ChatMessage]
     ) -> Reply:
+        if resolved.source is Source.PLATFORM:  # the operator's caps, not the tenant's options
+            config, messages = self.platform_limits.fit(config, messages)
         provider = self.providers.llm(resolved.provider)
         # Key and endpoint travel together in one credential object from one source: a
         # tenant's endpoint is never paired with the platform's key.

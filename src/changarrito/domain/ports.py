@@ -83,7 +83,8 @@ class CredentialStore(Protocol):
         self, credential: Credential, number: WhatsAppNumber | None = None
     ) -> Credential:
         """Inserts or replaces the (tenant, type, provider) credential, and claims ``number``
-        for the tenant in the same transaction (``Conflict`` if another tenant owns it)."""
+        for the tenant in the same transaction (``Conflict`` if another tenant owns it). A
+        stored number is a claim Graph confirmed: only ``Integrations`` decides to pass one."""
         ...
 
     async def delete_credentials(
@@ -289,9 +290,10 @@ class GatewayLink(Protocol):
 
 
 class GatewayEvent(Protocol):
-    """A provider notification the provider has verified. ``event_id`` identifies the
-    provider's notification uniquely and stably across its retries: events are stored once
-    per provider and event id."""
+    """A provider notification the provider has verified. ``event_id`` (from verified data)
+    identifies the provider's notification uniquely and stably across its retries: events are
+    stored once per tenant, provider and event id. ``link_id`` is our link id as the provider's
+    object echoes it; ``amount`` and ``currency`` what the payment is for."""
 
     @property
     def event_id(self) -> str: ...
@@ -300,7 +302,16 @@ class GatewayEvent(Protocol):
     def type(self) -> str: ...
 
     @property
+    def link_id(self) -> str | None: ...
+
+    @property
     def provider_link_id(self) -> str | None: ...
+
+    @property
+    def amount(self) -> Decimal | None: ...
+
+    @property
+    def currency(self) -> str | None: ...
 
     @property
     def status(self) -> PaymentStatus: ...
@@ -322,6 +333,7 @@ class PaymentGateway(Protocol):
     async def create_payment_link(
         self,
         *,
+        link_id: str,
         amount: Decimal,
         currency: str,
         description: str,
@@ -363,9 +375,9 @@ class PaymentStore(Protocol):
         ...
 
     async def record_event(self, event: PaymentEventRecord) -> EventOutcome:
-        """Stores the event unless its (provider, event id) is already stored, and in the same
-        transaction moves the tenant's matching link (by provider link id, else by reference)
-        to ``payments.next_status``."""
+        """Stores the event unless its (tenant, provider, event id) is already stored, and in
+        the same transaction moves the tenant's link it names (by ``named_link_id``, else by
+        provider link id) to ``payments.next_status`` when ``payments.applies_to`` holds."""
         ...
 
 
@@ -445,7 +457,11 @@ class WhatsAppAppIndex(Protocol):
 
     async def app_secret(self, tenant_id: UUID) -> str | None: ...
 
-    async def tenant_of_account(self, waba_id: str) -> UUID | None: ...
+    async def tenant_of_account(self, waba_id: str) -> UUID | None:
+        """The tenant (with an active WhatsApp credential) of the oldest confirmed claim on a
+        number of this account (``WhatsAppNumber.business_account_id``); never a tenant whose
+        credential merely names the account."""
+        ...
 
 
 class SchemaState(Protocol):
@@ -453,4 +469,16 @@ class SchemaState(Protocol):
 
     async def pending_migrations(self) -> list[str]:
         """Names of shipped migrations not yet applied; ``StorageError`` when unreachable."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Per-tenant allowances of calls that spend someone's provider quota (the tenant API's
+    verify and payment-link creation): a burst of ``limit`` calls, then one every
+    ``period / limit`` seconds (GCRA). On PostgreSQL every process counts in the same row,
+    so the limit is global."""
+
+    async def acquire(self, tenant_id: UUID, action: str, limit: int, period: float) -> float:
+        """Takes one call of ``action`` for ``tenant_id``: ``0.0`` when it is allowed, else
+        the seconds until one will be (nothing is taken then)."""
         ...

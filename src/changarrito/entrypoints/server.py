@@ -1,17 +1,31 @@
-"""``changarrito serve``: prepare the database, check it, then run the ASGI server."""
+"""``changarrito serve``: prepare the database, check it, then run the ASGI server.
+
+The server is uvicorn on h11, with one addition uvicorn lacks (its issue #157): a deadline on
+the request *head*. ``HeadDeadline`` closes a connection whose request line and headers have
+not all arrived ``CHANGARRITO_REQUEST_TIMEOUT`` seconds after it opened, or after the previous
+response on it: a slowloris client that dribbles its headers, or opens connections and sends
+nothing, cannot hold a connection longer than that. Once a head is in, the app's own body
+deadline (``entrypoints.http.hygiene``) takes over; a handler may then run as long as it
+needs, and a keep-alive client is only held to the same deadline between its requests.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import os
 import signal
 import sys
+from typing import Any
 
 import structlog
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from changarrito.bootstrap import bootstrap, check_role, embedded_defaults, prepare_database
 from changarrito.entrypoints.http.app import create_app
+from changarrito.entrypoints.http.problems import PROBLEM_JSON, TYPE_BASE
 from changarrito.settings import Role, Settings
 
 log = structlog.get_logger("changarrito.serve")
@@ -46,10 +60,10 @@ def serve(
     # uvicorn handles SIGTERM gracefully and then re-raises it; exiting through SystemExit
     # instead (not the default kill) lets atexit stop the embedded PostgreSQL cleanly.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    common = {"host": host, "port": port, "log_config": None, "access_log": False}
+    common = server_options(settings, host=host, port=port)
     if workers <= 1:
         app = create_app(settings, database, role=role)
-        uvicorn.Server(uvicorn.Config(app, lifespan="on", **common)).run()  # type: ignore[arg-type]
+        uvicorn.Server(uvicorn.Config(app, lifespan="on", **common)).run()
         return 0
     # Worker processes rebuild the app from the environment: hand them the settled database.
     os.environ["DATABASE_URL"] = database.url
@@ -62,10 +76,95 @@ def serve(
         factory=True,
         workers=workers,
         lifespan="on",
-        **common,  # type: ignore[arg-type]
+        **common,
     )
     return 0
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     sys.exit(0)
+
+
+def server_options(settings: Settings, *, host: str, port: int) -> dict[str, Any]:
+    """uvicorn's settings for ``serve`` (tests run the app under the same ones). ``http`` is
+    ``HeadDeadline`` as a partial, which (unlike a class made at run time) pickles for
+    ``serve --workers N``."""
+    return {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "http": functools.partial(HeadDeadline, head_timeout=settings.request_timeout),
+    }
+
+
+def _too_slow(timeout: float) -> bytes:
+    body = json.dumps(
+        {
+            "type": TYPE_BASE + "request-timeout",
+            "title": "Request timeout",
+            "status": 408,
+            "detail": f"The request head did not arrive within {timeout:g} seconds.",
+        }
+    ).encode()
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\n"
+        f"content-type: {PROBLEM_JSON}\r\n"
+        "x-content-type-options: nosniff\r\n"
+        "connection: close\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class HeadDeadline(H11Protocol):
+    """uvicorn's h11 protocol, with a deadline on each request head (see the module
+    docstring). One timer per wait for a head: armed when the connection opens and when a
+    response completes with no next request parsed yet, cancelled once a request is parsed.
+    At the deadline a client that sent part of a head gets a 408 problem; one that sent
+    nothing is just closed (as uvicorn closes an idle keep-alive connection)."""
+
+    def __init__(self, *args: Any, head_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_timeout = head_timeout
+        self.head_timer: asyncio.TimerHandle | None = None
+        self.head_started = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def data_received(self, data: bytes) -> None:
+        cycle = self.cycle
+        self.head_started = self.head_timer is not None
+        super().data_received(data)
+        if self.cycle is not cycle or self.transport.get_protocol() is not self:
+            self._head_arrived()  # a request was parsed (or the connection was upgraded)
+
+    def on_response_complete(self) -> None:
+        cycle = self.cycle
+        super().on_response_complete()
+        if self.cycle is cycle and not self.transport.is_closing():
+            self._await_head()  # no pipelined request was waiting: the next head must come
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_arrived()
+        super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        self._head_arrived()
+        self.head_timer = self.loop.call_later(self.head_timeout, self._head_too_slow)
+
+    def _head_arrived(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+        self.head_started = False
+
+    def _head_too_slow(self) -> None:
+        self.head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.head_started:
+            self.transport.write(_too_slow(self.head_timeout))
+        self.transport.close()

@@ -3,6 +3,9 @@
 New secrets are encrypted under the primary key; older keys stay in the ring so rows written
 under them remain readable until ``changarrito keys rotate`` has re-encrypted them. Nothing here
 ever puts key bytes in a message or a ``repr``.
+
+The ring also keys the fingerprints a tenant sees of its secrets (``fingerprint_key``: HKDF
+from the primary key, for that purpose only), so they need no setting of their own.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from changarrito.domain.errors import ConfigurationError, UnknownKey
 
@@ -84,6 +90,19 @@ class KeyRing:
     def serialize(self) -> str:
         """The ``kid:base64key,...`` form that ``parse`` reads back (this *is* key material)."""
         return ",".join(f"{k}:{base64.b64encode(v).decode()}" for k, v in self._keys.items())
+
+    def fingerprint_key(self) -> bytes:
+        """The 32-byte HMAC key of secret fingerprints (``Secrets.fingerprint``): HKDF-SHA256
+        of the primary key with its own ``info``, so it reveals nothing of the encryption key.
+        The same ring gives the same key in every process and after a restart; a new primary
+        key (a rotation) changes every fingerprint once."""
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(),
+            length=KEY_SIZE,
+            salt=None,
+            info=b"changarrito secret fingerprints v1",
+        )
+        return hkdf.derive(self._keys[self.primary_kid])
 
     @property
     def primary_kid(self) -> str:

@@ -28,6 +28,7 @@ from changarrito.domain.model import IntegrationType
 from changarrito.entrypoints.http.kind_endpoints import (
     READ,
     VERIFY,
+    VERIFY_GUARDS,
     WRITE,
     TenantController,
     actor,
@@ -101,7 +102,13 @@ class WhatsAppController(TenantController):
     ) -> None:
         await integrations.delete(actor(request, principal), principal.tenant_id, self.kind)
 
-    @post("/whatsapp/verify", status_code=200, responses=VERIFY, summary="Check the token")
+    @post(
+        "/whatsapp/verify",
+        status_code=200,
+        guards=VERIFY_GUARDS,
+        responses=VERIFY,
+        summary="Check the token",
+    )
     async def verify_whatsapp(
         self,
         request: Request[Any, Any, Any],

@@ -25,6 +25,8 @@ from changarrito.adapters.jwt_auth import TenantPrincipal
 from changarrito.domain.integrations import Actor, Integrations
 from changarrito.domain.kinds import Kind
 from changarrito.entrypoints.http.auth import BEARER
+from changarrito.entrypoints.http.limits import RATE_LIMITED, rate_limited
+from changarrito.entrypoints.http.limits import VERIFY as VERIFY_LIMIT
 from changarrito.entrypoints.http.schemas import (
     ChosenProviderUpdate,
     Integration,
@@ -56,7 +58,9 @@ def actor(request: Request[Any, Any, Any], principal: TenantPrincipal) -> Actor:
 
 READ = problem_responses(401, 503)
 WRITE = problem_responses(400, 401, 409, 413, 422, 503)
-VERIFY = problem_responses(401, 409, 503)
+VERIFY = {**problem_responses(401, 409, 503), **RATE_LIMITED}
+#: Every verify is an outbound call on someone's key: held to the tenant's allowance.
+VERIFY_GUARDS = [rate_limited(VERIFY_LIMIT)]
 
 
 class TenantController(Controller):
@@ -153,9 +157,13 @@ def _chosen_provider(kind: Kind) -> list[HTTPRouteHandler]:
         delete(path, responses=READ, summary=f"Back to the platform's {label}")(
             _named(f"delete_{word}", remove)
         ),
-        post(f"{path}/verify", status_code=200, responses=VERIFY, summary=f"Check the {label} key")(
-            _named(f"verify_{word}", check)
-        ),
+        post(
+            f"{path}/verify",
+            status_code=200,
+            guards=VERIFY_GUARDS,
+            responses=VERIFY,
+            summary=f"Check the {label} key",
+        )(_named(f"verify_{word}", check)),
     ]
 
 
@@ -230,7 +238,8 @@ def _per_provider(kind: Kind) -> list[HTTPRouteHandler]:
         post(
             f"{path}/verify",
             status_code=200,
-            responses=problem_responses(400, 401, 404, 409, 503),
+            guards=VERIFY_GUARDS,
+            responses={**problem_responses(400, 401, 404, 409, 503), **RATE_LIMITED},
             summary=f"Check the {label} credentials",
         )(_named(f"verify_{word}", check)),
     ]

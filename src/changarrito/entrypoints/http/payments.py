@@ -27,6 +27,7 @@ from litestar.params import FromPath, JSONBody
 from changarrito.adapters.jwt_auth import TenantPrincipal
 from changarrito.domain.payments import PaymentLinkRecord, PaymentLinkRequest, Payments
 from changarrito.entrypoints.http.auth import BEARER
+from changarrito.entrypoints.http.limits import PAYMENT_LINKS, RATE_LIMITED, rate_limited
 from changarrito.entrypoints.http.problems import problem
 from changarrito.entrypoints.http.schemas import problem_responses
 
@@ -124,7 +125,8 @@ class PaymentLinksController(Controller):
         "/",
         status_code=201,
         request_max_body_size=MAX_LINK_REQUEST_BYTES,
-        responses=problem_responses(400, 401, 409, 413, 422, 502, 503),
+        guards=[rate_limited(PAYMENT_LINKS)],
+        responses={**problem_responses(400, 401, 409, 413, 422, 502, 503), **RATE_LIMITED},
     )
     async def create_link(
         self,

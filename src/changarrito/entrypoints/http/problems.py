@@ -116,7 +116,9 @@ def http_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
         415: "unsupported-media-type",
         429: "rate-limited",
     }.get(status, "http-error")
-    return problem(status, code, str(exc.detail) if exc.detail else _TITLES.get(status, "Error"))
+    detail = str(exc.detail) if exc.detail else _TITLES.get(status, "Error")
+    # Headers the exception carries go out with it (a 429's ``Retry-After``, a 405's ``Allow``).
+    return problem(status, code, detail, headers=dict(exc.headers) if exc.headers else None)
 
 
 def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
