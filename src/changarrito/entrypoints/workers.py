@@ -6,9 +6,11 @@ answers each in its own task, then settles it in the queue. The loop wakes on th
 ``changarrito_inbound`` notification, and whenever a message is settled, and polls every
 ``CHANGARRITO_WORKER_POLL`` seconds in case one was missed. While messages are in hand one
 heartbeat renews their leases in one statement; if the process dies, the leases run out and
-another worker resumes each message where it stopped. SIGTERM (or cancelling the supervisor)
-stops claiming and lets the messages in hand finish for up to ``CHANGARRITO_WORKER_GRACE``
-seconds.
+another worker resumes each message where it stopped. While the database is unreachable the
+loop keeps polling, and a message answered meanwhile is settled as soon as it is back (tried
+again for up to half the lease), so an outage of seconds holds nothing for a whole lease.
+SIGTERM (or cancelling the supervisor) stops claiming and lets the messages in hand finish
+for up to ``CHANGARRITO_WORKER_GRACE`` seconds.
 
 Every log line of a message's journey carries ``tenant_id``, ``phone_number_id`` and ``wamid``.
 """
@@ -21,6 +23,7 @@ import functools
 import os
 import signal
 import socket
+import time
 import uuid
 
 import structlog
@@ -29,12 +32,15 @@ from changarrito.adapters.metrics import serve_metrics
 from changarrito.adapters.postgres.notify import INBOUND_CHANNEL
 from changarrito.bootstrap import Service, bootstrap, prepare_database
 from changarrito.domain.backoff import backoff_delay
-from changarrito.domain.errors import ConfigurationError, StorageError
+from changarrito.domain.errors import ConfigurationError, StorageError, StorageUnavailable
 from changarrito.domain.pipeline import Outcome
 from changarrito.domain.queued import QueuedMessage
 from changarrito.settings import Settings, WorkerSettings
 
 log = structlog.get_logger("changarrito.worker")
+
+#: Seconds between attempts to settle a message while the database is unreachable.
+SETTLE_RETRY = 0.2
 
 
 class Workers:
@@ -143,11 +149,27 @@ class Workers:
             except Exception as exc:  # a bug must not kill the worker: retry, then dead-letter
                 log.exception("message.crashed")
                 outcome = Outcome("retry", f"unexpected {type(exc).__name__}")
+            await self._settle_patiently(worker, message, outcome)
+
+    async def _settle_patiently(
+        self, worker: str, message: QueuedMessage, outcome: Outcome
+    ) -> None:
+        """Settles the message, trying again while the database is unreachable (a restart, a
+        failover) for up to half the lease; after that the lease runs out and the message is
+        claimed again: nothing is lost, it only waits for the lease."""
+        deadline = time.monotonic() + self.settings.lease / 2
+        while True:
             try:
                 await self._settle(worker, message, outcome)
+                return
+            except StorageUnavailable as exc:
+                if time.monotonic() >= deadline or self._stopping.is_set():
+                    log.warning("message.settle_failed", error=exc.message)
+                    return
+                await asyncio.sleep(SETTLE_RETRY)
             except StorageError as exc:
-                # The lease runs out and the message is claimed again: nothing is lost.
                 log.warning("message.settle_failed", error=exc.message)
+                return
 
     async def _settle(self, worker: str, message: QueuedMessage, outcome: Outcome) -> None:
         for note in outcome.notes:

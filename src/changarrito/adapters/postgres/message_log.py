@@ -7,6 +7,8 @@ wamid is recorded as soon as Meta returns it (``sent``). SQL lives in ``message_
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -16,8 +18,12 @@ from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.queries import QUERIES
 from changarrito.domain.chat import ChatMessage
+from changarrito.domain.errors import StorageUnavailable
 from changarrito.domain.queued import OutboundPart, QueuedMessage
 from changarrito.domain.whatsapp import STATUS_ORDER
+
+#: Seconds ``sent`` keeps trying to record a wamid while the database is unavailable.
+SENT_PATIENCE = 30.0
 
 
 class PostgresMessageLog:
@@ -94,8 +100,22 @@ class PostgresMessageLog:
         """Records the wamid Meta returned, and applies any status webhook that arrived for
         it before this commit (Meta can be that fast)."""
         statuses = {"order": list(STATUS_ORDER), "wamids": [wamid]}
-        # One round trip: BEGIN, the wamid, the statuses (``apply_statuses``), COMMIT.
-        with translated():
-            async with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-                await conn.execute(QUERIES["sent"], {"id": part.id, "wamid": wamid})
-                await conn.execute(QUERIES["apply_statuses"], statuses)
+        # Meta has the part: losing its wamid now would send it again on the retry. While
+        # the database is away (a restart, a failover), keep trying for a while.
+        deadline = time.monotonic() + SENT_PATIENCE
+        while True:
+            try:
+                # One round trip: BEGIN, the wamid, the statuses (``apply_statuses``), COMMIT.
+                with translated():
+                    async with (
+                        self.pool.connection() as conn,
+                        conn.pipeline(),
+                        conn.transaction(),
+                    ):
+                        await conn.execute(QUERIES["sent"], {"id": part.id, "wamid": wamid})
+                        await conn.execute(QUERIES["apply_statuses"], statuses)
+                return
+            except StorageUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)

@@ -84,7 +84,8 @@ class Listener:
 
     Register callbacks (``on``, ``on_change``), then ``run`` until cancelled. ``run`` holds
     its own autocommit connection (not from the pool) and reconnects with exponential backoff
-    from ``min_backoff`` to ``max_backoff`` seconds; after ``idle_check`` seconds without a
+    from ``min_backoff`` to ``max_backoff`` seconds (2 s at most, so that it is listening
+    again within seconds of the database's return); after ``idle_check`` seconds without a
     notification it checks that the connection is still there. Notifications sent while it
     was disconnected are lost, so once listening again it calls each ``on_reconnect``. A
     callback that raises is logged and does not stop the listener. Log events are named
@@ -96,7 +97,7 @@ class Listener:
         conninfo: str,
         *,
         min_backoff: float = 0.2,
-        max_backoff: float = 10.0,
+        max_backoff: float = 2.0,
         idle_check: float = IDLE_CHECK_SECONDS,
         name: str = "changes",
     ) -> None:

@@ -1,4 +1,13 @@
-"""The connection pool, opened once in the application's lifespan."""
+"""The connection pool, opened once in the application's lifespan.
+
+While the database is away (a restart, a failover, connections terminated), the pool must
+fail fast and come back fast: a request waits at most ``CHECKOUT_TIMEOUT`` seconds for a
+connection (then ``StorageUnavailable``, a 503), never psycopg's default 30 s; and a lost
+connection is re-established with attempts at most ``RECONNECT_WINDOW`` seconds apart
+(psycopg's backoff doubles its delay for as long as its reconnect timeout allows, 5 minutes
+by default, which after an outage of a few seconds could leave the pool idle for as long
+again; each window that fails ends, and the next request starts a new one at once).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,11 @@ from psycopg_pool import AsyncConnectionPool
 from changarrito.domain.errors import ConfigurationError, StorageUnavailable
 
 Pool: TypeAlias = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
+
+#: Seconds a request waits for a connection before it is told the database is unavailable.
+CHECKOUT_TIMEOUT = 5.0
+#: Seconds one round of reconnection attempts lasts (their delays never exceed it).
+RECONNECT_WINDOW = 2.0
 
 
 async def open_pool(
@@ -41,6 +55,8 @@ async def open_pool(
         # No check on checkout: it cost a round trip before every query. A connection the
         # server dropped fails its one request (a 503) and is discarded by the pool.
         max_idle=300,
+        timeout=CHECKOUT_TIMEOUT,
+        reconnect_timeout=RECONNECT_WINDOW,
         name="changarrito",
     )
     try:
