@@ -181,7 +181,8 @@ async def test_value_level_errors_and_other_fields_are_stored_and_acknowledged(
 
     found = await rows(
         "SELECT kind, field, error_code, payload FROM whatsapp_webhook_events "
-        "WHERE payload->>'marker' = %s OR (kind = 'error' AND phone_number_id = %s) ORDER BY id",
+        "WHERE payload->>'marker' = %s OR (kind = 'error' AND phone_number_id = %s) "
+        "ORDER BY kind, field",
         (marker, wa_env["WHATSAPP_PHONE_NUMBER_ID"]),
     )
     assert [(r["kind"], r["field"], r["error_code"]) for r in found] == [

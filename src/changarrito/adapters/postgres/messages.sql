@@ -40,13 +40,21 @@ ON CONFLICT (wamid, phone_number_id, status) DO NOTHING;
 -- Changes of other fields and value-level errors, as sent (a JSON array of rows). A JSON null
 -- (an error or value sent as null, or a change without a value) is kept as the jsonb 'null':
 -- json_to_recordset reads it as SQL NULL, which the NOT NULL payload would refuse.
+-- Stored once per dedup_key (migration 0011): a redelivered event is not stored again. Rows
+-- go in key order, so concurrent writers of the same events lock them in the same order.
 INSERT INTO whatsapp_webhook_events
-    (kind, field, waba_id, phone_number_id, tenant_id, error_code, payload)
-SELECT u.kind, u.field, u.waba_id, u.phone_number_id, u.tenant_id, u.error_code,
-       coalesce(u.payload, 'null'::jsonb)
-FROM json_to_recordset(%(rows)s::json)
-     AS u(kind text, field text, waba_id text, phone_number_id text, tenant_id uuid,
-          error_code int, payload jsonb);
+    (kind, field, waba_id, phone_number_id, tenant_id, error_code, payload, dedup_key)
+SELECT e.kind, e.field, e.waba_id, e.phone_number_id, e.tenant_id, e.error_code, e.payload,
+       sha256(convert_to(concat_ws('|', e.kind, e.field, coalesce(e.waba_id, ''),
+                                   coalesce(e.phone_number_id, ''), e.payload::text), 'UTF8'))
+           AS dedup_key
+FROM (SELECT u.kind, u.field, u.waba_id, u.phone_number_id, u.tenant_id, u.error_code,
+             coalesce(u.payload, 'null'::jsonb) AS payload
+      FROM json_to_recordset(%(rows)s::json)
+           AS u(kind text, field text, waba_id text, phone_number_id text, tenant_id uuid,
+                error_code int, payload jsonb)) AS e
+ORDER BY dedup_key
+ON CONFLICT (dedup_key) DO NOTHING;
 
 -- name: apply_statuses
 -- Moves outbound messages by every status stored for them, so the answer is the same
