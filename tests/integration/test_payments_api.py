@@ -459,3 +459,65 @@ async def test_a_notification_larger_than_the_limit_is_a_413(api: Api) -> None:
         f"/webhooks/payments/stripe/{tenant}", content=b"{" + b" " * (300 * 1024) + b"}"
     )
     problem_of(response, 413)
+
+
+async def _post_link(
+    api: Api, tenant: UUID, key: str | bytes | None, **body: Any
+) -> httpx.Response:
+    payload = {"amount": "249.90", "currency": "MXN", "description": "Tacos", "reference": "o-9"}
+    payload.update(body)
+    headers: dict[str, str | bytes] = {**api.auth(tenant)}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return await api.client.post("/api/v1/payments/links", json=payload, headers=headers)
+
+
+async def test_a_retried_link_request_with_its_idempotency_key_returns_the_first_link(
+    api: Api,
+) -> None:
+    tenant = await api.tenant()
+    first = await _post_link(api, tenant, "order-9-attempt")
+    calls = len(api.gateways.requests)
+
+    again = await _post_link(api, tenant, "order-9-attempt")
+
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert len(api.gateways.requests) == calls  # no second link at the provider
+
+
+async def test_without_an_idempotency_key_the_same_request_twice_makes_two_links(
+    api: Api,
+) -> None:
+    tenant = await api.tenant()
+    ids = {(await _post_link(api, tenant, None)).json()["id"] for _ in range(2)}
+    assert len(ids) == 2
+
+
+async def test_an_idempotency_key_reused_for_another_amount_is_refused(api: Api) -> None:
+    tenant = await api.tenant()
+    assert (await _post_link(api, tenant, "k-1")).status_code == 201
+
+    other = await _post_link(api, tenant, "k-1", amount="10.00")
+
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+async def test_the_same_idempotency_key_of_two_tenants_names_two_links(api: Api) -> None:
+    a, b = await api.tenant("a"), await api.tenant("b")
+    link_a = (await _post_link(api, a, "shared-key")).json()
+    link_b = await _post_link(api, b, "shared-key")
+
+    assert link_b.status_code == 201
+    assert link_b.json()["id"] != link_a["id"]
+
+
+@pytest.mark.parametrize(
+    "key", ["", "x" * 256, "caf\u00e9".encode()], ids=["empty", "long", "utf8"]
+)
+async def test_an_unusable_idempotency_key_is_a_422(api: Api, key: str | bytes) -> None:
+    tenant = await api.tenant()
+    response = await _post_link(api, tenant, key)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "Idempotency-Key"

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from changarrito.domain.errors import NotConfigured, NotFound, ValidationFailed
 from changarrito.domain.model import IntegrationType
@@ -67,6 +67,11 @@ _RANK = {
     PaymentStatus.PAID: 2,
     PaymentStatus.REFUNDED: 3,
 }
+
+#: Longest ``Idempotency-Key`` a client may send (printable ASCII).
+MAX_IDEMPOTENCY_KEY = 255
+#: The namespace of link ids derived from a tenant's idempotency key (``uuid5``).
+_IDEMPOTENT_LINKS = UUID("6f1d3c52-7a0e-4b8e-9c1d-2a4f5e6b7c8d")
 
 MAX_DESCRIPTION = 500
 MAX_REFERENCE = 200
@@ -235,8 +240,20 @@ class Payments:
         self.resolver = resolver
         self.gateways = gateways
 
-    async def create_link(self, tenant_id: UUID, request: PaymentLinkRequest) -> PaymentLinkRecord:
+    async def create_link(
+        self, tenant_id: UUID, request: PaymentLinkRequest, idempotency_key: str | None = None
+    ) -> PaymentLinkRecord:
+        """A new hosted link; with an ``idempotency_key``, the same request again (a client's
+        retry after a timeout) returns the link the first one created, and no second link is
+        created at the provider. The key names one request: reused for another, it is a
+        ``ValidationFailed``."""
         request = validated(request)
+        link_id = uuid4()
+        if idempotency_key is not None:
+            link_id = uuid5(_IDEMPOTENT_LINKS, f"{tenant_id}:{_checked_key(idempotency_key)}")
+            earlier = await self.store.get_link(tenant_id, link_id)
+            if earlier is not None:
+                return _same_request(earlier, request)
         installed = self.gateways.ids(IntegrationType.PAYMENTS)
         if request.provider is not None and request.provider not in installed:
             raise ValidationFailed(
@@ -247,7 +264,8 @@ class Payments:
             tenant_id, IntegrationType.PAYMENTS, request.provider
         )
         gateway = self.gateways.payment(resolved.provider)
-        link_id = uuid4()
+        # The same link id again reaches the provider with the same idempotency key, so a
+        # concurrent retry that also got here is answered with the same provider link.
         created = await gateway.create_payment_link(
             link_id=str(link_id),
             amount=request.amount,
@@ -345,6 +363,37 @@ class Payments:
         if provider not in self.gateways.ids(IntegrationType.PAYMENTS):
             raise NotFound(f"no payment provider {provider!r} is installed")
         return self.gateways.payment(provider)
+
+
+def _checked_key(key: str) -> str:
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not (key.isascii() and key.isprintable()):
+        raise ValidationFailed(
+            "The Idempotency-Key header is not valid.",
+            errors=[
+                (
+                    "Idempotency-Key",
+                    f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters",
+                )
+            ],
+        )
+    return key
+
+
+def _same_request(link: PaymentLinkRecord, request: PaymentLinkRequest) -> PaymentLinkRecord:
+    """``link`` when ``request`` is the one that created it; a key reused for another request
+    is refused rather than answered with a link for a different amount."""
+    same = (link.amount, link.currency, link.description, link.reference) == (
+        request.amount,
+        request.currency,
+        request.description,
+        request.reference,
+    ) and request.provider in (None, link.provider)
+    if not same:
+        raise ValidationFailed(
+            "This Idempotency-Key was used for a different payment link request.",
+            errors=[("Idempotency-Key", "was already used for a different request")],
+        )
+    return link
 
 
 def _uuid(value: str | None) -> UUID | None:

@@ -22,7 +22,7 @@ import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from changarrito.adapters.jwt_auth import TenantPrincipal
 from changarrito.domain.payments import PaymentLinkRecord, PaymentLinkRequest, Payments
@@ -133,6 +133,15 @@ class PaymentLinksController(Controller):
         data: JSONBody[PaymentLinkCreate],
         principal: NamedDependency[TenantPrincipal],
         payments: NamedDependency[Payments],
+        idempotency_key: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Idempotency-Key",
+                required=False,
+                description="Send the same value when retrying the same request: the link "
+                "the first request created is returned, and no second link is created.",
+            ),
+        ] = None,
     ) -> HostedPaymentLink:
         """Creates a hosted payment link with the tenant's payment credentials, or the
         platform's when the tenant has none."""
@@ -145,6 +154,7 @@ class PaymentLinksController(Controller):
                 reference=data.reference,
                 provider=data.provider,
             ),
+            idempotency_key,
         )
         log.info(
             "payments.link_created",
