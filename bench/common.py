@@ -42,6 +42,8 @@ PACKAGES = (
     "aiohttp",
     "uvloop",
     "httptools",
+    "h11",
+    "granian",
 )
 
 

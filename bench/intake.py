@@ -1,5 +1,11 @@
 """Webhook intake: ``changarrito serve`` (durable, group commit) vs a bare Litestar endpoint
-and pywa's own FastAPI webhook handler, in one run, under the same server settings.
+and pywa's asyncio webhook handler on FastAPI, in one run, every server on the same stack: the
+one ``serve`` runs on (``--stack`` measures another: ``bench/servers.py``).
+
+Rows: ``bare``; ``pywa`` (``pywa_async``, async handlers); ``changarrito`` (bodies for the
+tenants' and the platform's numbers); ``unknown`` (the same service, bodies for a number
+nobody owns, signed with the platform's app secret: stored ``unrouted``); and with
+``--pywa-sync`` a ``pywa-sync`` row (pywa's synchronous client, handlers in a thread pool).
 
 For each round, every server (in an order that rotates between rounds) is started alone,
 checked with a few bodies, warmed up, then measured twice with bodies never sent before:
@@ -9,8 +15,8 @@ checked with a few bodies, warmed up, then measured twice with bodies never sent
 2. *80 % of peak*: ``loadgen`` (open loop, its own process) at 0.8x that server's own peak:
    p50/p99 from each request's due time.
 
-Then, for Changarrito, every message and status of every body answered 200 in phase 2 is
-looked up in PostgreSQL: acknowledged must mean stored.
+Then, for Changarrito (both rows), every message and status of every body answered 200 in
+phase 2 is looked up in PostgreSQL: acknowledged must mean stored.
 
 Run: ``make bench-intake`` (or ``bench/.venv/bin/python -m bench.intake --help``).
 """
@@ -35,6 +41,7 @@ from bench.common import (
     admin_url,
     describe_machine,
     exit_on_sigterm,
+    free_port,
     machine,
     ratio,
     say,
@@ -42,20 +49,26 @@ from bench.common import (
     table,
     write_results,
 )
-from bench.payloads import Generator, encode, messages_in, sign, write_bodies
+from bench.payloads import Generator, Number, encode, messages_in, sign, write_bodies
+from bench.servers import APP_SECRET_ENV, PHONE_ID_ENV
 from bench.service import (
     APP_SECRET,
     PLATFORM_NUMBER,
+    PROJECT_VENV,
     Service,
     seed,
-    server_choices,
     service_env,
-    start_baseline,
+    start,
     start_changarrito,
 )
 
-TARGETS = {"over_bare": 0.7, "over_pywa": 1.4, "p99_ms_at_80pct": 50.0}
-SERVERS = ("bare", "pywa", "changarrito")
+TARGETS = {"over_bare": 0.7, "over_pywa": 1.4, "p99_ms_at_80pct": 50.0, "unknown_over_known": 0.9}
+SERVERS = ("bare", "pywa", "changarrito", "unknown")
+#: The Changarrito rows (the same service; ``unknown`` gets bodies for ``NOBODYS_NUMBER``).
+CHANGARRITO = ("changarrito", "unknown")
+#: A number (and business account) no tenant has and the platform's is not: a shop that left
+#: but whose number still points at us.
+NOBODYS_NUMBER = Number("190000000000009", "525599999999", "290000000000009")
 LUA = ROOT / "bench" / "wrk" / "intake.lua"
 
 
@@ -136,7 +149,7 @@ def smoke(service: Service, gen: Generator) -> dict[str, Any]:
         status = post(service.port, body, sign(body, APP_SECRET))
         if status != 200:
             raise RuntimeError(f"{service.name} answered {status} to a valid body")
-    if service.name == "pywa":
+    if service.name.startswith("pywa"):
         time.sleep(0.5)
         stats = pywa_stats(service.port)
         if stats["errors"] or stats["messages"] < 2 or stats["statuses"] < 1 or not stats["bsuids"]:
@@ -182,6 +195,7 @@ def stored(database_url: str, bodies: Path, ack: Path) -> dict[str, int]:
 
 
 def measure(
+    name: str,
     service: Service,
     files: dict[str, Path],
     gen: Generator,
@@ -202,48 +216,112 @@ def measure(
     time.sleep(1)
     ack = workdir / f"ack-{service.name}-{gen.prefix}.txt"
     result["at_80pct"] = loadgen(service.port, paced_file, rate, args.paced, ack, args)
-    if service.name == "pywa":
+    if name.startswith("pywa"):
         time.sleep(1)
         result["pywa_handled"] = pywa_stats(service.port)
-    if service.name == "changarrito" and database_url:
+    if name in CHANGARRITO and database_url:
         result["durability"] = stored(database_url, paced_file, ack)
     return result
+
+
+def servers_of(args: argparse.Namespace) -> tuple[str, ...]:
+    chosen = (*SERVERS, "pywa-sync") if args.pywa_sync else SERVERS
+    if args.only:
+        chosen = tuple(n for n in chosen if n in args.only.split(","))
+    return chosen
+
+
+def describe_stack(stack: str) -> str:
+    """What every row runs on. For ``serve``: what ``changarrito serve`` picks in the project's
+    own virtualenv, which must be what the baselines get in ``bench/.venv``."""
+    from importlib.metadata import version
+
+    if stack == "granian":
+        return (
+            f"granian {version('granian')} (asgi, uvloop, single-threaded runtime, HTTP/1, "
+            "header read timeout = CHANGARRITO_REQUEST_TIMEOUT)"
+        )
+    if stack == "h11":
+        return f"uvicorn {version('uvicorn')} on asyncio + h11 (no head deadline)"
+    from changarrito.entrypoints.server import HTTP_PARSER, LOOP
+
+    probe = "from changarrito.entrypoints.server import HTTP_PARSER, LOOP; print(LOOP, HTTP_PARSER)"
+    python = PROJECT_VENV / "bin" / "python"
+    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True)
+    ours = f"{LOOP} {HTTP_PARSER}"
+    if out.stdout.strip() != ours:
+        raise SystemExit(
+            f"changarrito serve runs on {out.stdout.strip()!r} in .venv but the baselines would "
+            f"run on {ours!r} in bench/.venv: run `make bench-setup` again"
+        )
+    return f"uvicorn {version('uvicorn')} on {LOOP} + {HTTP_PARSER}, head deadline (serve's own)"
+
+
+def start_server(name: str, stack: str, env: dict[str, str], workdir: Path, rnd: int) -> Service:
+    """``name``'s server on ``stack``: on serve's own stack Changarrito is the real
+    ``changarrito serve``; every other server (and Changarrito on another stack) is
+    ``bench.servers`` with the same environment."""
+    kind = "changarrito" if name in CHANGARRITO else name
+    label = f"{name}-{rnd}"
+    if kind == "changarrito" and stack == "serve":
+        return start_changarrito(env, workdir, name=label)
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.servers", kind, "--port", str(port), "--stack", stack]
+    peers = {APP_SECRET_ENV: APP_SECRET, PHONE_ID_ENV: PLATFORM_NUMBER.phone_number_id}
+    return start(label, argv, {**env, **peers}, port, workdir)
+
+
+def bodies_for(
+    name: str, gen: Generator, rate: float, args: argparse.Namespace, workdir: Path, r: int
+) -> dict[str, Path]:
+    """Warm-up and peak files of ``rate`` bodies per second of each phase."""
+    files = {}
+    for phase, seconds in (("warmup", args.warmup), ("peak", args.duration)):
+        files[phase] = workdir / f"{phase}-{name}-{r}.txt"
+        write_bodies(files[phase], (gen.mixed() for _ in range(int(rate * seconds))), APP_SECRET)
+    return files
 
 
 def run_round(
     r: int,
     args: argparse.Namespace,
     numbers: list[Any],
-    env: dict[str, str] | None,
+    env: dict[str, str],
     database_url: str | None,
     workdir: Path,
-    loop: str,
-    http: str,
+    servers: tuple[str, ...],
 ) -> dict[str, Any]:
-    order = list(SERVERS[r % 3 :] + SERVERS[: r % 3])
+    k = r % len(servers)
+    order = list(servers[k:] + servers[:k])
     say(f"round {r + 1}: {' -> '.join(order)}")
-    # Bodies of this round: shared by the three servers, never seen by any before.
-    gen = Generator(numbers, prefix=f"R{r}", seed=r)
-    files = {"warmup": workdir / f"warmup-{r}.txt", "peak": workdir / f"peak-{r}.txt"}
-    write_bodies(
-        files["warmup"], (gen.mixed() for _ in range(int(args.max_rps * args.warmup))), APP_SECRET
-    )
-    info = write_bodies(
-        files["peak"], (gen.mixed() for _ in range(int(args.max_rps * args.duration))), APP_SECRET
-    )
-    out: dict[str, Any] = {"order": order, "peak_bodies": info}
+    # Bodies of this round: shared by the servers, never seen by any before; the unknown
+    # number's row gets its own (same mix, a number nobody owns).
+    known = Generator(numbers, prefix=f"R{r}", seed=r)
+    nobodys = [NOBODYS_NUMBER]
+    unknown = Generator(nobodys, prefix=f"R{r}N", seed=r)
+    files = {"known": bodies_for("known", known, args.max_rps, args, workdir, r)}
+    if "unknown" in servers:
+        # Only Changarrito gets these: half as many are more than it answers.
+        files["unknown"] = bodies_for("unknown", unknown, args.max_rps / 2, args, workdir, r)
+    out: dict[str, Any] = {"order": order}
     for name in order:
-        if name == "changarrito":
-            assert env is not None
-            service = start_changarrito(env, workdir)
-        else:
-            service = start_baseline(name, workdir, loop, http)
+        service = start_server(name, args.stack, env, workdir, r)
         # Each server gets its own body stream for smoke and paced phases (same generator
         # rules, unique wamids), and the shared warm-up and peak files.
-        sgen = Generator(numbers, prefix=f"R{r}{name[0].upper()}", seed=r * 10 + len(name))
+        sgen = Generator(
+            nobodys if name == "unknown" else numbers,
+            prefix=f"R{r}{name.upper().replace('-', '')}",
+            seed=r * 10 + len(name),
+        )
         try:
             out[name] = measure(
-                service, files, sgen, args, database_url if name == "changarrito" else None, workdir
+                name,
+                service,
+                files["unknown" if name == "unknown" else "known"],
+                sgen,
+                args,
+                database_url if name in CHANGARRITO else None,
+                workdir,
             )
         except Exception:
             say(service.tail())
@@ -259,17 +337,39 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
     per_round = []
     for rd in rounds:
-        rps = {n: rd[n]["peak"]["rps"] for n in SERVERS}
+        rps = {n: rd[n]["peak"]["rps"] for n in rd["order"]}
+
+        def over(a: str, b: str, rps: dict[str, float] = rps) -> float | None:
+            return ratio(rps[a], rps[b]) if a in rps and b in rps else None
+
         per_round.append(
             {
-                "changarrito_over_bare": ratio(rps["changarrito"], rps["bare"]),
-                "changarrito_over_pywa": ratio(rps["changarrito"], rps["pywa"]),
-                "pywa_over_bare": ratio(rps["pywa"], rps["bare"]),
+                "changarrito_over_bare": over("changarrito", "bare"),
+                "changarrito_over_pywa": over("changarrito", "pywa"),
+                "pywa_over_bare": over("pywa", "bare"),
+                "unknown_over_known": over("unknown", "changarrito"),
+                "changarrito_over_pywa_sync": over("changarrito", "pywa-sync"),
             }
         )
-    ratios = {k: med([p[k] for p in per_round if p[k] is not None]) for k in per_round[0]}
-    p99_80 = med([rd["changarrito"]["at_80pct"]["latency_us"]["p99"] / 1000 for rd in rounds])
+    ratios = {
+        k: med(values) if (values := [p[k] for p in per_round if p[k] is not None]) else None
+        for k in per_round[0]
+    }
+    p99s = [
+        rd["changarrito"]["at_80pct"]["latency_us"]["p99"] / 1000
+        for rd in rounds
+        if "changarrito" in rd
+    ]
+    p99_80 = med(p99s) if p99s else None
     return {"ratios": ratios, "per_round": per_round, "changarrito_p99_ms_at_80pct": p99_80}
+
+
+def met(value: float | None, target: float) -> bool | None:
+    return None if value is None else value >= target
+
+
+def verdict(ok: bool | None) -> str:
+    return "not measured" if ok is None else "met" if ok else "MISSED"
 
 
 def report(data: dict[str, Any], info: dict[str, Any], args: argparse.Namespace) -> None:
@@ -278,14 +378,14 @@ def report(data: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
     print()
     print(f"Webhook intake — {describe_machine(info)}")
     print(
-        f"servers: uvicorn, 1 process, loop={data['loop']}, http={data['http']}, access log "
-        f"off; changarrito on {data['database']}; wrk -t{args.threads} -c{args.connections}"
+        f"servers: {data['stack']}, 1 process each; changarrito on {data['database']}; "
+        f"wrk -t{args.threads} -c{args.connections}"
     )
     rows = []
     for i, rd in enumerate(rounds):
-        bare = rd["bare"]["peak"]["rps"]
-        pywa = rd["pywa"]["peak"]["rps"]
-        for name in SERVERS:
+        bare = rd["bare"]["peak"]["rps"] if "bare" in rd else 0
+        pywa = rd["pywa"]["peak"]["rps"] if "pywa" in rd else 0
+        for name in servers_of(args):
             m = rd[name]
             peak, paced = m["peak"], m["at_80pct"]
             lat = paced["latency_us"] or {}
@@ -328,34 +428,39 @@ def report(data: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
         )
     )
     r = s["ratios"]
+    p99 = s["changarrito_p99_ms_at_80pct"]
     verdicts = {
-        "over_bare": r["changarrito_over_bare"] >= TARGETS["over_bare"],
-        "over_pywa": r["changarrito_over_pywa"] >= TARGETS["over_pywa"],
-        "p99_ms_at_80pct": s["changarrito_p99_ms_at_80pct"] < TARGETS["p99_ms_at_80pct"],
+        "over_bare": met(r["changarrito_over_bare"], TARGETS["over_bare"]),
+        "over_pywa": met(r["changarrito_over_pywa"], TARGETS["over_pywa"]),
+        "p99_ms_at_80pct": None if p99 is None else p99 < TARGETS["p99_ms_at_80pct"],
+        "unknown_over_known": met(r["unknown_over_known"], TARGETS["unknown_over_known"]),
     }
     print(
         f"\nchangarrito ÷ bare = {r['changarrito_over_bare']} (target >= 0.7: "
-        f"{'met' if verdicts['over_bare'] else 'MISSED'}); ÷ pywa = "
-        f"{r['changarrito_over_pywa']} (target >= 1.4: "
-        f"{'met' if verdicts['over_pywa'] else 'MISSED'}); pywa ÷ bare = {r['pywa_over_bare']}"
+        f"{verdict(verdicts['over_bare'])}); ÷ pywa = {r['changarrito_over_pywa']} (target "
+        f">= 1.4: {verdict(verdicts['over_pywa'])}); pywa ÷ bare = {r['pywa_over_bare']}"
     )
     print(
-        f"changarrito p99 at 80 % of its peak = {s['changarrito_p99_ms_at_80pct']} ms (target "
-        f"< 50: {'met' if verdicts['p99_ms_at_80pct'] else 'MISSED'})"
+        f"changarrito p99 at 80 % of its peak = {p99} ms (target < 50: "
+        f"{verdict(verdicts['p99_ms_at_80pct'])}); unknown ÷ known number = "
+        f"{r['unknown_over_known']} (target >= 0.9: {verdict(verdicts['unknown_over_known'])})"
     )
+    if r["changarrito_over_pywa_sync"] is not None:
+        print(f"changarrito ÷ pywa-sync (thread-pool handlers) = {r['changarrito_over_pywa_sync']}")
     for i, rd in enumerate(rounds):
-        if "durability" in rd["changarrito"]:
-            print(f"round {i + 1} durability: {rd['changarrito']['durability']}")
-        if "pywa_handled" in rd["pywa"]:
-            print(f"round {i + 1} pywa handlers: {rd['pywa']['pywa_handled']}")
+        for name in servers_of(args):
+            if "durability" in rd[name]:
+                print(f"round {i + 1} {name} durability: {rd[name]['durability']}")
+            if "pywa_handled" in rd[name]:
+                print(f"round {i + 1} {name} handlers: {rd[name]['pywa_handled']}")
     path = write_results(
         "intake",
         {
             "machine": info,
             "settings": {
                 **vars(args),
-                "loop": data["loop"],
-                "http": data["http"],
+                "servers": list(servers_of(args)),
+                "stack_described": data["stack"],
                 "database": data["database"],
                 "tenants": args.tenants,
                 "changarrito_env": data["env_shown"],
@@ -382,7 +487,7 @@ def main() -> None:
     parser.add_argument(
         "--max-rps",
         type=float,
-        default=6000,
+        default=25000,
         help="bodies generated per second of peak phase (more than any server does)",
     )
     parser.add_argument(
@@ -391,12 +496,28 @@ def main() -> None:
         help="PostgreSQL from pgserver (the service's embedded default) instead of the machine's",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (bodies, logs)")
+    parser.add_argument(
+        "--stack",
+        choices=("serve", "h11", "granian"),
+        default="serve",
+        help="the server stack of every row (default: the one `changarrito serve` runs on)",
+    )
+    parser.add_argument(
+        "--pywa-sync",
+        action="store_true",
+        help="add a row for pywa's synchronous client (handlers in a thread pool)",
+    )
+    parser.add_argument(
+        "--only",
+        help="comma-separated rows to run (e.g. bare,changarrito to compare stacks); the "
+        "ratios need bare, pywa, changarrito and unknown",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: run `make bench-setup` (apt-get install -y wrk)")
     from changarrito.adapters.crypto.keyring import KeyRing
 
-    loop, http = server_choices()
+    stack_described = describe_stack(args.stack)
     workdir = Path(tempfile.mkdtemp(prefix="changarrito-bench-intake-"))
     with ExitStack() as stack:
         if args.embedded:
@@ -419,9 +540,10 @@ def main() -> None:
         }
         shown.pop("CHANGARRITO_HOME", None)
         rounds = [
-            run_round(r, args, numbers, env, url, workdir, loop, http) for r in range(args.rounds)
+            run_round(r, args, numbers, env, url, workdir, servers_of(args))
+            for r in range(args.rounds)
         ]
-    data = {"rounds": rounds, "loop": loop, "http": http, "database": where, "env_shown": shown}
+    data = {"rounds": rounds, "stack": stack_described, "database": where, "env_shown": shown}
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     else:

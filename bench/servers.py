@@ -1,28 +1,59 @@
-"""The intake bench's baselines, served exactly as ``changarrito serve`` serves itself.
+"""The intake bench's servers, each run on a chosen stack, by default the one ``changarrito
+serve`` runs on.
+
+Apps (``KIND``):
 
 - ``bare``: a Litestar endpoint that reads the body and answers 200 (the floor: the framework
   and the server, no work).
-- ``pywa``: pywa's own webhook handler on FastAPI (``WhatsApp(server=app, app_secret=...,
-  validate_updates=True)``), with a message and a status handler that count what they get.
-  pywa checks the signature, answers 200 and parses the update in a background task; it
-  stores nothing. ``GET /__bench/stats`` shows the counts, so the bench can check that every
-  body was really parsed (a body pywa cannot read would be cheap and prove nothing).
+- ``pywa``: pywa's asyncio client (``pywa_async.WhatsApp(server=FastAPI(), app_secret=...,
+  validate_updates=True)``) with an ``async`` message and status handler that count what they
+  get: what an asyncio service would use. pywa checks the signature, answers 200 and parses
+  the update in a background task; it stores nothing.
+- ``pywa-sync``: the same with pywa's synchronous client, whose handlers run in a thread pool
+  (a second, labelled row: not the peer of an asyncio service).
+- ``changarrito``: the real app (``app_from_env``, as ``serve --workers N`` builds it), for
+  the stacks ``serve`` does not run on; on the default stack the bench runs ``changarrito
+  serve`` itself.
 
-Both run under uvicorn with the settings of ``changarrito.entrypoints.server.serve``: one
-process, ``log_config=None``, ``access_log=False``, ``lifespan="on"``, and the event loop and
-HTTP parser that uvicorn picks in the project's own virtualenv (``--loop``, ``--http``).
+``GET /__bench/stats`` of the pywa apps shows the counts, so the bench can check that every
+body was really parsed (a body pywa cannot read would be cheap and prove nothing).
 
-Run: ``python -m bench.servers bare|pywa --port P --loop asyncio --http h11``.
+Stacks (``--stack``):
+
+- ``serve`` (default): uvicorn with ``changarrito.entrypoints.server.server_options``, the
+  one place ``serve`` gets its settings (uvloop, httptools with the head deadline, no access
+  log), so a baseline runs exactly as ``serve`` does;
+- ``h11``: uvicorn on h11 and the asyncio loop (uvicorn's default without its extras; what
+  ``serve`` ran on before issue 11);
+- ``granian``: granian (Rust, hyper) at its fastest documented configuration for one ASGI
+  process: ``--interface asgi`` (lifespan on), uvloop, single-threaded runtime, HTTP/1 only,
+  websockets and access log off, its own header read timeout set to the request timeout.
+
+Every stack runs one process with lifespan on. Run: ``python -m bench.servers KIND --port P
+[--stack serve|h11|granian]``.
 """
 
 # No ``from __future__ import annotations``: Litestar and FastAPI read the handlers' hints.
 import argparse
 import logging
 import os
+import shutil
+import sys
 from typing import Any
 
 #: The platform app secret the benches sign with (pywa's ``app_secret``).
 APP_SECRET_ENV = "BENCH_APP_SECRET"
+#: The platform's phone number id (pywa's ``phone_id``).
+PHONE_ID_ENV = "BENCH_PHONE_ID"
+KINDS = ("bare", "pywa", "pywa-sync", "changarrito")
+STACKS = ("serve", "h11", "granian")
+#: The factory of each app, as ``module:callable`` (granian imports it in its worker).
+FACTORIES = {
+    "bare": "bench.servers:bare_app",
+    "pywa": "bench.servers:pywa_async_app",
+    "pywa-sync": "bench.servers:pywa_sync_app",
+    "changarrito": "changarrito.entrypoints.http.app:app_from_env",
+}
 
 
 def bare_app() -> Any:
@@ -49,17 +80,17 @@ class _Errors(logging.Handler):
         self.last = record.getMessage()[:300]
 
 
-def pywa_app(phone_id: str) -> Any:
+def _pywa_app(client: Any, *, asynchronous: bool) -> Any:
     import fastapi
-    from pywa import WhatsApp, types
 
     app = fastapi.FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     counts = {"messages": 0, "statuses": 0, "bsuids": 0}
     errors = _Errors()
     logging.getLogger("pywa").addHandler(errors)
+    logging.getLogger("pywa_async").addHandler(errors)
 
-    wa = WhatsApp(
-        phone_id=phone_id,
+    wa = client(
+        phone_id=os.environ.get(PHONE_ID_ENV, "100000000000001"),
         token="bench-token-not-used",
         server=app,
         verify_token="bench-verify",
@@ -70,15 +101,27 @@ def pywa_app(phone_id: str) -> Any:
         filter_updates=False,
     )
 
-    @wa.on_message
-    def on_message(_: WhatsApp, msg: types.Message) -> None:
+    def message(msg: Any) -> None:
         counts["messages"] += 1
         if msg.from_user.bsuid:
             counts["bsuids"] += 1
 
-    @wa.on_message_status
-    def on_status(_: WhatsApp, status: types.MessageStatus) -> None:
+    def status(_: Any) -> None:
         counts["statuses"] += 1
+
+    if asynchronous:
+
+        async def on_message(_: Any, msg: Any) -> None:
+            message(msg)
+
+        async def on_status(_: Any, update: Any) -> None:
+            status(update)
+
+        wa.on_message(on_message)
+        wa.on_message_status(on_status)
+    else:
+        wa.on_message(lambda _, msg: message(msg))
+        wa.on_message_status(lambda _, update: status(update))
 
     @app.get("/__bench/stats")
     async def stats() -> dict[str, Any]:
@@ -87,28 +130,99 @@ def pywa_app(phone_id: str) -> Any:
     return app
 
 
-def main() -> None:
+def pywa_async_app() -> Any:
+    from pywa_async import WhatsApp
+
+    return _pywa_app(WhatsApp, asynchronous=True)
+
+
+def pywa_sync_app() -> Any:
+    from pywa import WhatsApp
+
+    return _pywa_app(WhatsApp, asynchronous=False)
+
+
+def _factory(kind: str) -> Any:
+    module, _, name = FACTORIES[kind].partition(":")
+    return getattr(__import__(module, fromlist=[name]), name)
+
+
+def request_timeout() -> float:
+    """``CHANGARRITO_REQUEST_TIMEOUT`` as the service reads it (the same head deadline on
+    every stack)."""
+    from changarrito.settings import Settings
+
+    return Settings.from_env().request_timeout
+
+
+def uvicorn_options(port: int, stack: str = "serve") -> dict[str, Any]:
+    """uvicorn's settings for a server on 127.0.0.1:``port``: ``serve``'s own (any bench's
+    peer on uvicorn should use these) or, for ``h11``, uvicorn's default without its extras."""
+    if stack == "serve":
+        from changarrito.entrypoints.server import server_options
+        from changarrito.settings import Settings
+
+        return server_options(Settings.from_env(), host="127.0.0.1", port=port)
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "loop": "asyncio",
+        "http": "h11",
+    }
+
+
+def run_uvicorn(kind: str, port: int, stack: str) -> None:
     import uvicorn
 
+    options = uvicorn_options(port, stack)
+    uvicorn.Server(uvicorn.Config(_factory(kind)(), lifespan="on", **options)).run()
+
+
+def run_granian(kind: str, port: int) -> None:
+    """Replaces this process with granian's (its worker imports the app's factory)."""
+    granian = shutil.which("granian", path=os.path.dirname(sys.executable))
+    if granian is None:
+        raise SystemExit("granian is missing: run `make bench-setup`")
+    argv = [
+        granian,
+        "--interface",
+        "asgi",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--runtime-mode",
+        "st",
+        "--loop",
+        "uvloop",
+        "--http",
+        "1",
+        "--no-ws",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--http1-header-read-timeout",
+        str(round(request_timeout() * 1000)),
+        FACTORIES[kind],
+    ]
+    os.execv(granian, argv)  # noqa: S606 (a fixed argv, no shell)
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=("bare", "pywa"))
+    parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--loop", default="asyncio")
-    parser.add_argument("--http", default="h11")
-    parser.add_argument("--phone-id", default="100000000000001")
+    parser.add_argument("--stack", choices=STACKS, default="serve")
     args = parser.parse_args()
-    app = bare_app() if args.kind == "bare" else pywa_app(args.phone_id)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        loop=args.loop,
-        http=args.http,
-    )
-    uvicorn.Server(config).run()
+    if args.stack == "granian":
+        run_granian(args.kind, args.port)
+    else:
+        run_uvicorn(args.kind, args.port, args.stack)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import socket
 import time
 import uuid
@@ -99,8 +100,13 @@ def env(world: World, stripe: FakeStripe) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(env, tmp_path_factory.mktemp("serve")) as url:
+def serve_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serve")
+
+
+@pytest.fixture(scope="module")
+def server(env: dict[str, str], serve_folder: Path) -> Iterator[str]:
+    with running_server(env, serve_folder) as url:
         yield url
 
 
@@ -206,6 +212,29 @@ async def test_a_hundred_slow_clients_do_not_stop_a_prompt_one(server: str) -> N
         assert (await http.get("/health")).status_code == 200
     results = await asyncio.gather(*slow)
     assert all(closed_after < TIMEOUT + 2 for _, closed_after in results)
+
+
+def test_serve_says_it_runs_on_uvloop_and_httptools(server: str, serve_folder: Path) -> None:
+    lines = (serve_folder / "serve.log").read_text(errors="replace").splitlines()
+    starting = [json.loads(line) for line in lines if '"changarrito.starting"' in line]
+    assert len(starting) == 1, lines
+    assert starting[0]["loop"] == "uvloop"
+    assert starting[0]["http"].startswith("httptools ")
+    assert starting[0]["server"].startswith("uvicorn ")
+
+
+def test_pipelined_requests_are_all_answered_and_the_next_head_is_awaited(server: str) -> None:
+    with socket.create_connection(("127.0.0.1", port_of(server))) as sock:
+        sock.settimeout(TIMEOUT + 4)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 3)
+        answer = b""
+        while answer.count(b"HTTP/1.1 200 ") < 3 or not answer.endswith(b'{"status":"ok"}'):
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before three answers: {answer!r}"
+            answer += chunk
+        started = time.monotonic()
+        assert sock.recv(65536) == b"", "a connection idle after its answers was left open"
+        assert time.monotonic() - started < TIMEOUT + 2
 
 
 def test_a_keep_alive_client_is_served_for_longer_than_the_timeout(server: str) -> None:

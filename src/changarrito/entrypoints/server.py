@@ -1,27 +1,31 @@
 """``changarrito serve``: prepare the database, check it, then run the ASGI server.
 
-The server is uvicorn on h11, with one addition uvicorn lacks (its issue #157): a deadline on
-the request *head*. ``HeadDeadline`` closes a connection whose request line and headers have
-not all arrived ``CHANGARRITO_REQUEST_TIMEOUT`` seconds after it opened, or after the previous
-response on it: a slowloris client that dribbles its headers, or opens connections and sends
-nothing, cannot hold a connection longer than that. Once a head is in, the app's own body
-deadline (``entrypoints.http.hygiene``) takes over; a handler may then run as long as it
-needs, and a keep-alive client is only held to the same deadline between its requests.
+The server is uvicorn on uvloop with its httptools (llhttp) parser, the fastest stack uvicorn
+offers (``docs/performance.md`` has the measurements against h11/asyncio and granian), with one
+addition uvicorn lacks (its issue #157): a deadline on the request *head*. ``HeadDeadline``
+closes a connection whose request line and headers have not all arrived
+``CHANGARRITO_REQUEST_TIMEOUT`` seconds after it opened, or after the previous response on it:
+a slowloris client that dribbles its headers, or opens connections and sends nothing, cannot
+hold a connection longer than that. Once a head is in, the app's own body deadline
+(``entrypoints.http.hygiene``) takes over; a handler may then run as long as it needs, and a
+keep-alive client is only held to the same deadline between its requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import json
 import os
 import signal
 import sys
 from typing import Any
 
+import httptools
 import structlog
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from changarrito.bootstrap import bootstrap, check_role, embedded_defaults, prepare_database
 from changarrito.entrypoints.http.app import create_app
@@ -50,17 +54,20 @@ def serve(
         await service.aclose()
 
     asyncio.run(check())
+    common = server_options(settings, host=host, port=port)
     log.info(
         "changarrito.starting",
         url=f"http://{host}:{port}",
         role=role,
         workers=workers,
         database="embedded" if database.embedded else "external",
+        server=f"uvicorn {uvicorn.__version__}",
+        loop=LOOP,
+        http=HTTP_PARSER,
     )
     # uvicorn handles SIGTERM gracefully and then re-raises it; exiting through SystemExit
     # instead (not the default kill) lets atexit stop the embedded PostgreSQL cleanly.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    common = server_options(settings, host=host, port=port)
     if workers <= 1:
         app = create_app(settings, database, role=role)
         uvicorn.Server(uvicorn.Config(app, lifespan="on", **common)).run()
@@ -85,15 +92,24 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     sys.exit(0)
 
 
+#: The HTTP/1.1 parser ``HeadDeadline`` runs on: httptools, uvicorn's binding of llhttp.
+HTTP_PARSER = f"httptools {httptools.__version__}"
+
+
+#: The event loop: uvloop (a dependency wherever it builds: not on Windows, not on PyPy).
+LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+
+
 def server_options(settings: Settings, *, host: str, port: int) -> dict[str, Any]:
-    """uvicorn's settings for ``serve`` (tests run the app under the same ones). ``http`` is
-    ``HeadDeadline`` as a partial, which (unlike a class made at run time) pickles for
-    ``serve --workers N``."""
+    """uvicorn's settings for ``serve`` (tests and the benches run the app under the same
+    ones). ``http`` is ``HeadDeadline`` as a partial, which (unlike a class made at run time)
+    pickles for ``serve --workers N``."""
     return {
         "host": host,
         "port": port,
         "log_config": None,
         "access_log": False,
+        "loop": LOOP,
         "http": functools.partial(HeadDeadline, head_timeout=settings.request_timeout),
     }
 
@@ -117,8 +133,8 @@ def _too_slow(timeout: float) -> bytes:
     return head.encode() + body
 
 
-class HeadDeadline(H11Protocol):
-    """uvicorn's h11 protocol, with a deadline on each request head (see the module
+class HeadDeadline(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a deadline on each request head (see the module
     docstring). One timer per wait for a head: armed when the connection opens and when a
     response completes with no next request parsed yet, cancelled once a request is parsed.
     At the deadline a client that sent part of a head gets a 408 problem; one that sent
@@ -142,10 +158,11 @@ class HeadDeadline(H11Protocol):
             self._head_arrived()  # a request was parsed (or the connection was upgraded)
 
     def on_response_complete(self) -> None:
-        cycle = self.cycle
         super().on_response_complete()
-        if self.cycle is cycle and not self.transport.is_closing():
-            self._await_head()  # no pipelined request was waiting: the next head must come
+        # The latest request parsed is answered and no pipelined one is waiting: the next
+        # head must come.
+        if self.cycle.response_complete and not self.transport.is_closing():
+            self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_arrived()
