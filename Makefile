@@ -46,7 +46,7 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt bench/setup.sh pyproject.toml
 ## Set up bench/.venv (and wrk from Debian when missing).
 bench-setup: $(BENCH_STAMP)
 
-## Webhook intake: changarrito serve vs a bare Litestar endpoint vs pywa (wrk, one run).
+## Webhook intake: changarrito serve vs a bare Litestar endpoint vs pywa_async, one stack (wrk, one run).
 bench-intake: $(BENCH_STAMP)
 	$(BENCH_PY) -m bench.intake $(BENCH_ARGS)
 
@@ -61,3 +61,8 @@ bench-llm: $(BENCH_STAMP)
 ## Webhook to reply at 200 messages/s for 60 s, nothing lost.
 bench-e2e: $(BENCH_STAMP)
 	$(BENCH_PY) -m bench.e2e $(BENCH_ARGS)
+
+## The workers' fair claim at 20, 2,000 and 10,000 backlogged tenants vs a plain claim.
+.PHONY: bench-claim
+bench-claim: $(BENCH_STAMP)
+	$(BENCH_PY) -m bench.claim $(BENCH_ARGS)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -477,3 +479,167 @@ async def test_a_fair_batch_claim_counts_the_platform_as_a_tenant_and_keeps_conv
     assert chatty[1] not in {
         m.id for m in await queue.claim("w2", limit=10, one_per_conversation=True)
     }
+
+
+# --- the fair claim's ring of tenants (issue 11: its cost does not grow with the platform) --
+
+
+async def store_backlog(
+    pool: Pool, conversations: dict[tuple[UUID | None, str], int], *, available_in: float = 0.0
+) -> dict[tuple[UUID | None, str], list[int]]:
+    """``n`` due pending messages for each (tenant, customer), in one statement; returns
+    their ids per conversation, oldest first."""
+    keys = [key for key, n in conversations.items() for _ in range(n)]
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            """
+            INSERT INTO whatsapp_inbound_messages
+                (wamid, phone_number_id, tenant_id, route, customer_id, customer_phone, type,
+                 text, raw, sent_at, available_at)
+            SELECT 'wamid.' || gen_random_uuid(), coalesce(t::text, %(pnid)s), t,
+                   CASE WHEN t IS NULL THEN 'platform' ELSE 'tenant' END, c, c, 'text', 'hola',
+                   '{}', now(), now() + make_interval(secs => %(available_in)s + n * 1e-6)
+            FROM unnest(%(tenants)s::uuid[], %(customers)s::text[]) WITH ORDINALITY AS x(t, c, n)
+            ORDER BY n
+            RETURNING id, tenant_id, customer_id
+            """,
+            {
+                "pnid": PNID,
+                "available_in": available_in,
+                "tenants": [t for t, _ in keys],
+                "customers": [c for _, c in keys],
+            },
+        )
+        found: dict[tuple[UUID | None, str], list[int]] = {}
+        for message_id, tenant, customer in await cur.fetchall():
+            found.setdefault((tenant, customer), []).append(message_id)
+    return {key: sorted(ids) for key, ids in found.items()}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_with_many_backlogged_tenants_each_is_served_once_before_any_twice(
+    db: Pool, seed: int
+) -> None:
+    rng = random.Random(seed)
+    tenants = [uuid4() for _ in range(rng.randint(150, 200))]  # well past the claim's window
+    backlog = await store_backlog(
+        db, {(t, f"52{n}"): rng.randint(1, 3) for t in tenants for n in range(rng.randint(1, 3))}
+    )
+    waiting = await store_backlog(db, {(uuid4(), "1"): 2 for _ in range(20)}, available_in=600)
+    queue = MessageQueue(db, lease=60)
+    limit = rng.choice([2, 4, 8])
+    served: list[UUID | None] = []
+    claimed_per_conversation: dict[tuple[UUID | None, str | None], list[int]] = {}
+
+    while claimed := await queue.claim("w1", limit=limit, one_per_conversation=True):
+        conversations = {(m.tenant_id, m.customer_id) for m in claimed}
+        assert len(conversations) == len(claimed)  # one message per conversation
+        for m in claimed:
+            claimed_per_conversation.setdefault((m.tenant_id, m.customer_id), []).append(m.id)
+            served.append(m.tenant_id)
+            assert await queue.finish("w1", m.id, "answered")
+        assert len(served) < 10_000
+
+    # Round robin: the first len(tenants) messages served are one of each tenant's.
+    assert sorted(map(str, served[: len(tenants)])) == sorted(map(str, tenants))
+    # Every message once, each conversation's oldest first; none still in its backoff.
+    assert claimed_per_conversation == backlog
+    assert not {key for key in waiting if key in claimed_per_conversation}
+
+
+async def test_a_fair_claim_takes_the_tenants_after_where_the_last_one_stopped_wrapping_round(
+    db: Pool,
+) -> None:
+    tenants = [UUID(int=n << 124) for n in range(1, 16)]  # spread round the ring
+    await store_backlog(db, {(t, "1"): 3 for t in tenants})
+    queue = MessageQueue(db, lease=60)
+    queue._ring_start = tenants[11]
+
+    batches = []
+    for _ in range(3):
+        claimed = await queue.claim("w1", limit=3, one_per_conversation=True)
+        batches.append(sorted(m.tenant_id for m in claimed if m.tenant_id))
+        for m in claimed:
+            await queue.finish("w1", m.id, "answered")
+
+    assert batches == [
+        sorted([tenants[11], tenants[12], tenants[13]]),
+        sorted([tenants[14], tenants[0], tenants[1]]),
+        sorted([tenants[2], tenants[3], tenants[4]]),
+    ]
+
+
+async def test_the_platform_number_takes_its_turn_where_the_ring_of_tenants_wraps_round(
+    db: Pool,
+) -> None:
+    tenants = [UUID(int=n << 124) for n in range(1, 16)]  # spread round the ring
+    await store_backlog(db, {(t, "1"): 1 for t in tenants} | {(None, "7000"): 1})
+    queue = MessageQueue(db, lease=60)
+    queue._ring_start = tenants[13]
+
+    claimed = await queue.claim("w1", limit=3, one_per_conversation=True)
+
+    assert [m.tenant_id for m in claimed] == [tenants[13], tenants[14], None]
+    again = await queue.claim("w1", limit=3, one_per_conversation=True)
+    assert [m.tenant_id for m in again] == tenants[:3]
+
+
+async def test_with_fewer_tenants_than_slots_the_extra_turns_rotate_among_them(
+    db: Pool,
+) -> None:
+    tenants = [UUID(int=n << 124) for n in (3, 7, 11)]
+    await store_backlog(db, {(t, f"52{n}"): 1 for t in tenants for n in range(10)})
+    queue = MessageQueue(db, lease=60)
+    counts: Counter[UUID | None] = Counter()
+
+    for _ in range(3):
+        claimed = await queue.claim("w1", limit=4, one_per_conversation=True)
+        assert len(claimed) == 4
+        counts.update(m.tenant_id for m in claimed)
+        for m in claimed:
+            await queue.finish("w1", m.id, "answered")
+
+    # Each claim gives every tenant a turn and one of them a second: a different one each time.
+    assert counts == dict.fromkeys(tenants, 4)
+
+
+async def test_a_fair_claim_walks_past_tenants_whose_messages_all_wait_for_a_backoff(
+    db: Pool,
+) -> None:
+    tenants = sorted(uuid4() for _ in range(60))
+    await store_backlog(db, {(t, "1"): 1 for t in tenants[:-1]}, available_in=600)
+    (due,) = (await store_backlog(db, {(tenants[-1], "1"): 1})).values()
+    queue = MessageQueue(db, lease=60)
+    queue._ring_start = tenants[0]
+
+    claimed = await queue.claim("w1", limit=2, one_per_conversation=True)
+
+    # 59 tenants in backoff first, fewer than the claim's 32 * 2 hops: the due one is reached.
+    assert [m.id for m in claimed] == due
+
+
+async def test_concurrent_fair_claims_answer_each_customer_one_message_at_a_time_in_order(
+    db: Pool,
+) -> None:
+    tenants = [uuid4() for _ in range(40)]
+    backlog = await store_backlog(db, {(t, f"52{n}"): 3 for t in tenants for n in range(2)})
+    conversation_of = {i: key for key, ids in backlog.items() for i in ids}
+    answering: set[tuple[UUID | None, str]] = set()
+    order: dict[tuple[UUID | None, str], list[int]] = {}
+
+    async def worker(name: str) -> None:
+        queue = MessageQueue(db, lease=60)
+        while claimed := await queue.claim(name, limit=4, one_per_conversation=True):
+            for m in claimed:
+                key = conversation_of[m.id]
+                assert key not in answering  # nobody else is answering this customer
+                answering.add(key)
+                order.setdefault(key, []).append(m.id)
+            await asyncio.sleep(0.001)
+            for m in claimed:
+                answering.discard(conversation_of[m.id])
+                assert await queue.finish(name, m.id, "answered")
+
+    await asyncio.gather(*(worker(f"w{n}") for n in range(4)))
+
+    assert order == backlog  # every message once, each customer's oldest first

@@ -3,12 +3,16 @@
 ``MessageQueue`` leases stored inbound messages to workers (``FOR UPDATE SKIP LOCKED``, a lease
 in ``locked_until`` that a crashed worker's successor reclaims once it runs out) and records
 what became of them: answered, ignored, failed, retried later with backoff, or dead-lettered
-once out of attempts; operators list and replay them. The replies recorded around each send
-are ``message_log.py``'s. SQL lives in ``queue.sql``.
+once out of attempts; operators list and replay them. The workers' batch claim is fair across
+tenants at a cost bounded by the batch, not by the number of tenants: it walks a ring of the
+tenants with pending messages from where this queue object's previous claim stopped. The
+replies recorded around each send are ``message_log.py``'s. SQL lives in ``queue.sql``.
 """
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +29,13 @@ from changarrito.domain.queued import QueuedMessage
 
 #: Longest error text kept in ``last_error``.
 MAX_ERROR_CHARS = 1000
+
+#: A fair batch claim (``claim_batch``) examines tenants with a due message until it has
+#: ``FAIR_WINDOW * limit`` of them, or ``FAIR_HOPS * limit`` tenants with pending messages in
+#: all (most of them waiting for a backoff): its cost is bounded by the batch, not by the
+#: number of tenants.
+FAIR_WINDOW = 4
+FAIR_HOPS = 32
 
 FinalState = Literal["answered", "ignored", "failed", "dead"]
 
@@ -49,6 +60,45 @@ def _error(text: str | None) -> str | None:
     return text[:MAX_ERROR_CHARS] if text else None
 
 
+def random_start() -> UUID:
+    """A random place in the ring of tenants (their ids are uniformly random)."""
+    return UUID(int=random.getrandbits(128))
+
+
+def claim_statement(
+    worker: str, limit: int, lease: float, *, one_per_conversation: bool, start: UUID
+) -> tuple[str, dict[str, object]]:
+    """The claim's SQL and parameters; the fair batch claim walks the ring from ``start``."""
+    params: dict[str, object] = {"worker": worker, "limit": limit, "lease": lease}
+    if not one_per_conversation:
+        return QUERIES["claim"], params
+    params["start"] = start
+    params["window"] = FAIR_WINDOW * limit
+    params["hops"] = FAIR_HOPS * limit
+    return QUERIES["claim_batch"], params
+
+
+def next_start(start: UUID, claimed: Sequence[UUID | None], limit: int) -> UUID | None:
+    """Where the next fair claim starts, given the tenants of the messages this one claimed
+    from ``start`` (``None``: the platform's number, at the ring's wrap point): just past the
+    last tenant served in the batch's last turn, so that those after it have their turn next.
+    ``None`` (a random place) when the batch was not full: the ring had nothing more."""
+    if not claimed or len(claimed) < limit:
+        return None
+    turns = Counter(claimed)
+    last_turn = max(turns.values())
+
+    def place(tenant: UUID | None) -> tuple[int, int]:
+        if tenant is None:
+            return (1, 0)
+        return (2 if tenant < start else 0, tenant.int)
+
+    last = max((t for t, n in turns.items() if n == last_turn), key=place)
+    if last is None:
+        return UUID(int=0)  # just past the wrap point
+    return UUID(int=(last.int + 1) % (1 << 128))
+
+
 class MessageQueue:
     """Claims and settles inbound messages. ``worker`` names the claimant in every call, so
     one queue object serves all the worker tasks of a process."""
@@ -57,20 +107,29 @@ class MessageQueue:
         self.pool = pool
         self.lease = lease
         self.max_attempts = max_attempts
+        #: Where the next fair batch claim starts in the ring of tenants (None: anywhere).
+        self._ring_start: UUID | None = None
 
     async def claim(
         self, worker: str, limit: int = 1, *, one_per_conversation: bool = False
     ) -> list[QueuedMessage]:
         """Leases up to ``limit`` due messages in one statement. ``one_per_conversation``
         (the workers' batches) takes only the oldest due message of each conversation, so
-        that messages answered side by side never belong to the same customer."""
-        params = {"worker": worker, "limit": limit, "lease": self.lease}
-        query = QUERIES["claim_batch"] if one_per_conversation else QUERIES["claim"]
+        that messages answered side by side never belong to the same customer, and is fair
+        across tenants: each batch continues the ring of tenants where the previous one of
+        this queue object stopped (``next_start``)."""
+        start = self._ring_start or random_start()
+        query, params = claim_statement(
+            worker, limit, self.lease, one_per_conversation=one_per_conversation, start=start
+        )
         with translated():
             async with self.pool.connection() as conn:
                 cur = conn.cursor(row_factory=class_row(QueuedMessage))
                 await cur.execute(query, params)
-                return await cur.fetchall()
+                claimed = await cur.fetchall()
+        if one_per_conversation:
+            self._ring_start = next_start(start, [m.tenant_id for m in claimed], limit)
+        return claimed
 
     async def extend(self, worker: str, ids: Sequence[int]) -> set[int]:
         """Renews the lease of ``ids``; returns those this worker still holds."""

@@ -36,27 +36,55 @@ RETURNING m.id, m.wamid, m.phone_number_id, m.tenant_id, m.type, m.text, m.sent_
 
 -- name: claim_batch
 -- The workers' claim: as ``claim``, at most one message per conversation (its oldest due one,
--- so that a batch never answers one customer twice at once), and fair across tenants (the
--- platform's number, tenant NULL, counting as one more): a batch takes the oldest claimable
--- message of every tenant before the second of any, so one shop's flood does not hold back
--- the others' replies. Candidates are bounded: each tenant's 2 × limit oldest claimable
--- messages (the pending_tenant index, 0006) and as many expired leases; a tenant whose
--- pending messages all wait for their backoff costs one index probe.
-WITH RECURSIVE tenants AS (
-    -- The tenants with pending messages, one index probe each (a loose index scan).
-    (SELECT p.tenant_id FROM whatsapp_inbound_messages p
-     WHERE p.state = 'pending' AND p.tenant_id IS NOT NULL
-     ORDER BY p.tenant_id LIMIT 1)
+-- so that a batch never answers one customer twice at once), and fair across tenants with a
+-- cost that does not grow with their number. The tenants with pending messages form a ring,
+-- in id order from %(start)s (wrapping round past the largest id); the platform's number
+-- (tenant NULL) is one more tenant, at the wrap point. The claim walks the ring until it has
+-- seen %(window)s tenants with a due message, or %(hops)s tenants in all (those whose messages
+-- all wait for a backoff cost two index probes of pending_tenant, 0006, each), and takes each
+-- examined tenant's oldest claimable message, in ring order, before the second of any. The
+-- caller starts the next claim where this one stopped (queue.py), so tenants with a backlog
+-- are served in turn. Candidates are bounded too: about 2 × limit due heads shared among the
+-- tenants examined, 2 × limit of the platform's, and 2 × limit expired leases (first).
+WITH RECURSIVE ring (tenant_id, lap, hops, found, due) AS (
+    -- lap -1: before the first tenant; 0: ids from the start up; 1: wrapped round, ids below
+    -- the start. One tenant per step, from the index (a loose index scan).
+    SELECT NULL::uuid, -1, 0, 0, false
     UNION ALL
-    SELECT (SELECT p.tenant_id FROM whatsapp_inbound_messages p
-            WHERE p.state = 'pending' AND p.tenant_id > t.tenant_id
-            ORDER BY p.tenant_id LIMIT 1)
-    FROM tenants t
-    WHERE t.tenant_id IS NOT NULL
+    SELECT n.tenant_id, n.lap, r.hops + 1, r.found + n.due::int, n.due
+    FROM ring r
+    CROSS JOIN LATERAL (
+        SELECT x.tenant_id, x.lap,
+               EXISTS (SELECT 1 FROM whatsapp_inbound_messages d
+                       WHERE d.tenant_id = x.tenant_id AND d.state = 'pending'
+                         AND d.available_at <= now()) AS due
+        FROM ((SELECT p.tenant_id, 0 AS lap FROM whatsapp_inbound_messages p
+               WHERE r.lap = -1 AND p.state = 'pending' AND p.tenant_id >= %(start)s
+               ORDER BY p.tenant_id LIMIT 1)
+              UNION ALL
+              (SELECT p.tenant_id, 0 FROM whatsapp_inbound_messages p
+               WHERE r.lap = 0 AND p.state = 'pending' AND p.tenant_id > r.tenant_id
+               ORDER BY p.tenant_id LIMIT 1)
+              UNION ALL
+              (SELECT p.tenant_id, 1 FROM whatsapp_inbound_messages p
+               WHERE r.lap < 1 AND p.state = 'pending' AND p.tenant_id < %(start)s
+               ORDER BY p.tenant_id LIMIT 1)
+              UNION ALL
+              (SELECT p.tenant_id, 1 FROM whatsapp_inbound_messages p
+               WHERE r.lap = 1 AND p.state = 'pending' AND p.tenant_id > r.tenant_id
+                 AND p.tenant_id < %(start)s
+               ORDER BY p.tenant_id LIMIT 1)
+              LIMIT 1) x
+    ) n
+    WHERE r.hops < %(hops)s AND r.found < %(window)s
+),
+share AS (
+    -- Due heads read per tenant examined: 2 × limit in all, at least one each.
+    SELECT 2 * %(limit)s / greatest(1, count(*)) + 1 AS per_tenant FROM ring WHERE due
 ),
 candidates AS (
-    SELECT c.id, c.tenant_id, c.available_at
-    FROM tenants t
+    SELECT c.id, c.tenant_id, c.available_at, 2 * t.hops AS place
+    FROM ring t
     CROSS JOIN LATERAL (
         SELECT m.id, m.tenant_id, m.available_at
         FROM whatsapp_inbound_messages m
@@ -71,12 +99,20 @@ candidates AS (
                          OR (busy.state = 'processing' AND busy.locked_until < now()))
                         AND (busy.available_at, busy.id) < (m.available_at, m.id)))
         ORDER BY m.available_at, m.id
-        LIMIT 2 * %(limit)s
+        LIMIT (SELECT per_tenant FROM share)
     ) c
+    WHERE t.due
     UNION ALL
-    (SELECT m.id, m.tenant_id, m.available_at
+    -- The platform's place is the ring's wrap point: it is examined unless the ring stopped
+    -- at a cap before wrapping round.
+    (SELECT m.id, m.tenant_id, m.available_at,
+            (SELECT coalesce(2 * min(hops) FILTER (WHERE lap = 1), 2 * max(hops) + 2) - 1
+             FROM ring) AS place
      FROM whatsapp_inbound_messages m
      WHERE m.tenant_id IS NULL AND m.state = 'pending' AND m.available_at <= now()
+       AND NOT EXISTS (
+           SELECT 1 FROM ring
+           WHERE lap = 0 AND (hops >= %(hops)s OR found >= %(window)s))
        AND NOT EXISTS (
            SELECT 1 FROM whatsapp_inbound_messages busy
            WHERE busy.phone_number_id = m.phone_number_id
@@ -89,7 +125,8 @@ candidates AS (
      ORDER BY m.available_at, m.id
      LIMIT 2 * %(limit)s)
     UNION ALL
-    (SELECT m.id, m.tenant_id, m.available_at
+    -- Expired leases (a crashed worker's) come first.
+    (SELECT m.id, m.tenant_id, m.available_at, 0 AS place
      FROM whatsapp_inbound_messages m
      WHERE m.state = 'processing' AND m.locked_until < now()
        AND NOT EXISTS (
@@ -105,8 +142,10 @@ candidates AS (
      LIMIT 2 * %(limit)s)
 ),
 ranked AS (
-    SELECT c.id, c.available_at,
-           row_number() OVER (PARTITION BY c.tenant_id ORDER BY c.available_at, c.id) AS turn
+    -- Turns: each tenant's first, in ring order, then each tenant's second...
+    SELECT c.id, c.available_at, c.place,
+           row_number() OVER (PARTITION BY c.tenant_id ORDER BY c.place, c.available_at, c.id)
+               AS turn
     FROM candidates c
 ),
 due AS (
@@ -116,7 +155,7 @@ due AS (
     JOIN whatsapp_inbound_messages m ON m.id = r.id
     WHERE (m.state = 'pending' AND m.available_at <= now())
        OR (m.state = 'processing' AND m.locked_until < now())
-    ORDER BY r.turn, r.available_at, r.id
+    ORDER BY r.turn, r.place, r.available_at, r.id
     LIMIT %(limit)s
     FOR UPDATE OF m SKIP LOCKED
 )
