@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog.testing
 from whatsapp_webhook_fixtures import *  # noqa: F403
 
 from changarrito.adapters.postgres.messages import apply_statuses
@@ -262,3 +263,23 @@ async def test_a_webhook_that_cannot_be_stored_is_not_acknowledged(
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["type"].endswith("/storage-unavailable")
+
+
+async def test_a_delivery_of_many_updates_is_one_log_line_at_info(
+    post_webhook: Any, wa_env: dict[str, str]
+) -> None:
+    pnid = wa_env["WHATSAPP_PHONE_NUMBER_ID"]
+    body = webhook(
+        change(
+            pnid,
+            messages=[text_message() for _ in range(5)],
+            statuses=[status(new_wamid(), "read")],
+        )
+    )
+    with structlog.testing.capture_logs() as logs:
+        response = await post_webhook(body)
+    assert response.status_code == 200, response.text
+    info = [e for e in logs if e["log_level"] != "debug" and e["event"].startswith("whatsapp.")]
+    assert [(e["event"], e["messages"], e["new"], e["statuses"]) for e in info] == [
+        ("whatsapp.webhook.received", 5, 5, 1)
+    ]

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from changarrito.adapters.cache import TTLResolutionCache
+from changarrito.adapters.cache import TTLResolutionCache, UnknownNumbers
 from changarrito.domain.changes import EVERYTHING, Change
 from changarrito.domain.model import IntegrationType, Resolved, Route, Secrets, Source
 
@@ -108,3 +108,74 @@ def test_the_platforms_sender_is_not_cached() -> None:
     cache = TTLResolutionCache()
     cache.put_sender("999", _resolved(None))
     assert cache.get_sender("999") is None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_unknown_number_is_remembered_for_one_second_at_most() -> None:
+    clock = _Clock()
+    unknown = UnknownNumbers(clock=clock)
+    unknown.add("pn-1", unknown.generation)
+    clock.now += 0.99
+    assert "pn-1" in unknown
+    clock.now += 0.02
+    assert "pn-1" not in unknown
+    assert len(unknown) == 0
+
+
+def test_a_change_of_the_number_or_of_everything_forgets_unknown_numbers() -> None:
+    unknown = UnknownNumbers()
+    for pnid in ("pn-1", "pn-2", "pn-3"):
+        unknown.add(pnid, unknown.generation)
+    unknown.on_change(Change(phone_number_id="pn-1"))
+    unknown.on_change(Change(tenant_id=uuid.uuid4()))  # a tenant's change claims no number
+    assert ("pn-1" in unknown, "pn-2" in unknown) == (False, True)
+    unknown.on_change(EVERYTHING)
+    assert len(unknown) == 0
+
+
+def test_a_lookup_overtaken_by_a_change_stores_nothing() -> None:
+    unknown = UnknownNumbers()
+    started = unknown.generation  # the store reads it before its query...
+    unknown.on_change(Change(phone_number_id="pn-1"))  # ...the claim commits meanwhile...
+    unknown.add("pn-1", started)  # ...and its "nobody owns it" answer is stale
+    assert "pn-1" not in unknown
+
+
+def test_a_flood_of_random_numbers_keeps_at_most_maxsize_of_them() -> None:
+    clock = _Clock()
+    unknown = UnknownNumbers(maxsize=1_000, clock=clock)
+    for i in range(100_000):
+        unknown.add(f"random-{i}", unknown.generation)
+        clock.now += 0.000_01
+    assert len(unknown) == 1_000
+    assert "random-99999" in unknown and "random-0" not in unknown
+
+
+def test_expired_unknown_numbers_are_dropped_as_new_ones_arrive() -> None:
+    clock = _Clock()
+    unknown = UnknownNumbers(maxsize=1_000, clock=clock)
+    for i in range(10):
+        unknown.add(f"old-{i}", unknown.generation)
+    clock.now += 2
+    unknown.add("new", unknown.generation)
+    assert len(unknown) == 1
+
+
+def test_an_unknown_number_seen_again_is_kept_a_second_from_then() -> None:
+    clock = _Clock()
+    unknown = UnknownNumbers(clock=clock)
+    unknown.add("again", unknown.generation)
+    clock.now += 0.5
+    unknown.add("other", unknown.generation)
+    clock.now += 0.4
+    unknown.add("again", unknown.generation)
+    clock.now += 0.7
+    unknown.add("third", unknown.generation)  # "other" has expired, "again" has not
+    assert ("again" in unknown, "other" in unknown, len(unknown)) == (True, False, 2)

@@ -13,7 +13,7 @@ SECRET_ALPHABET = st.characters(min_codepoint=48, max_codepoint=122).filter(str.
 
 def _emit(**fields: object) -> str:
     out = io.StringIO()
-    configure_logging("DEBUG", json=True, stream=out)
+    configure_logging("DEBUG", json=True, stream=out, cache=False)
     structlog.get_logger("test").info("something.happened", **fields)
     return out.getvalue()
 
@@ -52,6 +52,17 @@ def test_stdlib_log_records_are_redacted_too() -> None:
     import logging
 
     out = io.StringIO()
-    configure_logging("INFO", json=True, stream=out)
+    configure_logging("INFO", json=True, stream=out, cache=False)
     logging.getLogger("uvicorn.error").info("token is whsec_abcdefghijklmnop")
     assert "whsec_abcdefghijklmnop" not in out.getvalue()
+
+
+class _Holder:
+    def __repr__(self) -> str:
+        return "Holder(sk-proj-abcdefghijklmnop)"
+
+
+def test_nested_objects_and_odd_keys_render_as_json_with_tokens_masked() -> None:
+    line = json.loads(_emit(nested={"h": _Holder()}, by_code={429: "throttled"}))
+    assert line["nested"]["h"] == "Holder([redacted])"
+    assert line["by_code"] == {"429": "throttled"}

@@ -136,3 +136,71 @@ class TTLResolutionCache:
                 del table[stale]
             while len(table) > self.maxsize:
                 del table[next(iter(table))]
+
+
+class UnknownNumbers:
+    """WhatsApp numbers the store found nobody owning: a negative cache, so that a body for a
+    number no tenant has claimed (a shop that left but whose number still points here) costs
+    no database lookup.
+
+    An entry never outlives ``ttl`` seconds (one: a claim confirmed in another process routes
+    within a second even when its change notification was lost while the listener
+    reconnected), and a number's change notification forgets it at once (``on_change``, fed
+    by the Postgres listener). At most ``maxsize`` numbers are kept, the oldest dropped
+    first, so endless random numbers cost bounded memory. Entries expire in insertion order
+    (one ``ttl`` for all), so the expired ones are always at the front of the dict.
+
+    A lookup that started before a change arrived must not store its (maybe stale) answer:
+    the store reads ``generation`` before its query and hands it to ``add``, which drops the
+    entry when any change arrived in between.
+    """
+
+    def __init__(
+        self,
+        ttl: float = 1.0,
+        maxsize: int = 10_000,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.maxsize = maxsize
+        self._clock = clock
+        self._expiry: dict[str, float] = {}
+        #: Bumped by every change notification (see ``add``).
+        self.generation = 0
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def __contains__(self, phone_number_id: str) -> bool:
+        expiry = self._expiry.get(phone_number_id)
+        if expiry is None:
+            return False
+        if expiry > self._clock():
+            return True
+        del self._expiry[phone_number_id]
+        return False
+
+    def add(self, phone_number_id: str, generation: int) -> None:
+        """Remembers that nobody owns the number, unless a change arrived since the lookup
+        that found it began (``generation`` as read then)."""
+        if generation != self.generation:
+            return
+        table = self._expiry
+        now = self._clock()
+        table.pop(phone_number_id, None)  # re-inserted at the back: insertion order is expiry
+        table[phone_number_id] = now + self.ttl
+        while table:
+            oldest = next(iter(table))
+            if len(table) <= self.maxsize and table[oldest] > now:
+                break
+            del table[oldest]
+
+    def on_change(self, change: Change) -> None:
+        """A number's change (a claim names its number) forgets it; a tenant's alone claims
+        nothing; anything else (a reconnected listener) forgets everything."""
+        self.generation += 1
+        if change.phone_number_id is not None:
+            self._expiry.pop(change.phone_number_id, None)
+        elif change.tenant_id is None:
+            self._expiry.clear()

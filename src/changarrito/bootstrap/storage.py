@@ -109,9 +109,10 @@ async def postgres_storage(
         await pool.close()
         raise
     apps = WhatsAppApps(pool, cipher)
+    store = PostgresStore(pool, cipher)
     workers = settings.workers
     return Storage(
-        store=PostgresStore(pool, cipher),
+        store=store,
         audit=PostgresAuditLog(pool),
         payments=PostgresPaymentStore(pool),
         intake=GroupCommit(pool),
@@ -124,5 +125,5 @@ async def postgres_storage(
         pool=pool,
         listen_url=database.url,
         queue_stats=lambda: queue_stats(pool),
-        on_change=[apps.on_change],
+        on_change=[apps.on_change, store.on_change],
     )

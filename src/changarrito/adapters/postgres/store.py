@@ -5,10 +5,18 @@ to decrypt). Every write notifies ``changarrito_changes`` in its own transaction
 (``notify.notify_changes``), so other processes drop their cached resolutions when it commits.
 A ``tenant_whatsapp_numbers`` row is a confirmed claim (``0009_whatsapp_claims.sql``): the
 number routes to its tenant, and its ``business_account_id`` is the account Graph confirmed.
+
+``number_with_credentials``, the webhook's uncached lookup, remembers for a second the numbers
+nobody owns (``cache.UnknownNumbers``: fed this store's ``on_change``, forgotten by a claim
+here at once), so that bodies for a number no tenant claimed cost no round trip each; and
+concurrent lookups of one number share one round trip.
+``number_owner`` (the claim check, ``route``) always reads the database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 from uuid import UUID
 
@@ -16,6 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow, class_row
 from psycopg.types.json import Jsonb
 
+from changarrito.adapters.cache import UnknownNumbers
 from changarrito.adapters.postgres.credential_rows import (
     CredentialRow,
     context_for,
@@ -26,15 +35,25 @@ from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.notify import notify_changes
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.queries import QUERIES
+from changarrito.domain.changes import Change
 from changarrito.domain.errors import Conflict, NotConfigured, TenantNotFound, ValidationFailed
 from changarrito.domain.model import Credential, IntegrationType, Tenant, WhatsAppNumber
 from changarrito.domain.ports import Cipher
 
+_NumberLookup = tuple[WhatsAppNumber | None, list[Credential]]
+
 
 class PostgresStore:
-    def __init__(self, pool: Pool, cipher: Cipher) -> None:
+    def __init__(self, pool: Pool, cipher: Cipher, unknown: UnknownNumbers | None = None) -> None:
         self.pool = pool
         self.cipher = cipher
+        #: Numbers nobody owned a moment ago (see the module docstring).
+        self.unknown = unknown if unknown is not None else UnknownNumbers()
+        self._lookups: dict[str, asyncio.Future[_NumberLookup]] = {}
+
+    def on_change(self, change: Change) -> None:
+        """A change notification (see ``adapters.postgres.notify``)."""
+        self.unknown.on_change(change)
 
     # -- tenants -------------------------------------------------------------------------
 
@@ -131,6 +150,8 @@ class PostgresStore:
                     await self._claim(conn, number)
                     numbers.append(number.phone_number_id)
                 await notify_changes(conn, [credential.tenant_id], numbers)
+        if number is not None:  # claimed: routed here at once, not after the notification
+            self.unknown.on_change(Change(phone_number_id=number.phone_number_id))
         return to_credential(row, credential.secrets)
 
     async def delete_credentials(
@@ -190,6 +211,26 @@ class PostgresStore:
     async def number_with_credentials(
         self, phone_number_id: str
     ) -> tuple[WhatsAppNumber | None, list[Credential]]:
+        if phone_number_id in self.unknown:
+            return None, []
+        # Concurrent lookups of one number share one round trip: the bodies that arrive while
+        # the first is in flight (say, once a second when an unknown number expires) would
+        # otherwise each take a connection from the group commit.
+        running = self._lookups.get(phone_number_id)
+        if running is None:
+            running = asyncio.ensure_future(self._number_with_credentials(phone_number_id))
+            self._lookups[phone_number_id] = running
+            running.add_done_callback(functools.partial(self._looked_up, phone_number_id))
+        return await asyncio.shield(running)
+
+    def _looked_up(self, phone_number_id: str, task: asyncio.Future[_NumberLookup]) -> None:
+        if self._lookups.get(phone_number_id) is task:
+            del self._lookups[phone_number_id]
+        if not task.cancelled():
+            task.exception()  # retrieved: every caller may have gone (cancelled) meanwhile
+
+    async def _number_with_credentials(self, phone_number_id: str) -> _NumberLookup:
+        generation = self.unknown.generation
         with translated():
             async with self.pool.connection() as conn:
                 cur = await conn.execute(
@@ -198,6 +239,7 @@ class PostgresStore:
                 names = [c.name for c in cur.description or ()]
                 rows = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
         if not rows:
+            self.unknown.add(phone_number_id, generation)
             return None, []
         first = rows[0]
         number = WhatsAppNumber(

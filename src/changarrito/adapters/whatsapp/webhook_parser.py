@@ -220,10 +220,12 @@ def to_intake(
 
 def _customer(message: Message, contacts: list[Contact]) -> Customer:
     phone, user_id = message.from_, message.from_user_id
-    contact = next(
-        (c for c in contacts if (phone and c.wa_id == phone) or (user_id and c.user_id == user_id)),
-        contacts[0] if len(contacts) == 1 else None,
-    )
+    # The contact naming the sender; else the only one (a plain loop: this runs per message).
+    contact = contacts[0] if len(contacts) == 1 else None
+    for c in contacts:
+        if (phone and c.wa_id == phone) or (user_id and c.user_id == user_id):
+            contact = c
+            break
     name = None
     if contact is not None:
         phone = phone or contact.wa_id

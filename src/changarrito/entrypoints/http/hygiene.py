@@ -44,17 +44,66 @@ class BodyTooSlow(HTTPException):
     status_code = 408
 
 
-class _Body:
-    """Where one request's body is: still arriving (``waiting`` in ``receive``), complete, or
-    past its deadline."""
+class _Timed:
+    """One request's ``receive`` with its body deadline: the body still arriving
+    (``waiting`` in ``receive``), complete, or past its deadline. One slotted object per
+    request (closures and their cells cost more on every request)."""
 
-    __slots__ = ("complete", "expired", "timer", "waiting")
+    __slots__ = (
+        "complete",
+        "deadline",
+        "expired",
+        "loop",
+        "receive",
+        "task",
+        "timeout",
+        "timer",
+        "waiting",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, receive: Receive, timeout: float) -> None:
+        self.receive = receive
+        self.timeout = timeout
+        self.loop = asyncio.get_running_loop()
+        self.deadline = self.loop.time() + timeout
+        self.task = asyncio.current_task()
         self.complete = False
         self.expired = False
         self.waiting = False
         self.timer: asyncio.TimerHandle | None = None
+
+    def expire(self) -> None:
+        self.expired = True
+        if self.waiting and self.task is not None:
+            self.task.cancel()
+
+    def too_slow(self) -> BodyTooSlow:
+        self.complete = True
+        return BodyTooSlow(
+            detail=f"The request body did not arrive within {self.timeout:g} seconds."
+        )
+
+    async def __call__(self) -> ReceiveMessage:
+        if self.complete:
+            return await self.receive()
+        if self.expired:
+            raise self.too_slow()
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.deadline, self.expire)
+        self.waiting = True
+        try:
+            message = await self.receive()
+        except asyncio.CancelledError:
+            if not self.expired or self.task is None:
+                raise
+            self.task.uncancel()
+            raise self.too_slow() from None
+        finally:
+            self.waiting = False
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.complete = True
+            self.timer.cancel()
+        return message
 
 
 class BodyDeadline:
@@ -77,49 +126,12 @@ class BodyDeadline:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        task = asyncio.current_task()
-        body = _Body()
-
-        def expire() -> None:
-            body.expired = True
-            if body.waiting and task is not None:
-                task.cancel()
-
-        def too_slow() -> BodyTooSlow:
-            body.complete = True
-            return BodyTooSlow(
-                detail=f"The request body did not arrive within {self.timeout:g} seconds."
-            )
-
-        async def receive_in_time() -> ReceiveMessage:
-            if body.complete:
-                return await receive()
-            if body.expired:
-                raise too_slow()
-            if body.timer is None:
-                body.timer = loop.call_at(deadline, expire)
-            body.waiting = True
-            try:
-                message = await receive()
-            except asyncio.CancelledError:
-                if not body.expired or task is None:
-                    raise
-                task.uncancel()
-                raise too_slow() from None
-            finally:
-                body.waiting = False
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body.complete = True
-                body.timer.cancel()
-            return message
-
+        timed = _Timed(receive, self.timeout)
         try:
-            await self.app(scope, receive_in_time, send)
+            await self.app(scope, timed, send)
         finally:
-            if body.timer is not None:
-                body.timer.cancel()
+            if timed.timer is not None:
+                timed.timer.cancel()
 
 
 def body_deadline(timeout: float) -> DefineMiddleware:
