@@ -1,16 +1,32 @@
-"""End to end: an inbound webhook to the reply received by a (fake) Graph API.
+"""End to end: an inbound webhook to the reply received by a (fake) Graph API, and capacity.
 
-``changarrito serve`` (one process, its in-process message workers at their default
-concurrency unless ``--workers-concurrency``) on the machine's PostgreSQL, with every upstream
-on 127.0.0.1 and answering at once: the OpenAI-compatible fake (each tenant's own key, its
-``baseUrl`` pointing there) and the Graph API fake (``WHATSAPP_API_BASE_URL``). ``loadgen``
-posts signed single-text webhooks to the tenants' numbers at a constant rate (default
-200/s for 60 s); each text carries a unique ``[token]`` that the fake LLM echoes into its
-answer, so the fake Graph API can tell which webhook each reply answers.
+Two servers answer the same signed single-text webhooks, one after the other, each with a
+fresh pair of fakes on 127.0.0.1 that answer at once: the OpenAI-compatible LLM fake and the
+Graph API fake. Each text carries a unique ``[token]`` that the fake LLM echoes into its
+answer, so the Graph fake knows which webhook each reply answers and when it arrived.
 
-Reported: replies received vs webhooks acknowledged (nothing may be lost, nothing answered
-twice), and the latency from each webhook's due time to its reply's arrival (median, p99),
-next to the webhook's own acknowledgement latency in the same run.
+- ``changarrito``: ``changarrito serve`` (one process, its in-process message workers at
+  their default concurrency unless ``--workers-concurrency``) on the machine's PostgreSQL,
+  every tenant with its own OpenAI key whose ``baseUrl`` is the LLM fake, and
+  ``WHATSAPP_API_BASE_URL`` at the Graph fake. Durable: acknowledged means committed, and
+  each message is answered exactly once.
+- ``pywa``: the naive bot of ``bench/e2e_peer.py`` (pywa_async on FastAPI, the handler awaits
+  the LLM through httpx and replies through Graph), on the same server stack as ``serve``.
+  Nothing stored.
+
+``loadgen`` posts the webhooks at a constant rate (open loop). A *step* is one rate for some
+seconds; it **holds** when every webhook was acknowledged and, when the load ends, fewer than
+1 % of the webhooks due more than ``STALE_AFTER`` seconds earlier are still unanswered (the
+backlog did not grow). ``--capacity`` searches the highest rate that holds (short steps:
+``--search-duration``, rates growing by half until one fails, then bisected), then confirms it
+for ``--duration`` seconds, stepping down by a tenth while the confirmation fails. Without
+``--capacity``, one step at ``--rate`` (default 200/s for 60 s). After each step the bench
+waits (``--drain``) for the remaining replies, then counts lost and duplicate replies.
+
+Reported per server and step: replies received vs webhooks acknowledged, latency from each
+webhook's due time to its reply's arrival (median, p99), the webhook's acknowledgement
+latency, and with ``--capacity`` each server's capacity and the ratio of Changarrito's to the
+peer's.
 
 Run: ``make bench-e2e`` (or ``bench/.venv/bin/python -m bench.e2e --help``).
 """
@@ -19,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -43,10 +60,24 @@ from bench.common import (
     wait_for_port,
     write_results,
 )
-from bench.payloads import Generator, write_bodies
-from bench.service import APP_SECRET, seed, service_env, start_changarrito
+from bench.payloads import Generator, Number, write_bodies
+from bench.service import (
+    APP_SECRET,
+    PLATFORM_NUMBER,
+    Service,
+    seed,
+    server_choices,
+    service_env,
+    start,
+    start_changarrito,
+)
 
 TARGET_RATE = 200.0
+SERVERS = ("changarrito", "pywa")
+#: A webhook due this many seconds before the load ended and still unanswered is backlog.
+STALE_AFTER = 2.0
+#: The share of such webhooks a step may leave unanswered and still hold.
+STALE_SHARE = 0.01
 
 
 def fake(kind: str, stack: ExitStack) -> int:
@@ -73,130 +104,293 @@ def queue_states(url: str) -> dict[str, int]:
         return {str(state): int(n) for state, n in rows.fetchall()}
 
 
-def run(args: argparse.Namespace, stack: ExitStack, url: str, workdir: Path) -> dict[str, Any]:
-    from changarrito.adapters.crypto.keyring import KeyRing
+class Target:
+    """One server under test, with its own fakes; ``step`` loads it at one rate."""
 
+    def __init__(
+        self, name: str, service: Service, graph_port: int, numbers: list[Number], workdir: Path
+    ) -> None:
+        self.name = name
+        self.service = service
+        self.graph_port = graph_port
+        self.numbers = numbers
+        self.workdir = workdir
+        self.steps = 0
+        self.seen = {"untraced": 0, "read": 0}  # the Graph fake's counts before this step
+
+    def step(self, args: argparse.Namespace, rate: float, duration: float) -> dict[str, Any]:
+        self.steps += 1
+        prefix = f"{self.name[:3].upper()}{self.steps:02d}"
+        total = int(rate * duration)
+        gen = Generator(self.numbers, prefix=f"E2E{prefix}", seed=self.steps)
+        bodies = self.workdir / f"{self.name}-{self.steps}.txt"
+        tokens = [f"{prefix}m{i:07d}" for i in range(total)]
+        write_bodies(bodies, (gen.text(token=t) for t in tokens), APP_SECRET)
+        say(f"{self.name}: {total:,} webhooks at {rate:g}/s for {duration:g} s ...")
+        ack = self.workdir / f"{self.name}-{self.steps}-ack.txt"
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.loadgen",
+            "--port",
+            str(self.service.port),
+            "--bodies",
+            str(bodies),
+            "--rate",
+            str(rate),
+            "--duration",
+            str(duration),
+            "--connections",
+            str(args.connections),
+            "--acknowledged",
+            str(ack),
+        ]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 180)
+        if out.returncode != 0:
+            raise RuntimeError(f"loadgen failed:\n{out.stderr}\n{self.service.tail()}")
+        load = json.loads(out.stdout.strip().splitlines()[-1])
+        acknowledged = {int(x) for x in ack.read_text().split()}
+        wanted = {tokens[i] for i in acknowledged}
+        mine = set(tokens)
+        deadline = time.monotonic() + args.drain
+        got = replies(self.graph_port)
+        while time.monotonic() < deadline and len(
+            {t for t, _, _ in got["replies"] if t in mine} & wanted
+        ) < len(wanted):
+            time.sleep(0.5)
+            got = replies(self.graph_port)
+        start_s, interval = load["start_monotonic"], load["interval"]
+        due = {t: start_s + i * interval for i, t in enumerate(tokens)}
+        load_end_ns = (start_s + total * interval) * 1e9
+        first: dict[str, int] = {}
+        duplicates = 0
+        for token, arrived_ns, _ in got["replies"]:
+            if token not in mine:
+                continue
+            if token in first:
+                duplicates += 1
+                continue
+            first[token] = arrived_ns
+        latencies_ms = [(first[t] / 1e9 - due[t]) * 1000 for t in wanted if t in first]
+        # The backlog when the load ended: webhooks due well before then, still unanswered.
+        old = [t for t in wanted if due[t] <= start_s + total * interval - STALE_AFTER]
+        stale = sum(1 for t in old if t not in first or first[t] > load_end_ns)
+        answered_in_load = sum(1 for t in wanted if t in first and first[t] <= load_end_ns)
+        held = len(acknowledged) == total and stale <= STALE_SHARE * max(1, len(old))
+        result = {
+            "rate": rate,
+            "duration_s": duration,
+            "held": held,
+            "load": load,
+            "webhooks_due": total,
+            "webhooks_acknowledged": len(acknowledged),
+            "replies_for_acknowledged": len(wanted & first.keys()),
+            "replied_during_load_per_s": round(answered_in_load / duration, 1),
+            "backlog_at_load_end": len(wanted) - answered_in_load,
+            "stale_at_load_end": stale,
+            "lost": len(wanted - first.keys()),
+            "duplicate_replies": duplicates,
+            # Replies with no token: fallback texts (the LLM failed), never expected here.
+            "untraced_replies": got["untraced"] - self.seen["untraced"],
+            "read_receipts": got["read"] - self.seen["read"],
+            "e2e_ms": summary(latencies_ms) if latencies_ms else None,
+        }
+        self.seen = {"untraced": got["untraced"], "read": got["read"]}
+        e2e = result["e2e_ms"] or {}
+        say(
+            f"  {'held' if held else 'did not hold'}: replied "
+            f"{result['replies_for_acknowledged']:,} of {len(acknowledged):,} acknowledged, "
+            f"{result['replied_during_load_per_s']}/s "
+            f"during the load, backlog at its end {result['backlog_at_load_end']:,}, "
+            f"duplicates {duplicates}, reply p50 {e2e.get('median', 0):.0f} ms, "
+            f"p99 {e2e.get('p99', 0):.0f} ms"
+        )
+        return result
+
+
+def start_target(
+    name: str, args: argparse.Namespace, stack: ExitStack, workdir: Path, admin: str
+) -> tuple[Target, str | None]:
+    """Starts ``name`` with its own fakes; returns it and its database URL (Changarrito's)."""
     llm_port = fake("openai", stack)
     graph_port = fake("graph", stack)
+    if name == "pywa":
+        loop, http = server_choices()
+        port = free_port()
+        env = {**os.environ, "BENCH_APP_SECRET": APP_SECRET}
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.e2e_peer",
+            "--port",
+            str(port),
+            "--llm-url",
+            f"http://127.0.0.1:{llm_port}/v1",
+            "--graph-url",
+            f"http://127.0.0.1:{graph_port}",
+            "--loop",
+            loop,
+            "--http",
+            http,
+            "--phone-id",
+            PLATFORM_NUMBER.phone_number_id,
+        ]
+        service = start("pywa", argv, env, port, workdir)
+        stack.callback(service.stop)
+        from bench.service import tenant_number
+
+        numbers = [tenant_number(i) for i in range(args.tenants)]
+        return Target(name, service, graph_port, numbers, workdir), None
+    from changarrito.adapters.crypto.keyring import KeyRing
+
+    url = stack.enter_context(scratch_database(admin))
     keys = KeyRing.generate().serialize()
     llm = {
         "apiKey": "sk-bench-tenant-0000000000000000",
         "baseUrl": f"http://127.0.0.1:{llm_port}/v1",
     }
     numbers = seed(url, keys, args.tenants, extra_llm=llm)
-    extra = {"WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{graph_port}"}
+    extra = {
+        "WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{graph_port}",
+        # The tenants' LLM baseUrl is the fake on this host (a one-host harness).
+        "CHANGARRITO_ALLOW_PRIVATE_URLS": "loopback",
+    }
     if args.workers_concurrency is not None:
         extra["CHANGARRITO_WORKERS_CONCURRENCY"] = str(args.workers_concurrency)
-    env = service_env(url, keys, extra)
-    total = int(args.rate * args.duration)
-    gen = Generator(numbers, prefix="E2E", seed=7)
-    bodies = workdir / "e2e.txt"
-    tokens = [f"m{i:07d}" for i in range(total)]
-    write_bodies(bodies, (gen.text(token=t) for t in tokens), APP_SECRET)
-    service = start_changarrito(env, workdir)
+    service = start_changarrito(service_env(url, keys, extra), workdir)
     stack.callback(service.stop)
-    say(f"posting {total:,} webhooks at {args.rate:g}/s for {args.duration:g} s ...")
-    ack = workdir / "ack.txt"
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.loadgen",
-        "--port",
-        str(service.port),
-        "--bodies",
-        str(bodies),
-        "--rate",
-        str(args.rate),
-        "--duration",
-        str(args.duration),
-        "--connections",
-        str(args.connections),
-        "--acknowledged",
-        str(ack),
-    ]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=args.duration + 180)
-    if out.returncode != 0:
-        raise RuntimeError(f"loadgen failed:\n{out.stderr}\n{service.tail()}")
-    load = json.loads(out.stdout.strip().splitlines()[-1])
-    acknowledged = {int(x) for x in ack.read_text().split()}
-    wanted = {tokens[i] for i in acknowledged}
-    say(f"{len(acknowledged):,} acknowledged; waiting up to {args.drain:g} s for the replies ...")
-    deadline = time.monotonic() + args.drain
-    got = replies(graph_port)
-    while time.monotonic() < deadline and len({t for t, _, _ in got["replies"]} & wanted) < len(
-        wanted
-    ):
-        time.sleep(1)
-        got = replies(graph_port)
-    service.stop()
-    states = queue_states(url)
-    due = {tokens[i]: load["start_monotonic"] + i * load["interval"] for i in range(total)}
-    first: dict[str, int] = {}
-    duplicates = 0
-    for token, arrived_ns, _ in got["replies"]:
-        if token in first:
-            duplicates += 1
-            continue
-        first[token] = arrived_ns
-    latencies_ms = [(first[t] / 1e9 - due[t]) * 1000 for t in wanted if t in first]
+    return Target(name, service, graph_port, numbers, workdir), url
+
+
+def search(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+    """The highest rate that holds: short steps from ``--start-rate``, up by half until one
+    fails (down by a third until one holds when the first fails), bisected to
+    ``--resolution``, then confirmed for ``--duration`` (down by a tenth while it fails)."""
+    steps = []
+    held: float | None = None
+    failed: float | None = None
+    rate = args.start_rate
+    while args.resolution <= rate <= args.max_rate:
+        result = target.step(args, rate, args.search_duration)
+        steps.append(result)
+        if result["held"]:
+            held = rate
+            if failed is not None:
+                break
+            rate = round(rate * 1.5 / args.resolution) * args.resolution
+        else:
+            failed = rate
+            if held is not None:
+                break
+            rate = round(rate * 2 / 3 / args.resolution) * args.resolution
+    while held is not None and failed is not None and failed - held > args.resolution:
+        rate = round((held + failed) / 2 / args.resolution) * args.resolution
+        result = target.step(args, rate, args.search_duration)
+        steps.append(result)
+        if result["held"]:
+            held = rate
+        else:
+            failed = rate
+    confirmed = None
+    rate = held or args.start_rate
+    for _ in range(4):
+        result = target.step(args, rate, args.duration)
+        steps.append(result)
+        if result["held"]:
+            confirmed = result
+            break
+        rate = round(rate * 0.9 / args.resolution) * args.resolution
     return {
-        "load": load,
-        "webhooks_due": total,
-        "webhooks_acknowledged": len(acknowledged),
-        "replies_for_acknowledged": len(wanted & first.keys()),
-        "lost": len(wanted - first.keys()),
-        "duplicate_replies": duplicates,
-        "replies_not_sent_by_us": len(first.keys() - set(tokens)),
-        "untraced_replies": got["untraced"],
-        "read_receipts": got["read"],
-        "inbound_states_at_end": states,
-        "e2e_ms": summary(latencies_ms) if latencies_ms else None,
-        "log_tail": service.tail(20) if len(wanted - first.keys()) else None,
+        "capacity": confirmed["rate"] if confirmed else None,
+        "confirmed": confirmed,
+        "steps": steps,
     }
 
 
-def report(data: dict[str, Any], info: dict[str, Any], args: argparse.Namespace) -> None:
-    e2e = data["e2e_ms"] or {}
-    ack = data["load"]["latency_us"] or {}
-    ack_median = ack.get("median", 0) / 1000
+def report(runs: dict[str, Any], info: dict[str, Any], args: argparse.Namespace) -> None:
     print()
     print(
         f"End to end — {describe_machine(info)}; {args.tenants} tenants; "
-        f"workers: {args.workers_concurrency or 'service default'}"
+        f"changarrito workers: {args.workers_concurrency or 'service default'}"
     )
-    rows = [
-        ("webhook acknowledged (200)", 1.0, ack_median, ack.get("p99", 0) / 1000),
-        (
-            "reply received by Graph fake",
-            ratio(e2e.get("median", 0), ack_median),
-            e2e.get("median"),
-            e2e.get("p99"),
-        ),
-    ]
-    print(table(("from due time to", "÷ ack median", "median ms", "p99 ms"), rows))
-    ok = (
-        data["lost"] == 0
-        and data["duplicate_replies"] == 0
-        and data["webhooks_acknowledged"] == data["webhooks_due"]
+    rows = []
+    verdicts = []
+    for name, run in runs.items():
+        for s in run["steps"]:
+            e2e = s["e2e_ms"] or {}
+            ack = s["load"]["latency_us"] or {}
+            rows.append(
+                (
+                    name,
+                    f"{s['rate']:g}",
+                    f"{s['duration_s']:g}",
+                    "yes" if s["held"] else "no",
+                    s["load"]["achieved_rate"],
+                    s["replied_during_load_per_s"],
+                    s["backlog_at_load_end"],
+                    ack.get("median", 0) / 1000,
+                    ack.get("p99", 0) / 1000,
+                    e2e.get("median"),
+                    e2e.get("p99"),
+                    s["lost"],
+                    s["duplicate_replies"],
+                )
+            )
+            if s["untraced_replies"]:
+                verdicts.append(
+                    f"{name} at {s['rate']:g}/s: {s['untraced_replies']} replies without their"
+                    " token (fallback texts: the LLM failed) -> INVALID RUN"
+                )
+            if name == "changarrito" and s["duplicate_replies"]:
+                verdicts.append(f"{name} at {s['rate']:g}/s: DUPLICATE REPLIES")
+        states = run.get("inbound_states_at_end") or {}
+        unanswered = sum(s["lost"] for s in run["steps"])
+        queued = states.get("pending", 0) + states.get("processing", 0)
+        if name == "changarrito" and unanswered:
+            verdicts.append(
+                f"{name}: {unanswered} not answered within the drain, "
+                + ("all still queued (stored, not lost)" if queued >= unanswered else "LOSS")
+            )
+    headers = (
+        "server",
+        "rate/s",
+        "s",
+        "held",
+        "acked/s",
+        "replied/s",
+        "backlog",
+        "ack p50 ms",
+        "ack p99 ms",
+        "reply p50 ms",
+        "reply p99 ms",
+        "unanswered",
+        "dups",
     )
-    rate = data["load"]["achieved_rate"]
-    print(
-        f"\nsent {data['webhooks_due']:,} at {rate}/s (target {args.rate:g}/s); acknowledged "
-        f"{data['webhooks_acknowledged']:,}; replies {data['replies_for_acknowledged']:,}; "
-        f"unanswered {data['lost']} (inbound states at the end: "
-        f"{data['inbound_states_at_end']}); duplicates {data['duplicate_replies']} -> "
-        f"{'nothing lost' if ok else 'LOSS OR DUPLICATES'}"
-    )
-    if data.get("log_tail"):
-        print(data["log_tail"])
+    print(table(headers, rows))
+    capacities = {name: run.get("capacity") for name, run in runs.items()}
+    ratios: dict[str, Any] = {}
+    if args.capacity:
+        print("\ncapacity (highest rate held for", f"{args.duration:g} s):", capacities)
+        if capacities.get("changarrito") and capacities.get("pywa"):
+            ratios["capacity_changarrito_over_pywa"] = ratio(
+                capacities["changarrito"], capacities["pywa"]
+            )
+            print(
+                f"changarrito ÷ pywa_async bot: {ratios['capacity_changarrito_over_pywa']} "
+                "(target ≥ 0.7)"
+            )
+    for name, run in runs.items():
+        if run.get("inbound_states_at_end") is not None:
+            print(f"{name} inbound states at the end: {run['inbound_states_at_end']}")
+    print("\n".join(verdicts) or "nothing lost, nothing answered twice")
     path = write_results(
         "e2e",
         {
             "machine": info,
-            "settings": {**vars(args), "database": data["database"]},
-            "ratios": {"e2e_median_over_ack_median": ratio(e2e.get("median", 0), ack_median)},
-            "nothing_lost": ok,
-            **{k: v for k, v in data.items() if k != "database"},
+            "settings": vars(args),
+            "ratios": ratios,
+            "capacities": capacities,
+            "runs": runs,
         },
     )
     print(f"results: {path}")
@@ -205,8 +399,16 @@ def report(data: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
 def main() -> None:
     exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated")
     parser.add_argument("--rate", type=float, default=TARGET_RATE, help="webhooks per second")
     parser.add_argument("--duration", type=float, default=60, help="seconds of load")
+    parser.add_argument(
+        "--capacity", action="store_true", help="search each server's highest holding rate"
+    )
+    parser.add_argument("--search-duration", type=float, default=15, help="seconds per step")
+    parser.add_argument("--start-rate", type=float, default=100)
+    parser.add_argument("--max-rate", type=float, default=2000)
+    parser.add_argument("--resolution", type=float, default=10, help="rates are multiples")
     parser.add_argument("--tenants", type=int, default=20)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
@@ -220,21 +422,42 @@ def main() -> None:
         "--embedded", action="store_true", help="PostgreSQL from pgserver instead of the machine's"
     )
     args = parser.parse_args()
+    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    if unknown := set(names) - set(SERVERS):
+        parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
     workdir = Path(tempfile.mkdtemp(prefix="changarrito-bench-e2e-"))
-    with ExitStack() as stack:
+    runs: dict[str, Any] = {}
+    with ExitStack() as outer:
         if args.embedded:
             from bench.embedded import embedded_admin_url
 
-            admin = stack.enter_context(embedded_admin_url())
-            where = "an embedded PostgreSQL (pgserver) given as DATABASE_URL"
+            admin = outer.enter_context(embedded_admin_url())
         else:
             admin = admin_url()
-            where = "the machine's PostgreSQL via DATABASE_URL (" + admin.split("@")[-1] + ")"
-        url = stack.enter_context(scratch_database(admin))
-        info = machine(url)
-        data = run(args, stack, url, workdir)
-        data["database"] = where
-    report(data, info, args)
+        info: dict[str, Any] | None = None
+        for name in names:
+            with ExitStack() as stack:
+                target, url = start_target(name, args, stack, workdir, admin)
+                if info is None or url:
+                    info = machine(url)
+                run = (
+                    search(target, args)
+                    if args.capacity
+                    else {"steps": [target.step(args, args.rate, args.duration)]}
+                )
+                target.service.stop()
+                if url:
+                    run["inbound_states_at_end"] = queue_states(url)
+                if any(s["lost"] for s in run["steps"]):
+                    run["log_tail"] = target.service.tail(20)
+                runs[name] = run
+        assert info is not None
+        info["database"] = (
+            "an embedded PostgreSQL (pgserver) given as DATABASE_URL"
+            if args.embedded
+            else "the machine's PostgreSQL via DATABASE_URL (" + admin.split("@")[-1] + ")"
+        )
+    report(runs, info, args)
 
 
 if __name__ == "__main__":

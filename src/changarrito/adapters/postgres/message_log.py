@@ -81,14 +81,18 @@ class PostgresMessageLog:
             "is_fallback": fallback,
         }
         # One round trip: the lock serializes planners of the message; the insert runs after
-        # it, so its snapshot sees a plan committed meanwhile (and then inserts nothing).
+        # it, so its snapshot sees a plan committed meanwhile (and then inserts nothing, and
+        # that plan is read instead). The insert returns what it wrote: no read-back.
         with translated():
             async with self.pool.connection() as conn:
                 cur = conn.cursor(row_factory=class_row(OutboundPart))
                 async with conn.pipeline(), conn.transaction():
                     await conn.execute(QUERIES["lock_message"], {"id": message.id})
-                    await conn.execute(QUERIES["plan_parts"], params)
-                    await cur.execute(QUERIES["planned"], {"inbound_id": message.id})
+                    await cur.execute(QUERIES["plan_parts"], params)
+                recorded = await cur.fetchall()
+                if recorded and len(recorded) == len(parts):
+                    return sorted(recorded, key=lambda p: p.part)
+                await cur.execute(QUERIES["planned"], {"inbound_id": message.id})
                 return await cur.fetchall()
 
     async def sending(self, part: OutboundPart) -> None:

@@ -42,6 +42,7 @@ ORDER BY part
 -- name: plan_parts
 -- Every part of a reply, unless one is already recorded for the message (run after
 -- lock_message, in the same transaction: this statement's snapshot sees a concurrent plan).
+-- Returns the parts it recorded, as ``planned`` would read them (none: a plan was there).
 INSERT INTO whatsapp_outbound_messages
     (inbound_id, part, tenant_id, phone_number_id, recipient, text, is_fallback)
 SELECT %(inbound_id)s, p.part, %(tenant_id)s::uuid, %(phone_number_id)s, %(recipient)s,
@@ -50,6 +51,7 @@ FROM unnest(%(texts)s::text[]) WITH ORDINALITY AS p (text, part)
 WHERE NOT EXISTS (
     SELECT 1 FROM whatsapp_outbound_messages o WHERE o.inbound_id = %(inbound_id)s)
 ON CONFLICT (inbound_id, part) DO NOTHING
+RETURNING id, part, text, wamid, send_attempts
 
 -- name: sending
 UPDATE whatsapp_outbound_messages
