@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ import pytest
 import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from slow_client import dribble, endless_spaces
 
 from changarrito.adapters.http import HttpClients
 from changarrito.bootstrap import Service, build_service
@@ -189,39 +189,6 @@ async def server(app: Litestar) -> AsyncIterator[int]:
         await asyncio.wait_for(task, 10)
 
 
-async def trickle(port: int, head: bytes, seconds: float) -> tuple[bytes, float]:
-    """Sends ``head`` (request line and headers) then one body byte every 50 ms, for at most
-    ``seconds``; returns what the server answered and when it closed (or ``seconds``)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    start = time.monotonic()
-    writer.write(head)
-
-    async def drip() -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            while True:
-                writer.write(b" ")
-                await writer.drain()
-                await asyncio.sleep(0.05)
-
-    dripping = asyncio.create_task(drip())
-    answer = b""
-    try:
-        async with asyncio.timeout(seconds):
-            while chunk := await reader.read(65536):
-                answer += chunk
-    except TimeoutError:
-        pass
-    finally:
-        closed_after = time.monotonic() - start
-        dripping.cancel()
-        with contextlib.suppress(BaseException):
-            await dripping
-        writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.wait_closed()
-    return answer, closed_after
-
-
 def request_head(method: str, path: str, headers: dict[str, str], length: int) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {length}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -231,7 +198,7 @@ def request_head(method: str, path: str, headers: dict[str, str], length: int) -
 
 async def test_a_webhook_body_trickled_byte_by_byte_is_cut_off(server: int) -> None:
     head = request_head("POST", "/webhooks/whatsapp", {}, 1_000_000)
-    answer, closed_after = await trickle(server, head, seconds=TIMEOUT + 3)
+    answer, closed_after = await dribble(server, endless_spaces(), 0.05, TIMEOUT + 3, first=head)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert b"application/problem+json" in answer
     assert b"/problems/request-timeout" in answer
@@ -248,7 +215,7 @@ async def test_a_webhook_body_trickled_byte_by_byte_is_cut_off(server: int) -> N
 async def test_a_tenant_put_trickled_byte_by_byte_is_cut_off(client, server: int) -> None:
     _, headers = await new_tenant(client)
     head = request_head("PUT", "/api/v1/integrations/llm", headers, 10_000)
-    answer, closed_after = await trickle(server, head, seconds=TIMEOUT + 3)
+    answer, closed_after = await dribble(server, endless_spaces(), 0.05, TIMEOUT + 3, first=head)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert b"no-store" in answer.lower()
     assert closed_after < TIMEOUT + 2, "the connection was left open"

@@ -15,7 +15,6 @@ PostgreSQL with fake upstreams (Graph, an OpenAI-compatible LLM, Stripe).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import socket
@@ -30,6 +29,7 @@ import jwt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from slow_client import dribble
 
 from changarrito.adapters.postgres.pool import open_pool
 from changarrito.adapters.postgres.rate_limits import PostgresRateLimits
@@ -149,38 +149,6 @@ def assert_rate_limited(response: httpx.Response) -> None:
 
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
-
-
-async def dribble(port: int, data: bytes, every: float, seconds: float) -> tuple[bytes, float]:
-    """Sends ``data`` one byte every ``every`` seconds (nothing when it is empty) for at most
-    ``seconds``; returns what the server answered and when it closed (or ``seconds``)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    start = time.monotonic()
-
-    async def drip() -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            for byte in data:
-                writer.write(bytes([byte]))
-                await writer.drain()
-                await asyncio.sleep(every)
-
-    dripping = asyncio.create_task(drip())
-    answer = b""
-    try:
-        async with asyncio.timeout(seconds):
-            while chunk := await reader.read(65536):
-                answer += chunk
-    except (TimeoutError, ConnectionError):  # a reset is a close too (our bytes were unread)
-        pass
-    finally:
-        closed_after = time.monotonic() - start
-        dripping.cancel()
-        with contextlib.suppress(BaseException):
-            await dripping
-        writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.wait_closed()
-    return answer, closed_after
 
 
 SLOW_HEAD = (
