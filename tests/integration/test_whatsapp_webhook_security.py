@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from whatsapp_webhook_fixtures import *  # noqa: F403
-from whatsapp_webhook_fixtures import PLATFORM_SECRET, PLATFORM_VERIFY, platform_env
+from whatsapp_webhook_fixtures import PLATFORM_SECRET, PLATFORM_VERIFY, platform_env, signed_headers
 
 from changarrito.entrypoints.http.app import MAX_BODY_BYTES
 from whatsapp_payloads import change, encode, other_field, sign, text_message, webhook
@@ -135,6 +135,68 @@ async def test_a_body_of_three_mib_is_accepted_and_one_byte_more_is_too_large(
     assert (await post_webhook(fits)).status_code == 200
     too_big = encode(body_for(pnid, "x" * (MAX_BODY_BYTES - empty + 1)))
     assert_problem(await post_webhook(too_big), 413, "body-too-large")
+
+
+async def test_a_streamed_body_without_a_length_is_cut_off_at_the_limit(
+    wa_client: httpx.AsyncClient, wa_env: dict[str, str], rows: Any
+) -> None:
+    pnid = wa_env["WHATSAPP_PHONE_NUMBER_ID"]
+    message = text_message("x" * 1024)
+    body = encode(webhook(change(pnid, messages=[message]))) + b" " * MAX_BODY_BYTES
+
+    async def chunks() -> Any:  # no Content-Length: chunked, 64 KiB at a time
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    response = await wa_client.post(
+        "/webhooks/whatsapp", content=chunks(), headers=signed_headers(body, PLATFORM_SECRET)
+    )
+
+    assert_problem(response, 413, "body-too-large")
+    assert (
+        await rows("SELECT 1 FROM whatsapp_inbound_messages WHERE wamid = %s", (message["id"],))
+        == []
+    )
+
+
+async def test_an_announced_length_past_the_limit_is_refused_before_the_body_is_read(
+    wa_client: httpx.AsyncClient,
+) -> None:
+    async def never_sent() -> Any:
+        raise AssertionError("the body was read")
+        yield b""  # pragma: no cover
+
+    response = await wa_client.post(
+        "/webhooks/whatsapp",
+        content=never_sent(),
+        headers={"Content-Length": str(MAX_BODY_BYTES + 1), "X-Hub-Signature-256": "sha256=00"},
+    )
+
+    assert_problem(response, 413, "body-too-large")
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "HEAD"])
+async def test_other_methods_are_not_allowed_and_say_which_are(
+    wa_client: httpx.AsyncClient, method: str
+) -> None:
+    response = await wa_client.request(method, "/webhooks/whatsapp")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    if method != "HEAD":
+        assert_problem(response, 405, "method-not-allowed")
+
+
+async def test_an_accepted_delivery_is_an_empty_text_answer_with_the_security_headers(
+    post_webhook: Any, wa_env: dict[str, str]
+) -> None:
+    response = await post_webhook(body_for(wa_env["WHATSAPP_PHONE_NUMBER_ID"]))
+
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["content-length"] == "0"
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 @pytest.mark.parametrize(

@@ -38,9 +38,9 @@ def handlers_for(role: Role) -> list[Any]:
 
         handlers += PAYMENT_HANDLERS
     if role in ("all", "whatsapp"):
-        from changarrito.entrypoints.http.webhook import WhatsAppWebhook
+        from changarrito.entrypoints.http.webhook import whatsapp_webhook
 
-        handlers += [WhatsAppWebhook]
+        handlers += [whatsapp_webhook]
     return handlers
 
 

@@ -65,14 +65,22 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {
+    body = problem_document(status, code, detail, title=title, **extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_document(
+    status: int, code: str, detail: str, *, title: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The RFC 9457 object itself (for a plain ASGI handler that answers without a
+    ``Response``)."""
+    return {
         "type": TYPE_BASE + code,
         "title": title or _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
         **extra,
     }
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def status_for(exc: errors.ChangarritoError) -> int:
