@@ -288,7 +288,8 @@ def test_the_whatsapp_process_replies_with_credentials_read_through_the_backend_
     assert set(tokens) == {FIRST_TOKEN, SECOND_TOKEN}
     assert tokens == sorted(tokens, key=[FIRST_TOKEN, SECOND_TOKEN].index)
 
-    # Neither process wrote a token to its log.
+    # Neither process wrote a token to its log; both settled their garbage collector.
     for server in (backend, whatsapp):
         logs = server.stderr()
         assert FIRST_TOKEN not in logs and SECOND_TOKEN not in logs and APP_SECRET not in logs
+        assert "changarrito.gc_settled" in logs

@@ -69,7 +69,7 @@ def serve(
     # instead (not the default kill) lets atexit stop the embedded PostgreSQL cleanly.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if workers <= 1:
-        app = create_app(settings, database, role=role)
+        app = create_app(settings, database, role=role, settle_gc=True)
         uvicorn.Server(uvicorn.Config(app, lifespan="on", **common)).run()
         return 0
     # Worker processes rebuild the app from the environment: hand them the settled database.

@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components
 
 from changarrito import __version__
 from changarrito.bootstrap import Database, Service, bootstrap, check_role, prepare_database
+from changarrito.entrypoints.collector import settle_after_start
 from changarrito.entrypoints.http.auth import security_schemes
 from changarrito.entrypoints.http.dependencies import DEPENDENCIES
 from changarrito.entrypoints.http.health import health, ready
@@ -20,6 +22,8 @@ from changarrito.entrypoints.http.metrics import metrics
 from changarrito.entrypoints.http.problems import EXCEPTION_HANDLERS
 from changarrito.entrypoints.workers import start_workers
 from changarrito.settings import Role, Settings
+
+log = structlog.get_logger("changarrito.serve")
 
 #: Largest request body accepted anywhere (Meta's webhook payloads go up to 3 MB).
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -50,10 +54,13 @@ def create_app(
     *,
     role: Role | None = None,
     service: Service | None = None,
+    settle_gc: bool = False,
 ) -> Litestar:
     """The HTTP app for ``role`` (default: the configured one). With ``service`` given
     (tests), it is used as is and not closed; otherwise one is bootstrapped in the lifespan
-    from ``database``, with the message workers running in-process for roles that answer."""
+    from ``database``, with the message workers running in-process for roles that answer.
+    ``settle_gc``: the process is a server that owns its interpreter (``serve``), so once
+    the service is built the garbage collector is set for it (``entrypoints/collector.py``)."""
     role = role or (service.role if service is not None else settings.role.name)
     check_role(settings, role)
 
@@ -70,6 +77,8 @@ def create_app(
             workers = start_workers(built)
             built.tasks += [workers] if workers else []
         await built.listen()  # after the workers registered their wake-up channel
+        if settle_gc:
+            log.info("changarrito.gc_settled", frozen_objects=settle_after_start())
         try:
             yield
         finally:
@@ -101,4 +110,4 @@ def app_from_env() -> Litestar:
 
     settings = Settings.from_env()
     configure_logging(settings.log_level or "INFO")
-    return create_app(settings, prepare_database(settings))
+    return create_app(settings, prepare_database(settings), settle_gc=True)
