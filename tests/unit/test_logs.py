@@ -1,5 +1,6 @@
 import io
 import json
+from collections.abc import Iterator, Mapping
 
 import structlog
 from hypothesis import given, settings
@@ -66,3 +67,57 @@ def test_nested_objects_and_odd_keys_render_as_json_with_tokens_masked() -> None
     line = json.loads(_emit(nested={"h": _Holder()}, by_code={429: "throttled"}))
     assert line["nested"]["h"] == "Holder([redacted])"
     assert line["by_code"] == {"429": "throttled"}
+
+
+class _Frozen(Mapping[str, object]):
+    """A mapping that is not a dict (the slow path of the redaction)."""
+
+    def __init__(self, data: dict[str, object]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> object:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+TOKEN = "sk-proj-abcdefghijklmnop0123"
+
+
+def _in_set(value: object, kind: type[set[object]] | type[frozenset[object]]) -> object:
+    try:
+        return kind({value})
+    except TypeError:  # a list or a mapping cannot be a member: hold it in a tuple first
+        return kind({(repr(value),)})
+
+
+HOLDERS = [
+    lambda v: [v],
+    lambda v: (v,),
+    lambda v: _in_set(v, set),
+    lambda v: _in_set(v, frozenset),
+    lambda v: {"note": v},
+    lambda v: _Frozen({"note": v}),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    path=st.lists(st.integers(0, len(HOLDERS) - 1), max_size=4),
+    key=st.sampled_from(["detail", "tenant_ids", "apiKey", "payload", "event_data"]),
+)
+def test_a_token_is_masked_in_any_nesting_of_lists_tuples_sets_and_mappings(
+    path: list[int], key: str
+) -> None:
+    value: object = f"upstream said {TOKEN}"
+    for i in path:
+        value = HOLDERS[i](value)
+
+    output = _emit(**{key: value})
+
+    assert TOKEN not in output
+    assert json.loads(output)["event"] == "something.happened"

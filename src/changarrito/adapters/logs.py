@@ -12,7 +12,6 @@ secret-looking test of a key is remembered per key name, and JSON is rendered by
 
 from __future__ import annotations
 
-import functools
 import json as stdlib_json
 import logging
 import re
@@ -43,6 +42,11 @@ SECRET_VALUE = re.compile(
 
 #: Values rendered as they are (checked by exact type first: cheaper than ``isinstance``).
 _PLAIN = frozenset({int, float, bool, type(None)})
+#: Values masked by ``_mask`` (the common exact types, before the ``isinstance`` test).
+_CONTAINERS = frozenset({str, list, tuple, dict})
+#: Whether a key looks secret, remembered per key (a few dozen names in practice; capped).
+_SECRET_KEYS: dict[str, bool] = {}
+_SECRET_KEYS_MAX = 4096
 
 
 def _mask(value: Any) -> Any:
@@ -51,6 +55,10 @@ def _mask(value: Any) -> Any:
         return SECRET_VALUE.sub(REDACTED, value)
     if kind in _PLAIN:
         return value
+    if kind is list or kind is tuple:
+        return [_mask(v) for v in value]
+    if kind is dict:
+        return {k: (REDACTED if _secret_key(k) else _mask(v)) for k, v in value.items()}
     if isinstance(value, str):
         return SECRET_VALUE.sub(REDACTED, value)
     if isinstance(value, Mapping):
@@ -61,24 +69,32 @@ def _mask(value: Any) -> Any:
 
 
 def _secret_key(key: object) -> bool:
-    return isinstance(key, str) and _secret_name(key)
-
-
-@functools.lru_cache(maxsize=4096)
-def _secret_name(key: str) -> bool:
-    return bool(SECRET_KEY.search(key))
+    if type(key) is not str:
+        return isinstance(key, str) and bool(SECRET_KEY.search(key))
+    known = _SECRET_KEYS.get(key)
+    if known is None:
+        known = bool(SECRET_KEY.search(key))
+        if len(_SECRET_KEYS) < _SECRET_KEYS_MAX:
+            _SECRET_KEYS[key] = known
+    return known
 
 
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: masks secret-looking keys and token-shaped values."""
-    for key, value in list(event_dict.items()):
+    """structlog processor: masks secret-looking keys and token-shaped values.
+
+    It runs on every line the service writes (the webhook's one per delivery too), so it
+    dispatches on exact types before falling back to ``isinstance``, which is slow for the
+    abstract ``Mapping``."""
+    for key, value in event_dict.items():  # values are replaced in place, no key is added
         if key != "event" and _secret_key(key):
             event_dict[key] = REDACTED
-        elif type(value) in _PLAIN:
             continue
-        elif isinstance(value, str | Mapping | list | tuple | set | frozenset):
+        kind = type(value)
+        if kind in _PLAIN:
+            continue
+        if kind in _CONTAINERS or isinstance(value, str | Mapping | list | tuple | set | frozenset):
             event_dict[key] = _mask(value)
         elif not isinstance(value, int | float | bool):
             # Objects are rendered by their str(), which is what a renderer would show anyway.
