@@ -121,8 +121,10 @@ class Metrics:
         # and a labelled prometheus Counter (lock, label lookup) cost more than the resolution.
         self._credentials: dict[tuple[str, ...], int] = {}
         r.register(_CredentialCollector(self._credentials, ["integration", "source", *tenant]))
-        for outcome in WEBHOOK_OUTCOMES:
-            self._webhooks.labels(outcome)
+        # Every outcome's series exists from the start, resolved once (this runs per delivery).
+        self._by_outcome = {
+            o: (self._webhooks.labels(o), self._webhook_seconds.labels(o)) for o in WEBHOOK_OUTCOMES
+        }
         self._caches: dict[str, CountsHits] = {}
         self._queue = _QueueCollector(self.settings.queue_cache, queue_stats)
         r.register(_CacheCollector(self._caches))
@@ -131,9 +133,9 @@ class Metrics:
     # --- recording ---------------------------------------------------------------------
 
     def webhook(self, outcome: str, seconds: float) -> None:
-        outcome = outcome if outcome in WEBHOOK_OUTCOMES else "error"
-        self._webhooks.labels(outcome).inc()
-        self._webhook_seconds.labels(outcome).observe(max(0.0, seconds))
+        count, duration = self._by_outcome.get(outcome) or self._by_outcome["error"]
+        count.inc()
+        duration.observe(max(0.0, seconds))
 
     def graph_call(self, kind: str, error: BaseException | None, graph_code: str | None) -> None:
         self._sends.labels(kind, outcome_of(error, "sent"), graph_code or "").inc()
