@@ -40,7 +40,7 @@ BENCH_PY    := bench/.venv/bin/python
 
 .PHONY: bench-setup bench-intake bench-resolution bench-llm bench-e2e
 
-$(BENCH_STAMP): $(STAMP) bench/requirements.txt bench/setup.sh pyproject.toml
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt bench/setup.sh pyproject.toml constraints.txt
 	PYTHON=$(PYTHON) bash bench/setup.sh
 
 ## Set up bench/.venv (and wrk from Debian when missing).

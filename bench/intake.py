@@ -2,8 +2,11 @@
 and pywa's asyncio webhook handler on FastAPI, in one run, every server on the same stack: the
 one ``serve`` runs on (``--stack`` measures another: ``bench/servers.py``).
 
-Rows: ``bare``; ``pywa`` (``pywa_async``, async handlers); ``changarrito`` (bodies for the
-tenants' and the platform's numbers); ``unknown`` (the same service, bodies for a number
+Rows: ``bare`` (the issue's floor: a Litestar handler that reads the body); ``bare-asgi``
+(the same as a plain ASGI route, the kind of route Changarrito's webhook is: a second, lower
+floor, so the first ratio cannot hide what the route kind alone buys); ``pywa``
+(``pywa_async``, async handlers); ``changarrito`` (bodies for the tenants' and the
+platform's numbers); ``unknown`` (the same service, bodies for a number
 nobody owns, signed with the platform's app secret: stored ``unrouted``); and with
 ``--pywa-sync`` a ``pywa-sync`` row (pywa's synchronous client, handlers in a thread pool).
 
@@ -39,10 +42,12 @@ from typing import Any
 from bench.common import (
     ROOT,
     admin_url,
+    cpu_seconds,
     describe_machine,
     exit_on_sigterm,
     free_port,
     machine,
+    postgres_cpu_seconds,
     ratio,
     say,
     scratch_database,
@@ -63,7 +68,7 @@ from bench.service import (
 )
 
 TARGETS = {"over_bare": 0.7, "over_pywa": 1.4, "p99_ms_at_80pct": 50.0, "unknown_over_known": 0.9}
-SERVERS = ("bare", "pywa", "changarrito", "unknown")
+SERVERS = ("bare", "bare-asgi", "pywa", "changarrito", "unknown")
 #: The Changarrito rows (the same service; ``unknown`` gets bodies for ``NOBODYS_NUMBER``).
 CHANGARRITO = ("changarrito", "unknown")
 #: A number (and business account) no tenant has and the platform's is not: a shop that left
@@ -206,7 +211,17 @@ def measure(
     result: dict[str, Any] = {"smoke": smoke(service, gen)}
     say(f"  {service.name}: warm-up {args.warmup:g} s, peak {args.duration:g} s ...")
     wrk(service.port, files["warmup"], args, args.warmup)
+    spy = profiler(service, name, args, workdir)
+    cpu, pg_cpu = cpu_seconds(service.proc.pid), postgres_cpu_seconds()
     peak = wrk(service.port, files["peak"], args, args.duration)
+    # CPU per request: what the server (and PostgreSQL) spent on each, whatever else the
+    # machine was doing; steadier than req/s on a shared machine.
+    peak["server_cpu_us"] = round(1e6 * (cpu_seconds(service.proc.pid) - cpu) / peak["requests"], 1)
+    peak["postgres_cpu_us"] = round(1e6 * (postgres_cpu_seconds() - pg_cpu) / peak["requests"], 1)
+    if spy is not None:
+        spy.wait(timeout=60)
+        result["profile"] = str(workdir / f"profile-{service.name}.txt")
+        say(f"  {service.name}: profile of the peak phase in {result['profile']}")
     result["peak"] = peak
     rate = round(0.8 * peak["rps"], 1)
     say(f"  {service.name}: {peak['rps']:,.0f} req/s; now {rate:,.0f}/s for {args.paced:g} s ...")
@@ -222,6 +237,20 @@ def measure(
     if name in CHANGARRITO and database_url:
         result["durability"] = stored(database_url, paced_file, ack)
     return result
+
+
+def profiler(
+    service: Service, name: str, args: argparse.Namespace, workdir: Path
+) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling a Changarrito row's server through its peak phase (``--profile``),
+    as collapsed stacks (one line per stack and its sample count: grep and sum them)."""
+    if not args.profile or name not in CHANGARRITO:
+        return None
+    spy = Path(sys.executable).parent / "py-spy"
+    out = workdir / f"profile-{service.name}.txt"
+    argv = [str(spy), "record", "--pid", str(service.proc.pid), "--format", "raw"]
+    argv += ["--duration", str(max(1, round(args.duration))), "--rate", "200", "-o", str(out)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def servers_of(args: argparse.Namespace) -> tuple[str, ...]:
@@ -345,6 +374,7 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         per_round.append(
             {
                 "changarrito_over_bare": over("changarrito", "bare"),
+                "changarrito_over_bare_asgi": over("changarrito", "bare-asgi"),
                 "changarrito_over_pywa": over("changarrito", "pywa"),
                 "pywa_over_bare": over("pywa", "bare"),
                 "unknown_over_known": over("unknown", "changarrito"),
@@ -399,6 +429,8 @@ def report(data: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
                     peak["rps"],
                     peak["latency_us"]["p50"] / 1000,
                     peak["latency_us"]["p99"] / 1000,
+                    peak.get("server_cpu_us"),
+                    peak.get("postgres_cpu_us"),
                     paced["achieved_rate"],
                     lat.get("median", 0) / 1000,
                     lat.get("p99", 0) / 1000,
@@ -418,6 +450,8 @@ def report(data: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
                 "req/s",
                 "p50 ms",
                 "p99 ms",
+                "cpu µs/req",
+                "pg µs/req",
                 "80% req/s",
                 "80% p50 ms",
                 "80% p99 ms",
@@ -445,6 +479,11 @@ def report(data: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
         f"{verdict(verdicts['p99_ms_at_80pct'])}); unknown ÷ known number = "
         f"{r['unknown_over_known']} (target >= 0.9: {verdict(verdicts['unknown_over_known'])})"
     )
+    if r["changarrito_over_bare_asgi"] is not None:
+        print(
+            f"changarrito ÷ bare-asgi (the floor of a plain ASGI route) = "
+            f"{r['changarrito_over_bare_asgi']}"
+        )
     if r["changarrito_over_pywa_sync"] is not None:
         print(f"changarrito ÷ pywa-sync (thread-pool handlers) = {r['changarrito_over_pywa_sync']}")
     for i, rd in enumerate(rounds):
@@ -512,7 +551,20 @@ def main() -> None:
         help="comma-separated rows to run (e.g. bare,changarrito to compare stacks); the "
         "ratios need bare, pywa, changarrito and unknown",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the Changarrito rows' server with py-spy through the peak phase "
+        "(collapsed stacks in the work folder; implies --keep)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        help="Changarrito's CHANGARRITO_LOG_LEVEL (default INFO, the service's default: one "
+        "line per delivery, written to the row's log file)",
+    )
     args = parser.parse_args()
+    args.keep = args.keep or args.profile
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: run `make bench-setup` (apt-get install -y wrk)")
     from changarrito.adapters.crypto.keyring import KeyRing
@@ -532,7 +584,11 @@ def main() -> None:
         info = machine(url)
         keys = KeyRing.generate().serialize()
         numbers = [PLATFORM_NUMBER, *seed(url, keys, args.tenants)]
-        env = service_env(url, keys, {"CHANGARRITO_WORKERS_CONCURRENCY": "0"})
+        env = service_env(
+            url,
+            keys,
+            {"CHANGARRITO_WORKERS_CONCURRENCY": "0", "CHANGARRITO_LOG_LEVEL": args.log_level},
+        )
         shown = {
             k: ("***" if "KEY" in k or "SECRET" in k or "TOKEN" in k or k == "DATABASE_URL" else v)
             for k, v in env.items()

@@ -5,6 +5,9 @@ Apps (``KIND``):
 
 - ``bare``: a Litestar endpoint that reads the body and answers 200 (the floor: the framework
   and the server, no work).
+- ``bare-asgi``: the same as a plain ASGI route on Litestar (``@asgi``), the kind of route
+  Changarrito's webhook is: the floor of that route, without Litestar's handler machinery
+  (dependency injection, signature model, response object).
 - ``pywa``: pywa's asyncio client (``pywa_async.WhatsApp(server=FastAPI(), app_secret=...,
   validate_updates=True)``) with an ``async`` message and status handler that count what they
   get: what an asyncio service would use. pywa checks the signature, answers 200 and parses
@@ -22,7 +25,8 @@ Stacks (``--stack``):
 
 - ``serve`` (default): uvicorn with ``changarrito.entrypoints.server.server_options``, the
   one place ``serve`` gets its settings (uvloop, httptools with the head deadline, no access
-  log), so a baseline runs exactly as ``serve`` does;
+  log), so a baseline runs exactly as ``serve`` does, with serve's garbage collector settings
+  (``entrypoints/collector.py``) as well;
 - ``h11``: uvicorn on h11 and the asyncio loop (uvicorn's default without its extras; what
   ``serve`` ran on before issue 11);
 - ``granian``: granian (Rust, hyper) at its fastest documented configuration for one ASGI
@@ -45,11 +49,12 @@ from typing import Any
 APP_SECRET_ENV = "BENCH_APP_SECRET"
 #: The platform's phone number id (pywa's ``phone_id``).
 PHONE_ID_ENV = "BENCH_PHONE_ID"
-KINDS = ("bare", "pywa", "pywa-sync", "changarrito")
+KINDS = ("bare", "bare-asgi", "pywa", "pywa-sync", "changarrito")
 STACKS = ("serve", "h11", "granian")
 #: The factory of each app, as ``module:callable`` (granian imports it in its worker).
 FACTORIES = {
     "bare": "bench.servers:bare_app",
+    "bare-asgi": "bench.servers:bare_asgi_app",
     "pywa": "bench.servers:pywa_async_app",
     "pywa-sync": "bench.servers:pywa_sync_app",
     "changarrito": "changarrito.entrypoints.http.app:app_from_env",
@@ -63,6 +68,23 @@ def bare_app() -> Any:
     async def receive(request: Request[Any, Any, Any]) -> Response[bytes]:
         await request.body()
         return Response(b"", media_type="text/plain", status_code=200)
+
+    return Litestar(route_handlers=[receive], openapi_config=None, logging_config=None)
+
+
+def bare_asgi_app() -> Any:
+    from litestar import Litestar, asgi
+    from litestar.types import Receive, Scope, Send
+
+    @asgi("/webhooks/whatsapp", copy_scope=False)
+    async def receive(scope: Scope, receive: Receive, send: Send) -> None:
+        more = True
+        while more:
+            message = await receive()
+            more = message.get("more_body", False)
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     return Litestar(route_handlers=[receive], openapi_config=None, logging_config=None)
 
@@ -176,8 +198,15 @@ def uvicorn_options(port: int, stack: str = "serve") -> dict[str, Any]:
 def run_uvicorn(kind: str, port: int, stack: str) -> None:
     import uvicorn
 
+    from changarrito.entrypoints.collector import settle_after_start
+
     options = uvicorn_options(port, stack)
-    uvicorn.Server(uvicorn.Config(_factory(kind)(), lifespan="on", **options)).run()
+    app = _factory(kind)()
+    if stack == "serve" and kind != "changarrito":
+        # serve's garbage collector settings too (Changarrito's app settles its own once
+        # its service is built), so that no row gains from a runtime setting the others lack.
+        settle_after_start()
+    uvicorn.Server(uvicorn.Config(app, lifespan="on", **options)).run()
 
 
 def run_granian(kind: str, port: int) -> None:

@@ -21,6 +21,7 @@ fi
 
 "$PYTHON" -m venv bench/.venv
 bench/.venv/bin/python -m pip install --quiet --upgrade pip
-bench/.venv/bin/python -m pip install --quiet -e . -r bench/requirements.txt
+# The project's own pins too, so the benches run the versions `serve` runs in .venv.
+bench/.venv/bin/python -m pip install --quiet -c constraints.txt -e . -r bench/requirements.txt
 touch bench/.venv/.installed-stamp
 echo "bench/setup.sh: ready (bench/.venv, $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2))"
