@@ -673,11 +673,14 @@ class MemoryMessageLog:
     messages ``intake`` stored (without one, the history holds the replies only). Statuses
     the intake stores move the parts with their wamid, in ``STATUS_ORDER``, whichever came
     first, as ``apply_statuses`` does: only the statuses that came for the part's own number
-    and tenant."""
+    and tenant. ``leases`` (message id to the worker holding it, which tests set) stands for
+    the queue ``sent`` settles an answered message in; ``answered`` holds those it settled."""
 
     def __init__(self, intake: MemoryIntake | None = None) -> None:
         self.intake = intake
         self.outbound: dict[int, OutboundRow] = {}
+        self.leases: dict[int, str] = {}
+        self.answered: set[int] = set()
         if intake is not None:
             intake.on_statuses.append(self._apply_statuses)
 
@@ -726,44 +729,67 @@ class MemoryMessageLog:
     async def plan(
         self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
     ) -> list[OutboundPart]:
-        """Records every part, unless a reply is already recorded for the message."""
+        """Records every part, the first marked as being sent, unless a reply is already
+        recorded for the message (then that one is returned, none marked)."""
         if self.intake is not None and message.id not in self.intake.ids.values():
             raise Conflict("a referenced record does not exist (inbound_id_fkey)")
-        if not any(r.inbound_id == message.id for r in self.outbound.values()):
-            now = _now()
-            for number, text in enumerate(parts, start=1):
-                row_id = len(self.outbound) + 1
-                self.outbound[row_id] = OutboundRow(
-                    id=row_id,
-                    inbound_id=message.id,
-                    part=number,
-                    tenant_id=message.tenant_id,
-                    phone_number_id=message.phone_number_id,
-                    recipient=recipient,
-                    text=text,
-                    is_fallback=fallback,
-                    created_at=now,
-                )
-        return await self.planned(message)
+        if any(r.inbound_id == message.id for r in self.outbound.values()):
+            return await self.planned(message)
+        now = _now()
+        recorded = []
+        for number, text in enumerate(parts, start=1):
+            row = OutboundRow(
+                id=len(self.outbound) + 1,
+                inbound_id=message.id,
+                part=number,
+                tenant_id=message.tenant_id,
+                phone_number_id=message.phone_number_id,
+                recipient=recipient,
+                text=text,
+                is_fallback=fallback,
+                created_at=now,
+                send_attempts=int(number == 1),
+            )
+            self.outbound[row.id] = row
+            recorded.append(replace(row.as_part(), sending=number == 1))
+        return recorded
 
     async def sending(self, part: OutboundPart) -> None:
         row = self.outbound.get(part.id)
         if row is not None and row.wamid is None:
             row.send_attempts += 1
 
-    async def sent(self, part: OutboundPart, wamid: str) -> None:
-        """Records the wamid Meta returned, and applies the statuses already stored for it."""
+    async def sent(
+        self,
+        part: OutboundPart,
+        wamid: str,
+        *,
+        next_part: OutboundPart | None = None,
+        answered: QueuedMessage | None = None,
+    ) -> bool:
+        """Records the wamid Meta returned, and applies the statuses already stored for it;
+        marks ``next_part`` as being sent, or settles ``answered`` if ``leases`` says its
+        worker holds it. All or nothing, as one transaction."""
         row = self.outbound.get(part.id)
-        if row is None:
-            return
-        if any(r.wamid == wamid and r.id != row.id for r in self.outbound.values()):
+        if any(r.wamid == wamid and r.id != part.id for r in self.outbound.values()):
             raise Conflict(
                 "this conflicts with a stored record (whatsapp_outbound_messages_wamid_key)"
             )
-        row.wamid = wamid
-        if row.status == "queued":
-            row.status = "sent"
-        self._apply_statuses({wamid})
+        if row is not None:
+            row.wamid = wamid
+            if row.status == "queued":
+                row.status = "sent"
+            self._apply_statuses({wamid})
+        if next_part is not None:
+            await self.sending(next_part)
+        if answered is None:
+            return True
+        holder = self.leases.get(answered.id)
+        if holder is None or holder != answered.claimed_by:
+            return False
+        del self.leases[answered.id]
+        self.answered.add(answered.id)
+        return True
 
     def status_of(self, wamid: str) -> str | None:
         """The status of the part Meta knows as ``wamid``."""

@@ -856,12 +856,14 @@ async def test_a_reply_is_recorded_once_whole(ports: Ports) -> None:
     parts = await ports.messages.plan(
         claimed, "5215512345678", ["Hola", "¿Qué tal?"], fallback=False
     )
-    assert [(p.part, p.text, p.wamid, p.send_attempts) for p in parts] == [
-        (1, "Hola", None, 0),
-        (2, "¿Qué tal?", None, 0),
+    # The first part is recorded as being sent: it is sent right after the plan.
+    assert [(p.part, p.text, p.wamid, p.send_attempts, p.sending) for p in parts] == [
+        (1, "Hola", None, 1, True),
+        (2, "¿Qué tal?", None, 0, False),
     ]
     again = await ports.messages.plan(claimed, "5215512345678", ["Otra"], fallback=True)
-    assert again == parts == await ports.messages.planned(claimed)
+    unmarked = [replace(p, sending=False) for p in parts]
+    assert again == unmarked == await ports.messages.planned(claimed)
 
 
 async def test_a_reply_to_a_message_that_is_not_stored_is_a_conflict(ports: Ports) -> None:
@@ -884,8 +886,22 @@ async def test_sending_counts_attempts_until_meta_accepts_the_part(ports: Ports)
     await ports.messages.sent(part, wamid)
     await ports.messages.sending(part)
     (after,) = await ports.messages.planned(claimed)
-    assert (after.wamid, after.send_attempts) == (wamid, 2)
+    assert (after.wamid, after.send_attempts) == (wamid, 3)  # the plan's mark, then two
     assert await ports.status_of(wamid) == "sent"
+
+
+async def test_a_wamid_marks_the_next_part_and_settles_only_a_message_its_worker_holds(
+    ports: Ports,
+) -> None:
+    (claimed,) = await stored(ports, message(unique("wamid."), phone_number_id=unique("pn")))
+    first, second = await ports.messages.plan(claimed, "521", ["a", "b"], fallback=False)
+    one, two = unique("wamid.R"), unique("wamid.R")
+    assert await ports.messages.sent(first, one, next_part=second)
+    # Nobody holds this message's lease: its last wamid is recorded, the queue is untouched.
+    unheld = replace(claimed, claimed_by="w-nobody")
+    assert not await ports.messages.sent(second, two, answered=unheld)
+    after = await ports.messages.planned(claimed)
+    assert [(p.wamid, p.send_attempts) for p in after] == [(one, 1), (two, 1)]
 
 
 async def test_a_wamid_recorded_for_two_parts_is_a_conflict(ports: Ports) -> None:

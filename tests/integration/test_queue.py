@@ -338,7 +338,9 @@ async def test_a_reply_is_recorded_once_whole_and_its_wamid_takes_a_status_that_
 
     assert [p.text for p in again] == ["uno", "dos"]
     assert [p.part for p in parts] == [1, 2] and all(p.wamid is None for p in parts)
-    await log.sending(parts[0])
+    # The plan marked its first part as being sent; a plan read back marks none.
+    assert [(p.send_attempts, p.sending) for p in parts] == [(1, True), (0, False)]
+    assert [(p.send_attempts, p.sending) for p in again] == [(1, False), (0, False)]
     async with db.connection() as conn:  # Meta's "delivered" webhook beat our commit
         await conn.execute(
             "INSERT INTO whatsapp_message_statuses (wamid, status, phone_number_id, occurred_at,"
@@ -355,6 +357,45 @@ async def test_a_reply_is_recorded_once_whole_and_its_wamid_takes_a_status_that_
             "SELECT status FROM whatsapp_outbound_messages WHERE wamid = 'wamid.FAST'"
         )
         assert await cur.fetchone() == ("delivered",)
+
+
+async def test_each_wamid_marks_the_next_part_and_the_last_settles_the_answer_at_once(
+    db: Pool,
+) -> None:
+    message_id = await store_inbound(db)
+    (message,) = await MessageQueue(db).claim("w1", limit=5, one_per_conversation=True)
+    log = PostgresMessageLog(db)
+    first, second = await log.plan(message, "16505551234", ["uno", "dos"], fallback=False)
+
+    assert message.claimed_by == "w1"
+    assert await log.sent(first, "wamid.ONE", next_part=second)
+    assert (await row(db, message_id))["state"] == "processing"
+    assert [p.send_attempts for p in await log.planned(message)] == [1, 1]
+    assert await log.sent(second, "wamid.TWO", answered=message)
+
+    settled = await row(db, message_id)
+    assert (settled["state"], settled["locked_by"], settled["last_error"]) == (
+        "answered",
+        None,
+        None,
+    )
+    assert [p.wamid for p in await log.planned(message)] == ["wamid.ONE", "wamid.TWO"]
+
+
+async def test_a_last_wamid_recorded_after_the_lease_was_lost_settles_nothing(db: Pool) -> None:
+    message_id = await store_inbound(db)
+    (message,) = await MessageQueue(db, lease=0.2).claim(
+        "w-slow", limit=5, one_per_conversation=True
+    )
+    log = PostgresMessageLog(db)
+    (part,) = await log.plan(message, "16505551234", ["uno"], fallback=False)
+    await asyncio.sleep(0.3)
+    (again,) = await MessageQueue(db, lease=60).claim("w2", limit=5, one_per_conversation=True)
+
+    assert not await log.sent(part, "wamid.LATE", answered=message)
+
+    assert (await row(db, message_id))["state"] == "processing"  # w2 holds it and resumes
+    assert [p.wamid for p in await log.planned(again)] == ["wamid.LATE"]
 
 
 async def test_recent_messages_are_listed_per_tenant_newest_first_with_their_state(

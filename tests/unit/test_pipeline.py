@@ -138,6 +138,10 @@ class FakeLog:
     parts: list[OutboundPart] = field(default_factory=list)
     crash_after_send: bool = False
     history_calls: list[dict[str, Any]] = field(default_factory=list)
+    #: Every write, in order: ("plan", n parts), ("sending", part), ("sent", part, next, settle).
+    writes: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Whether the worker still holds the lease when the last wamid settles the message.
+    lease_held: bool = True
 
     async def history(
         self, message: QueuedMessage, *, since: datetime, limit: int
@@ -151,21 +155,43 @@ class FakeLog:
     async def plan(
         self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
     ) -> list[OutboundPart]:
-        if not self.parts:
-            self.parts = [OutboundPart(id=n, part=n, text=t) for n, t in enumerate(parts, 1)]
-        return list(self.parts)
+        if self.parts:
+            return list(self.parts)
+        self.writes.append(("plan", len(parts)))
+        self.parts = [
+            OutboundPart(id=n, part=n, text=t, send_attempts=int(n == 1))
+            for n, t in enumerate(parts, 1)
+        ]
+        return [replace(p, sending=p.part == 1) for p in self.parts]
 
-    def _replace(self, part: OutboundPart, **changes: Any) -> None:
-        self.parts = [replace(p, **changes) if p.id == part.id else p for p in self.parts]
+    def _replace(self, part_id: int, **changes: Any) -> None:
+        self.parts = [replace(p, **changes) if p.id == part_id else p for p in self.parts]
+
+    def _attempt(self, part_id: int) -> None:
+        (stored,) = [p for p in self.parts if p.id == part_id]
+        self._replace(part_id, send_attempts=stored.send_attempts + 1)
 
     async def sending(self, part: OutboundPart) -> None:
-        self._replace(part, send_attempts=part.send_attempts + 1)
+        self.writes.append(("sending", part.part))
+        self._attempt(part.id)
 
-    async def sent(self, part: OutboundPart, wamid: str) -> None:
+    async def sent(
+        self,
+        part: OutboundPart,
+        wamid: str,
+        *,
+        next_part: OutboundPart | None = None,
+        answered: QueuedMessage | None = None,
+    ) -> bool:
         if self.crash_after_send:
             self.crash_after_send = False
             raise Crash
-        self._replace(part, wamid=wamid)
+        settle = answered.claimed_by if answered else None
+        self.writes.append(("sent", part.part, next_part.part if next_part else None, settle))
+        self._replace(part.id, wamid=wamid)
+        if next_part is not None:
+            self._attempt(next_part.id)
+        return answered is None or self.lease_held
 
 
 @dataclass
@@ -666,3 +692,69 @@ async def test_a_claim_that_saw_a_reply_resumes_it_without_a_second_llm_answer()
 
     assert outcome.wamids == ("wamid.SENT",) and log.planned_calls == 1
     assert w.assistant.calls == [] and w.whatsapp.sends == [] and w.whatsapp.reads == []
+
+
+# -- the writes per message: each mark folded into the write before it ----------------------
+
+
+async def test_a_fresh_answer_costs_the_plan_and_one_write_per_part_settled_with_the_last() -> None:
+    long_reply = "\n\n".join(f"Sección {n}. " + "texto " * 500 for n in range(3))
+    w = world(assistant=FakeAssistant(long_reply))
+
+    outcome = await w.pipeline.handle(inbound(has_reply=False, claimed_by="w1"))
+
+    # The plan marks part 1 as being sent; each wamid marks the next part; the last settles.
+    assert w.log.writes == [
+        ("plan", 3),
+        ("sent", 1, 2, None),
+        ("sent", 2, 3, None),
+        ("sent", 3, None, "w1"),
+    ]
+    assert [p.send_attempts for p in w.log.parts] == [1, 1, 1]
+    assert outcome.kind == "answered" and outcome.settled is True and outcome.resent == 0
+    assert outcome.wamids == ("wamid.OUT1", "wamid.OUT2", "wamid.OUT3")
+
+
+async def test_an_answer_whose_lease_was_lost_by_its_last_wamid_says_so() -> None:
+    w = world(log=FakeLog(lease_held=False))
+
+    outcome = await w.pipeline.handle(inbound(claimed_by="w1"))
+
+    assert outcome.kind == "answered" and outcome.settled is False
+    assert w.log.parts[0].wamid == "wamid.OUT1"  # the wamid is recorded all the same
+
+
+async def test_a_message_no_worker_claimed_is_left_for_its_caller_to_settle() -> None:
+    w = world()
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "answered" and outcome.settled is None
+    assert w.log.writes == [("plan", 1), ("sent", 1, None, None)]
+
+
+async def test_a_resumed_reply_marks_its_first_unsent_part_then_folds_the_rest() -> None:
+    log = FakeLog(
+        parts=[
+            OutboundPart(id=1, part=1, text="uno", wamid="wamid.SENT", send_attempts=1),
+            OutboundPart(id=2, part=2, text="dos", send_attempts=1),
+            OutboundPart(id=3, part=3, text="tres"),
+        ]
+    )
+    w = world(log=log)
+
+    outcome = await w.pipeline.handle(inbound(attempts=2, claimed_by="w2"))
+
+    assert log.writes == [("sending", 2), ("sent", 2, 3, None), ("sent", 3, None, "w2")]
+    assert [p.send_attempts for p in log.parts] == [1, 2, 1]
+    assert outcome.resent == 1  # part 2 may have reached the customer before the crash
+    assert outcome.wamids == ("wamid.SENT", "wamid.OUT1", "wamid.OUT2")
+
+
+async def test_a_resumed_reply_with_every_wamid_is_left_for_the_worker_to_settle() -> None:
+    log = FakeLog(parts=[OutboundPart(id=1, part=1, text="uno", wamid="wamid.SENT")])
+    w = world(log=log)
+
+    outcome = await w.pipeline.handle(inbound(attempts=2, claimed_by="w2"))
+
+    assert outcome.kind == "answered" and outcome.settled is None and log.writes == []

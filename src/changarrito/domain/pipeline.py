@@ -11,13 +11,18 @@ store; ``Replier``: the LLM ``Assistant`` of ``domain/assistant.py``). For a cla
 3. unless a reply is already recorded for it (a re-claimed message): marks the message read
    (with the typing indicator), loads the conversation (that customer, that number, that
    tenant, within Meta's 24-hour window), asks the tenant's LLM (or the platform's) and
-   records the whole reply, split into parts, *before* sending any of it;
-4. sends each part that has no wamid yet, recording each wamid as soon as Meta returns it.
+   records the whole reply, split into parts, *before* sending any of it (its first part
+   already marked as being sent, in the same transaction);
+4. sends each part that has no wamid yet, recording each wamid as soon as Meta returns it:
+   in the same transaction, the next part is marked as being sent or, after the last part,
+   the message is recorded answered in the queue (``Outcome.settled``), so a message costs
+   the database three round trips and a share of a claim: the history, the plan, one per
+   part.
 
 So a re-claimed message resumes where it stopped and never resends a part with a wamid. The
 one unavoidable window: a worker killed after Meta accepted a part but before its wamid was
 committed sends that part again when the message is retried (at-least-once; the Graph API has
-no idempotency key). The wamid is written right after the response, in its own statement.
+no idempotency key). The wamid is written right after the response, in its own transaction.
 
 When the LLM cannot answer (a final error, or a retryable one on the last attempt), the
 tenant's ``fallbackText`` (or the platform's) is sent instead of silence.
@@ -25,7 +30,7 @@ tenant's ``fallbackText`` (or the platform's) is sent instead of silence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Literal
 
@@ -43,7 +48,7 @@ from changarrito.domain.errors import (
 )
 from changarrito.domain.model import IntegrationType, Resolved, Source
 from changarrito.domain.ports import MessageLog, Replier, Senders, Verifications, WhatsAppSender
-from changarrito.domain.queued import QueuedMessage
+from changarrito.domain.queued import OutboundPart, QueuedMessage
 from changarrito.domain.text import MAX_TEXT_CHARS, split_text
 
 #: The customer service window: free-form replies are allowed this long after their message.
@@ -66,6 +71,10 @@ class Outcome:
     #: Parts that may already have reached the customer before a crash and were sent again.
     resent: int = 0
     notes: tuple[str, ...] = field(default=())
+    #: Whether the pipeline already recorded the outcome in the queue, with the last wamid
+    #: (``False``: the worker had lost the message's lease by then); ``None``: not recorded,
+    #: the worker records it.
+    settled: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,22 +148,34 @@ class Pipeline:
             text, fallback = await self._compose(message, notes)
             chunks = split_text(text, MAX_TEXT_CHARS)
             parts = await self.messages.plan(message, recipient, chunks, fallback=fallback)
-        wamids: list[str] = []
+        ordered = sorted(parts, key=lambda p: p.part)
+        todo = [p for p in ordered if not p.wamid]
+        wamids = {p.part: p.wamid for p in ordered if p.wamid}
         resent = 0
-        for part in sorted(parts, key=lambda p: p.part):
-            if part.wamid:
-                wamids.append(part.wamid)
-                continue
-            resent += part.send_attempts > 0
-            await self.messages.sending(part)
+        settled: bool | None = None
+        for index, part in enumerate(todo):
+            resent += part.send_attempts - part.sending > 0
+            if not part.sending:
+                await self.messages.sending(part)
             quote = message.wamid if part.part == 1 else None
             sent = await self.whatsapp.send_text(
                 message.phone_number_id, token, recipient, part.text, quote
             )
-            await self.messages.sent(part, sent[0])
-            wamids.append(sent[0])
+            following = todo[index + 1] if index + 1 < len(todo) else None
+            answered = message if following is None and message.claimed_by else None
+            done = await self.messages.sent(part, sent[0], next_part=following, answered=answered)
+            if following is not None:
+                todo[index + 1] = _marked(following)
+            elif answered is not None:
+                settled = done
+            wamids[part.part] = sent[0]
         return Outcome(
-            "answered", wamids=tuple(wamids), fallback=fallback, resent=resent, notes=tuple(notes)
+            "answered",
+            wamids=tuple(wamids[p.part] for p in ordered),
+            fallback=fallback,
+            resent=resent,
+            notes=tuple(notes),
+            settled=settled,
         )
 
     async def _mark_read(self, message: QueuedMessage, token: str, notes: list[str]) -> None:
@@ -192,3 +213,8 @@ class Pipeline:
                 return reply.text.strip(), False
             notes.append("the LLM answered with an empty text")
         return await self.assistant.fallback_text(message.tenant_id), True
+
+
+def _marked(part: OutboundPart) -> OutboundPart:
+    """``part`` as ``sent`` left it when it recorded the part before: marked as being sent."""
+    return replace(part, send_attempts=part.send_attempts + 1, sending=True)

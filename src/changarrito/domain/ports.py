@@ -421,12 +421,27 @@ class MessageLog(Protocol):
     async def plan(
         self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
     ) -> list[OutboundPart]:
-        """Records the reply's parts once; returns the recorded ones (a concurrent plan wins)."""
+        """Records the reply's parts once, the first marked as being sent (``sending``, one
+        attempt counted); returns the recorded ones (a concurrent plan wins, none marked)."""
         ...
 
-    async def sending(self, part: OutboundPart) -> None: ...
+    async def sending(self, part: OutboundPart) -> None:
+        """Counts a send attempt of ``part`` (unless it has a wamid)."""
+        ...
 
-    async def sent(self, part: OutboundPart, wamid: str) -> None: ...
+    async def sent(
+        self,
+        part: OutboundPart,
+        wamid: str,
+        *,
+        next_part: OutboundPart | None = None,
+        answered: QueuedMessage | None = None,
+    ) -> bool:
+        """Records the wamid Meta returned for ``part`` and, in the same transaction, marks
+        ``next_part`` as being sent, or records ``answered`` (its last part) answered in the
+        queue if its worker (``claimed_by``) still holds its lease. Returns whether
+        ``answered`` was settled (true without one)."""
+        ...
 
 
 class Replier(Protocol):

@@ -30,6 +30,9 @@ class QueuedMessage:
     #: Whether a reply was already recorded for it when it was claimed (``None``: unknown);
     #: ``False`` spares the pipeline reading the reply's parts back.
     has_reply: bool | None = None
+    #: The worker holding its lease (``None``: not claimed). With it, the message log records
+    #: the message answered in the transaction that records its reply's last wamid.
+    claimed_by: str | None = None
 
     @property
     def recipient(self) -> str | None:
@@ -45,4 +48,8 @@ class OutboundPart:
     part: int
     text: str
     wamid: str | None = None
+    #: Sends started, this one included when ``sending`` is set.
     send_attempts: int = 0
+    #: Already marked as being sent by this worker (``plan`` marks the first part of the reply
+    #: it records, ``sent`` the part after the one it records): no ``sending`` call is due.
+    sending: bool = False

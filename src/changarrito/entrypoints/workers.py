@@ -2,15 +2,16 @@
 
 Each process answers up to ``CHANGARRITO_WORKERS_CONCURRENCY`` messages at once. One loop
 claims due messages for every free slot in one statement (at most one per conversation) and
-answers each in its own task, then settles it in the queue. The loop wakes on the intake's
-``changarrito_inbound`` notification, and whenever a message is settled, and polls every
-``CHANGARRITO_WORKER_POLL`` seconds in case one was missed. While messages are in hand one
-heartbeat renews their leases in one statement; if the process dies, the leases run out and
-another worker resumes each message where it stopped. While the database is unreachable the
-loop keeps polling, and a message answered meanwhile is settled as soon as it is back (tried
-again for up to half the lease), so an outage of seconds holds nothing for a whole lease.
-SIGTERM (or cancelling the supervisor) stops claiming and lets the messages in hand finish
-for up to ``CHANGARRITO_WORKER_GRACE`` seconds.
+answers each in its own task, then settles it in the queue (an answer is settled by the
+pipeline, with its last wamid). The loop wakes on the intake's ``changarrito_inbound``
+notification, and whenever a message is settled, and polls every ``CHANGARRITO_WORKER_POLL``
+seconds in case one was missed. While messages are in hand one heartbeat renews their leases
+in one statement; if the process dies, the leases run out and another worker resumes each
+message where it stopped. While the database is unreachable the loop keeps polling, and a
+message answered meanwhile is settled as soon as it is back (tried again for up to half the
+lease), so an outage of seconds holds nothing for a whole lease. SIGTERM (or cancelling the
+supervisor) stops claiming and lets the messages in hand finish for up to
+``CHANGARRITO_WORKER_GRACE`` seconds.
 
 Every log line of a message's journey carries ``tenant_id``, ``phone_number_id`` and ``wamid``.
 """
@@ -193,7 +194,9 @@ class Workers:
                 event = "message.lease_lost"
             log.warning(event, error=outcome.reason, attempt=message.attempts, delay=delay)
             return
-        settled = await self.queue.finish(worker, message.id, outcome.kind, outcome.reason)
+        settled = outcome.settled  # an answer is settled with its last wamid (pipeline.py)
+        if settled is None:
+            settled = await self.queue.finish(worker, message.id, outcome.kind, outcome.reason)
         if not settled:
             log.warning("message.lease_lost", outcome=outcome.kind)
         elif outcome.kind == "answered":

@@ -1,8 +1,10 @@
 """The pipeline's ``MessageLog`` on PostgreSQL: conversation history and each reply's parts.
 
-A reply is recorded whole, split into parts, before any part is sent (``plan``); each part's
-wamid is recorded as soon as Meta returns it (``sent``). SQL lives in ``message_log.sql``
-(and ``apply_statuses`` in ``messages.sql``).
+A reply is recorded whole, split into parts, before any part is sent (``plan``, which marks
+the first part as being sent); each part's wamid is recorded as soon as Meta returns it
+(``sent``), in one transaction with the mark of the next part or, after the last one, the
+message answered in the queue. SQL lives in ``message_log.sql`` (``apply_statuses`` in
+``messages.sql``, ``finish`` in ``queue.sql``).
 """
 
 from __future__ import annotations
@@ -70,8 +72,9 @@ class PostgresMessageLog:
     async def plan(
         self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
     ) -> list[OutboundPart]:
-        """Records every part of the reply in one transaction, unless a reply is already
-        recorded for the message (then that one stands, whole)."""
+        """Records every part of the reply in one transaction, the first marked as being sent,
+        unless a reply is already recorded for the message (then that one stands, whole, and
+        none is marked)."""
         params = {
             "inbound_id": message.id,
             "tenant_id": message.tenant_id,
@@ -100,25 +103,41 @@ class PostgresMessageLog:
             async with self.pool.connection() as conn:
                 await conn.execute(QUERIES["sending"], {"id": part.id})
 
-    async def sent(self, part: OutboundPart, wamid: str) -> None:
+    async def sent(
+        self,
+        part: OutboundPart,
+        wamid: str,
+        *,
+        next_part: OutboundPart | None = None,
+        answered: QueuedMessage | None = None,
+    ) -> bool:
         """Records the wamid Meta returned, and applies any status webhook that arrived for
-        it before this commit (Meta can be that fast)."""
+        it before this commit (Meta can be that fast); in the same transaction, marks
+        ``next_part`` as being sent, or settles ``answered`` (``finish``) if its worker still
+        holds its lease. Returns whether it settled ``answered`` (true without one)."""
         statuses = {"order": list(STATUS_ORDER), "wamids": [wamid]}
+        finish = None
+        if answered is not None:
+            finish = {"worker": answered.claimed_by, "id": answered.id}
+            finish |= {"state": "answered", "error": None}
         # Meta has the part: losing its wamid now would send it again on the retry. While
         # the database is away (a restart, a failover), keep trying for a while.
         deadline = time.monotonic() + SENT_PATIENCE
         while True:
             try:
-                # One round trip: BEGIN, the wamid, the statuses (``apply_statuses``), COMMIT.
+                # One round trip: BEGIN, the wamid, the statuses (``apply_statuses``), the
+                # next part's mark or the queue's outcome, COMMIT.
                 with translated():
-                    async with (
-                        self.pool.connection() as conn,
-                        conn.pipeline(),
-                        conn.transaction(),
-                    ):
-                        await conn.execute(QUERIES["sent"], {"id": part.id, "wamid": wamid})
-                        await conn.execute(QUERIES["apply_statuses"], statuses)
-                return
+                    async with self.pool.connection() as conn:
+                        cur = conn.cursor()
+                        async with conn.pipeline(), conn.transaction():
+                            await conn.execute(QUERIES["sent"], {"id": part.id, "wamid": wamid})
+                            await conn.execute(QUERIES["apply_statuses"], statuses)
+                            if next_part is not None:
+                                await conn.execute(QUERIES["sending"], {"id": next_part.id})
+                            if finish is not None:
+                                await cur.execute(QUERIES["finish"], finish)
+                        return finish is None or await cur.fetchone() is not None
             except StorageUnavailable:
                 if time.monotonic() > deadline:
                     raise

@@ -42,18 +42,22 @@ ORDER BY part
 -- name: plan_parts
 -- Every part of a reply, unless one is already recorded for the message (run after
 -- lock_message, in the same transaction: this statement's snapshot sees a concurrent plan).
+-- The first part is recorded as being sent (as ``sending`` marks it): it is sent right after.
 -- Returns the parts it recorded, as ``planned`` would read them (none: a plan was there).
 INSERT INTO whatsapp_outbound_messages
-    (inbound_id, part, tenant_id, phone_number_id, recipient, text, is_fallback)
+    (inbound_id, part, tenant_id, phone_number_id, recipient, text, is_fallback,
+     send_attempts, send_started_at)
 SELECT %(inbound_id)s, p.part, %(tenant_id)s::uuid, %(phone_number_id)s, %(recipient)s,
-       p.text, %(is_fallback)s
+       p.text, %(is_fallback)s, (p.part = 1)::int, CASE WHEN p.part = 1 THEN now() END
 FROM unnest(%(texts)s::text[]) WITH ORDINALITY AS p (text, part)
 WHERE NOT EXISTS (
     SELECT 1 FROM whatsapp_outbound_messages o WHERE o.inbound_id = %(inbound_id)s)
 ON CONFLICT (inbound_id, part) DO NOTHING
-RETURNING id, part, text, wamid, send_attempts
+RETURNING id, part, text, wamid, send_attempts, part = 1 AS sending
 
 -- name: sending
+-- A part is about to be sent: one more attempt. ``plan`` counts the first part's with the
+-- plan, ``sent`` the next part's with the wamid before it; alone, for a resumed reply.
 UPDATE whatsapp_outbound_messages
 SET send_attempts = send_attempts + 1, send_started_at = now(), updated_at = now()
 WHERE id = %(id)s AND wamid IS NULL

@@ -32,7 +32,8 @@ WHERE m.id = due.id
 RETURNING m.id, m.wamid, m.phone_number_id, m.tenant_id, m.type, m.text, m.sent_at,
           m.attempts, m.customer_id, m.customer_phone, m.customer_user_id,
           EXISTS (SELECT 1 FROM whatsapp_outbound_messages o WHERE o.inbound_id = m.id)
-              AS has_reply
+              AS has_reply,
+          m.locked_by AS claimed_by
 
 -- name: claim_batch
 -- The workers' claim: as ``claim``, at most one message per conversation (its oldest due one,
@@ -170,7 +171,8 @@ WHERE m.id = due.id
 RETURNING m.id, m.wamid, m.phone_number_id, m.tenant_id, m.type, m.text, m.sent_at,
           m.attempts, m.customer_id, m.customer_phone, m.customer_user_id,
           EXISTS (SELECT 1 FROM whatsapp_outbound_messages o WHERE o.inbound_id = m.id)
-              AS has_reply
+              AS has_reply,
+          m.locked_by AS claimed_by
 
 -- name: extend
 -- Renews the lease of messages this worker is still answering.
@@ -180,7 +182,8 @@ WHERE id = ANY(%(ids)s) AND state = 'processing' AND locked_by = %(worker)s
 RETURNING id
 
 -- name: finish
--- Ends a claim for good: answered, ignored or failed.
+-- Ends a claim for good: answered, ignored or failed (an answer in the transaction of its
+-- reply's last wamid: message_log.py).
 UPDATE whatsapp_inbound_messages
 SET state = %(state)s, locked_until = NULL, locked_by = NULL,
     last_error = %(error)s, updated_at = now()
