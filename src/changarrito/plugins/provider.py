@@ -9,6 +9,7 @@ Plugin authors import these from ``changarrito.plugin``; the kinds' contracts
 
 from __future__ import annotations
 
+import functools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping
@@ -269,10 +270,13 @@ class Provider(ABC):
         raise error
 
 
-def _required_fields(schema: type[msgspec.Struct]) -> list[str]:
+@functools.cache
+def _required_fields(schema: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The fields of ``schema`` without a default (inspected once per schema: the LLM's
+    every call asks, through ``tenant_endpoint``)."""
     info = msgspec.inspect.type_info(schema)
     assert isinstance(info, msgspec.inspect.StructType)
-    return [f.encode_name for f in info.fields if f.required]
+    return tuple(f.encode_name for f in info.fields if f.required)
 
 
 def _convert(schema: type[msgspec.Struct], data: Mapping[str, Any], where: str) -> Any:
