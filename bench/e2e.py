@@ -19,14 +19,21 @@ seconds; it **holds** when every webhook was acknowledged and, when the load end
 1 % of the webhooks due more than ``STALE_AFTER`` seconds earlier are still unanswered (the
 backlog did not grow). ``--capacity`` searches the highest rate that holds (short steps:
 ``--search-duration``, rates growing by half until one fails, then bisected), then confirms it
-for ``--duration`` seconds, stepping down by a tenth while the confirmation fails. Without
+for ``--duration`` seconds, stepping down by a tenth while the confirmation fails. After a
+step that did not hold, the peer is restarted (its backlog is in its memory and would
+weigh on the next step); Changarrito's is in its queue, answered within the drain, and its
+message tables are vacuumed before each step (no step inherits the dead rows of those
+before it: the queue's claim slowed down with them within a few minutes). Without
 ``--capacity``, one step at ``--rate`` (default 200/s for 60 s). After each step the bench
 waits (``--drain``) for the remaining replies, then counts lost and duplicate replies.
+``--profile`` samples ``serve`` with py-spy through each step (collapsed stacks in the work
+folder: one line per stack and its sample count, to sum).
 
 Reported per server and step: replies received vs webhooks acknowledged, latency from each
 webhook's due time to its reply's arrival (median, p99), the webhook's acknowledgement
-latency, and with ``--capacity`` each server's capacity and the ratio of Changarrito's to the
-peer's.
+latency, the server process's CPU time per reply (from the load's start to the drain's end;
+the database's own CPU is not in it), and with ``--capacity`` each server's capacity and the
+ratio of Changarrito's to the peer's.
 
 Run: ``make bench-e2e`` (or ``bench/.venv/bin/python -m bench.e2e --help``).
 """
@@ -41,6 +48,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -66,7 +74,6 @@ from bench.service import (
     PLATFORM_NUMBER,
     Service,
     seed,
-    server_choices,
     service_env,
     start,
     start_changarrito,
@@ -95,6 +102,18 @@ def replies(graph_port: int) -> dict[str, Any]:
         return dict(json.loads(r.read()))
 
 
+def vacuum(url: str) -> None:
+    """Vacuums the message tables before a step, so that no step inherits the dead rows of
+    the steps before it (autovacuum would clear them in time; a step is only a minute)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "VACUUM (ANALYZE) whatsapp_inbound_messages, whatsapp_outbound_messages, "
+            "whatsapp_message_statuses"
+        )
+
+
 def queue_states(url: str) -> dict[str, int]:
     """How many inbound messages are in each state once the load and the drain are over."""
     import psycopg
@@ -104,19 +123,56 @@ def queue_states(url: str) -> dict[str, int]:
         return {str(state): int(n) for state, n in rows.fetchall()}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process ``pid`` has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Target:
     """One server under test, with its own fakes; ``step`` loads it at one rate."""
 
     def __init__(
-        self, name: str, service: Service, graph_port: int, numbers: list[Number], workdir: Path
+        self,
+        name: str,
+        service: Service,
+        graph_port: int,
+        numbers: list[Number],
+        workdir: Path,
+        relaunch: Callable[[], Service] | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.name = name
         self.service = service
+        self.relaunch = relaunch
         self.graph_port = graph_port
         self.numbers = numbers
         self.workdir = workdir
+        self.database_url = database_url
         self.steps = 0
         self.seen = {"untraced": 0, "read": 0}  # the Graph fake's counts before this step
+
+    def recover(self) -> None:
+        """After a step that did not hold: a server whose backlog lives in its memory (the
+        peer's background tasks) is started afresh, so that the next step does not inherit
+        it. Changarrito's backlog is in its queue: answered within the drain, or counted."""
+        if self.relaunch is None:
+            return
+        say(f"  {self.name}: restarted, to drop the backlog it holds in memory")
+        self.service.stop()
+        self.service = self.relaunch()
+
+    def profiler(self, args: argparse.Namespace, duration: float) -> subprocess.Popen[bytes] | None:
+        """py-spy sampling Changarrito's ``serve`` through the step (``--profile``), as
+        collapsed stacks in the work folder (one line per stack and its sample count)."""
+        if not args.profile or self.name != "changarrito":
+            return None
+        spy = Path(sys.executable).parent / "py-spy"
+        out = self.workdir / f"profile-{self.name}-{self.steps}.txt"
+        argv = [str(spy), "record", "--pid", str(self.service.proc.pid), "--format", "raw"]
+        argv += ["--duration", str(max(1, round(duration))), "--rate", "200", "-o", str(out)]
+        say(f"  profiling {self.name} into {out}")
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def step(self, args: argparse.Namespace, rate: float, duration: float) -> dict[str, Any]:
         self.steps += 1
@@ -145,7 +201,13 @@ class Target:
             "--acknowledged",
             str(ack),
         ]
+        if self.database_url is not None:
+            vacuum(self.database_url)
+        spy = self.profiler(args, duration)
+        cpu_before = cpu_seconds(self.service.proc.pid)
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 180)
+        if spy is not None:
+            spy.wait(timeout=60)
         if out.returncode != 0:
             raise RuntimeError(f"loadgen failed:\n{out.stderr}\n{self.service.tail()}")
         load = json.loads(out.stdout.strip().splitlines()[-1])
@@ -159,6 +221,7 @@ class Target:
         ) < len(wanted):
             time.sleep(0.5)
             got = replies(self.graph_port)
+        cpu = cpu_seconds(self.service.proc.pid) - cpu_before
         start_s, interval = load["start_monotonic"], load["interval"]
         due = {t: start_s + i * interval for i, t in enumerate(tokens)}
         load_end_ns = (start_s + total * interval) * 1e9
@@ -194,6 +257,8 @@ class Target:
             "untraced_replies": got["untraced"] - self.seen["untraced"],
             "read_receipts": got["read"] - self.seen["read"],
             "e2e_ms": summary(latencies_ms) if latencies_ms else None,
+            # The server process's CPU from the load's start to the drain's end, per reply.
+            "server_cpu_ms_per_reply": round(1000 * cpu / max(1, len(first)), 3),
         }
         self.seen = {"untraced": got["untraced"], "read": got["read"]}
         e2e = result["e2e_ms"] or {}
@@ -203,7 +268,8 @@ class Target:
             f"{result['replied_during_load_per_s']}/s "
             f"during the load, backlog at its end {result['backlog_at_load_end']:,}, "
             f"duplicates {duplicates}, reply p50 {e2e.get('median', 0):.0f} ms, "
-            f"p99 {e2e.get('p99', 0):.0f} ms"
+            f"p99 {e2e.get('p99', 0):.0f} ms, server CPU {result['server_cpu_ms_per_reply']} ms "
+            "per reply"
         )
         return result
 
@@ -215,7 +281,6 @@ def start_target(
     llm_port = fake("openai", stack)
     graph_port = fake("graph", stack)
     if name == "pywa":
-        loop, http = server_choices()
         port = free_port()
         env = {**os.environ, "BENCH_APP_SECRET": APP_SECRET}
         argv = [
@@ -228,19 +293,18 @@ def start_target(
             f"http://127.0.0.1:{llm_port}/v1",
             "--graph-url",
             f"http://127.0.0.1:{graph_port}",
-            "--loop",
-            loop,
-            "--http",
-            http,
             "--phone-id",
             PLATFORM_NUMBER.phone_number_id,
         ]
-        service = start("pywa", argv, env, port, workdir)
-        stack.callback(service.stop)
         from bench.service import tenant_number
 
+        def launch() -> Service:
+            return start("pywa", argv, env, port, workdir)
+
         numbers = [tenant_number(i) for i in range(args.tenants)]
-        return Target(name, service, graph_port, numbers, workdir), None
+        peer = Target(name, launch(), graph_port, numbers, workdir, relaunch=launch)
+        stack.callback(lambda: peer.service.stop())
+        return peer, None
     from changarrito.adapters.crypto.keyring import KeyRing
 
     url = stack.enter_context(scratch_database(admin))
@@ -259,7 +323,7 @@ def start_target(
         extra["CHANGARRITO_WORKERS_CONCURRENCY"] = str(args.workers_concurrency)
     service = start_changarrito(service_env(url, keys, extra), workdir)
     stack.callback(service.stop)
-    return Target(name, service, graph_port, numbers, workdir), url
+    return Target(name, service, graph_port, numbers, workdir, database_url=url), url
 
 
 def search(target: Target, args: argparse.Namespace) -> dict[str, Any]:
@@ -273,6 +337,8 @@ def search(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     while args.resolution <= rate <= args.max_rate:
         result = target.step(args, rate, args.search_duration)
         steps.append(result)
+        if not result["held"]:
+            target.recover()
         if result["held"]:
             held = rate
             if failed is not None:
@@ -291,6 +357,7 @@ def search(target: Target, args: argparse.Namespace) -> dict[str, Any]:
             held = rate
         else:
             failed = rate
+            target.recover()
     confirmed = None
     rate = held or args.start_rate
     for _ in range(4):
@@ -299,6 +366,7 @@ def search(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         if result["held"]:
             confirmed = result
             break
+        target.recover()
         rate = round(rate * 0.9 / args.resolution) * args.resolution
     return {
         "capacity": confirmed["rate"] if confirmed else None,
@@ -332,6 +400,7 @@ def report(runs: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
                     ack.get("p99", 0) / 1000,
                     e2e.get("median"),
                     e2e.get("p99"),
+                    s.get("server_cpu_ms_per_reply"),
                     s["lost"],
                     s["duplicate_replies"],
                 )
@@ -363,6 +432,7 @@ def report(runs: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
         "ack p99 ms",
         "reply p50 ms",
         "reply p99 ms",
+        "CPU ms/reply",
         "unanswered",
         "dups",
     )
@@ -420,6 +490,12 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for replies")
     parser.add_argument(
         "--embedded", action="store_true", help="PostgreSQL from pgserver instead of the machine's"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample changarrito's server with py-spy through each step (collapsed stacks in "
+        "the work folder, which is kept)",
     )
     args = parser.parse_args()
     names = [n.strip() for n in args.servers.split(",") if n.strip()]

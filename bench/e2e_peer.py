@@ -10,10 +10,10 @@ FastAPI background task: nothing is stored, so a crash or a failed call loses th
 
 pywa always talks to ``https://graph.facebook.com``; its client's ``base_url`` is pointed at
 the Graph fake after construction (the only change to pywa's defaults). Served like
-``bench.servers``: one uvicorn process, ``log_config=None``, no access log, the event loop and
-HTTP parser ``changarrito serve`` runs on.
+``bench.servers``: one uvicorn process with ``bench.servers.uvicorn_options``, the settings
+``changarrito serve`` runs with (its event loop, HTTP parser and head deadline, no access log).
 
-Run: ``python -m bench.e2e_peer --port P --llm-url URL --graph-url URL --loop L --http H``.
+Run: ``python -m bench.e2e_peer --port P --llm-url URL --graph-url URL``.
 """
 
 # No ``from __future__ import annotations``: FastAPI and pywa read the handlers' hints.
@@ -21,7 +21,7 @@ import argparse
 import os
 from typing import Any
 
-from bench.servers import APP_SECRET_ENV
+from bench.servers import APP_SECRET_ENV, uvicorn_options
 
 #: The API key and model the bot sends to the fake LLM.
 LLM_KEY = "sk-bench-peer-000000000000000000"
@@ -97,19 +97,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--llm-url", required=True, help="the OpenAI-compatible base URL (…/v1)")
     parser.add_argument("--graph-url", required=True, help="the Graph API fake's base URL")
-    parser.add_argument("--loop", default="asyncio")
-    parser.add_argument("--http", default="h11")
     parser.add_argument("--phone-id", default="100000000000001")
     args = parser.parse_args()
     config = uvicorn.Config(
         peer_app(args.phone_id, args.llm_url, args.graph_url),
-        host="127.0.0.1",
-        port=args.port,
-        log_config=None,
-        access_log=False,
         lifespan="on",
-        loop=args.loop,
-        http=args.http,
+        **uvicorn_options(args.port),
     )
     uvicorn.Server(config).run()
 

@@ -1,12 +1,11 @@
 """Running the real ``changarrito serve`` for the load benches: its database, its tenants, its
-process, and the baselines' processes beside it."""
+process, and its peers' processes beside it."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,22 +27,9 @@ def tenant_number(i: int) -> Number:
     return Number(f"{110_000_000_000_000 + i}", f"5255{i:08d}", f"{210_000_000_000_000 + i}")
 
 
-def server_choices(python: Path = PROJECT_VENV / "bin" / "python") -> tuple[str, str]:
-    """The event loop and HTTP parser uvicorn's ``auto`` picks in the project's virtualenv,
-    so the baselines run on the same ones as ``changarrito serve``."""
-    probe = (
-        "import importlib.util as u;"
-        "print('uvloop' if u.find_spec('uvloop') else 'asyncio',"
-        "'httptools' if u.find_spec('httptools') else 'h11')"
-    )
-    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True)
-    loop, http = out.stdout.split()
-    return loop, http
-
-
 @dataclass
 class Service:
-    """A started ``changarrito serve`` (or baseline) process."""
+    """A started ``changarrito serve`` (or peer) process."""
 
     name: str
     port: int
@@ -73,26 +59,6 @@ def start(name: str, argv: list[str], env: Mapping[str, str], port: int, logdir:
         service.stop()
         raise RuntimeError(f"{name} did not start:\n{service.tail()}") from None
     return service
-
-
-def start_baseline(kind: str, logdir: Path, loop: str, http: str) -> Service:
-    port = free_port()
-    env = {**os.environ, "BENCH_APP_SECRET": APP_SECRET}
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.servers",
-        kind,
-        "--port",
-        str(port),
-        "--loop",
-        loop,
-        "--http",
-        http,
-        "--phone-id",
-        PLATFORM_NUMBER.phone_number_id,
-    ]
-    return start(kind, argv, env, port, logdir)
 
 
 def service_env(
