@@ -158,6 +158,7 @@ def wait_started(worker: WorkerProcess) -> None:
         return "workers.started" in worker.output()
 
     wait_for(f"{worker.name} to start", started, timeout=30)
+    assert "changarrito.gc_settled" in worker.output()  # set for a long-running process
 
 
 def in_hand(database_url: str, pid: int) -> list[str]:

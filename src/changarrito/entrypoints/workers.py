@@ -36,6 +36,7 @@ from changarrito.domain.backoff import backoff_delay
 from changarrito.domain.errors import ConfigurationError, StorageError, StorageUnavailable
 from changarrito.domain.pipeline import Outcome
 from changarrito.domain.queued import QueuedMessage
+from changarrito.entrypoints.collector import settle_after_start
 from changarrito.settings import Settings, WorkerSettings
 
 log = structlog.get_logger("changarrito.worker")
@@ -249,6 +250,7 @@ def run(settings: Settings) -> int:
             exporter = serve_metrics(service.metrics)  # CHANGARRITO_METRICS_PORT, when set
             workers = Workers(service)
             await service.listen()
+            log.info("changarrito.gc_settled", frozen_objects=settle_after_start())
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, workers.stop)
