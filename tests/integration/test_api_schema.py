@@ -142,3 +142,21 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(
         except Exception as exc:  # collect every operation's failure, then report them all
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_schema_documents_metas_webhook_though_it_is_a_plain_asgi_route() -> None:
+    app = create_app(Settings.from_env(TEST_ENV), service=object(), role="all")  # type: ignore[arg-type]
+
+    with TestClient(app=app) as client:
+        schema = client.get("/schema/openapi.json").json()
+
+    webhook = schema["paths"]["/webhooks/whatsapp"]
+    assert webhook["get"]["summary"] == "Meta's verification handshake"
+    assert {p["name"] for p in webhook["get"]["parameters"]} == {
+        "hub.mode",
+        "hub.verify_token",
+        "hub.challenge",
+    }
+    assert webhook["post"]["parameters"][0]["name"] == "x-hub-signature-256"
+    assert set(webhook["post"]["responses"]) == {"200", "400", "401", "413", "503"}
+    assert "/api/v1/internal/tenants" in schema["paths"]  # the generated paths are all there

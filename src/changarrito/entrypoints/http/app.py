@@ -29,6 +29,15 @@ log = structlog.get_logger("changarrito.serve")
 MAX_BODY_BYTES = 3 * 1024 * 1024
 
 
+def documented_for(role: Role) -> list[Any]:
+    """Start-up hooks that add the plain ASGI routes of ``role`` to the OpenAPI schema."""
+    if role in ("all", "whatsapp"):
+        from changarrito.entrypoints.http.webhook import document
+
+        return [document]
+    return []
+
+
 def handlers_for(role: Role) -> list[Any]:
     """The route handlers a role serves: ``backend`` the tenant, internal and payment APIs,
     ``whatsapp`` the Meta webhook; ``all`` both. Register new controllers here."""
@@ -87,6 +96,7 @@ def create_app(
     return Litestar(
         route_handlers=handlers_for(role),
         lifespan=[lifespan],
+        on_startup=documented_for(role),
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,

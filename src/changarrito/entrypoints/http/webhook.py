@@ -26,10 +26,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 import structlog
-from litestar import asgi
+from litestar import Litestar, asgi
 from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, InternalServerException, MethodNotAllowedException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    PathItem,
+    RequestBody,
+    Schema,
+)
 from litestar.types import HTTPScope, Receive, Scope, Send
 
 from changarrito.domain.errors import ChangarritoError
@@ -195,3 +205,61 @@ def _log_delivery(intake: Intake, new: set[str]) -> None:
         )
     for e in events:
         log.debug("whatsapp.event.received", kind=e.kind, field=e.field, code=e.error_code)
+
+
+def document(app: Litestar) -> None:
+    """Adds the route to the app's OpenAPI schema (Litestar leaves plain ASGI routes out);
+    run at start-up, before the schema is first served."""
+    text = {"text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))}
+    problem_json = {PROBLEM_JSON: OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))}
+
+    def query(name: str, description: str) -> Parameter:
+        return Parameter(name=name, param_in="query", required=True, description=description)
+
+    def refusal(description: str) -> OpenAPIResponse:
+        return OpenAPIResponse(description=description, content=problem_json)
+
+    app.openapi_schema.paths = app.openapi_schema.paths or {}
+    app.openapi_schema.paths[PATH] = PathItem(
+        get=Operation(
+            tags=["whatsapp"],
+            summary="Meta's verification handshake",
+            operation_id="WhatsappWebhookVerify",
+            parameters=[
+                query("hub.mode", "subscribe"),
+                query("hub.verify_token", "the platform's or a tenant's verify token"),
+                query("hub.challenge", "echoed back on success"),
+            ],
+            responses={
+                "200": OpenAPIResponse(description="hub.challenge", content=text),
+                "403": refusal("hub.mode or hub.verify_token is wrong (verification-failed)"),
+            },
+        ),
+        post=Operation(
+            tags=["whatsapp"],
+            summary="Meta's webhook updates",
+            description="200 once every update of the body is stored durably.",
+            operation_id="WhatsappWebhookReceive",
+            parameters=[
+                Parameter(
+                    name=SIGNATURE_HEADER,
+                    param_in="header",
+                    required=True,
+                    description="sha256=<hex HMAC-SHA256 of the raw body under the app secret>",
+                )
+            ],
+            request_body=RequestBody(
+                content={
+                    "application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))
+                },
+                required=True,
+            ),
+            responses={
+                "200": OpenAPIResponse(description="stored", content=text),
+                "400": refusal("not a WhatsApp webhook (invalid-webhook)"),
+                "401": refusal("missing or wrong signature (invalid-signature)"),
+                "413": refusal("larger than 3 MiB (body-too-large)"),
+                "503": refusal("not stored; Meta delivers it again later"),
+            },
+        ),
+    )
