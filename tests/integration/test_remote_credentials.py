@@ -25,6 +25,7 @@ from changarrito.adapters.http import HttpClients
 from changarrito.adapters.postgres.notify import Listener
 from changarrito.adapters.remote import RemoteResolver
 from changarrito.bootstrap import Service
+from changarrito.domain.changes import Change
 from changarrito.domain.errors import (
     ConfigurationError,
     CredentialsUnavailable,
@@ -301,6 +302,43 @@ async def test_numbers_route_through_the_backend_and_the_platform_number_needs_n
     assert tenants.tenant_id == tenant
     with pytest.raises(UnknownPhoneNumber):
         await remote.route("999999999999999")
+
+
+async def test_a_number_nobody_owns_costs_the_backend_one_request_a_second_not_one_a_body(
+    remote: RemoteResolver, backend: Backend, clock: Clock
+) -> None:
+    nobodys = "199999999999991"
+    for _ in range(5):
+        with pytest.raises(UnknownPhoneNumber):
+            await remote.sender(nobodys)
+    asked = len(backend.requests)
+    clock.now += 1.1
+    with pytest.raises(UnknownPhoneNumber):
+        await remote.route(nobodys)
+
+    assert asked == 1
+    assert len(backend.requests) == 2
+
+
+async def test_a_number_claimed_after_it_was_unknown_routes_on_its_change_notification(
+    remote: RemoteResolver, app_service: Service
+) -> None:
+    number = "199999999999992"
+    with pytest.raises(UnknownPhoneNumber):
+        await remote.route(number)
+    tenant = await new_tenant(app_service)
+    await give_whatsapp(app_service, tenant, "EAAtenanttoken5555555555555", number)
+
+    remote.on_change(Change(phone_number_id=number))  # what the listener hands it
+
+    async def routed() -> UUID | None:
+        while True:  # the backend's own store forgets the number on its notification
+            with contextlib.suppress(UnknownPhoneNumber):
+                return (await remote.route(number)).tenant_id
+            remote.on_change(Change(phone_number_id=number))
+            await asyncio.sleep(0.05)
+
+    assert await asyncio.wait_for(routed(), timeout=2.0) == tenant
 
 
 async def test_an_unknown_tenant_is_not_found(remote: RemoteResolver) -> None:

@@ -17,6 +17,11 @@ cannot be reached (connection refused, timeout, 5xx), the last good answer is se
 TTL, marked ``stale``, with one warning per key until the backend answers again; with nothing
 to serve, the call fails with the retryable ``CredentialsUnavailable``.
 
+A number the backend says nobody owns is remembered for a second (``cache.UnknownNumbers``,
+as the store does in the other roles), so a stream of webhooks for a shop that left costs the
+backend one request a second, not one each; a change notification naming the number forgets
+it at once.
+
 Changes made through the tenant API reach this process within a second, not a TTL later: the
 ``whatsapp`` role still connects to the same PostgreSQL (its message queue lives there), and
 the backend's store sends ``pg_notify('changarrito_changes', 'tenant:<uuid>' | 'number:<id>')``
@@ -46,6 +51,7 @@ import httpx
 import msgspec
 import structlog
 
+from changarrito.adapters.cache import UnknownNumbers
 from changarrito.adapters.http import HttpClients, translate_transport_errors
 from changarrito.adapters.internal_api import (
     ResolvedCredential,
@@ -122,6 +128,7 @@ class RemoteResolver:
         self.timeout = timeout
         self._answers: LastGood[tuple[UUID, IntegrationType], _Answer] = LastGood(ttl, clock)
         self._routes: LastGood[str, Route] = LastGood(ttl, clock)
+        self._unknown = UnknownNumbers(clock=clock)
         self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
         self._stale_logged: set[Hashable] = set()
         #: Requests sent to the backend (diagnostics and tests: a cache hit sends none).
@@ -157,12 +164,20 @@ class RemoteResolver:
     async def route(self, phone_number_id: str) -> Route:
         if phone_number_id == self.platform.whatsapp_phone_number_id:
             return Route(phone_number_id=phone_number_id, tenant_id=None)
-        route, _ = await self._cached(
-            self._routes,
-            phone_number_id,
-            lambda: self._fetch_route(phone_number_id),
-            what={"phone_number_id": phone_number_id},
-        )
+        if phone_number_id in self._unknown:
+            self.hits += 1
+            raise _nobodys(phone_number_id)
+        generation = self._unknown.generation
+        try:
+            route, _ = await self._cached(
+                self._routes,
+                phone_number_id,
+                lambda: self._fetch_route(phone_number_id),
+                what={"phone_number_id": phone_number_id},
+            )
+        except UnknownPhoneNumber:
+            self._unknown.add(phone_number_id, generation)
+            raise
         return route
 
     async def sender(self, phone_number_id: str) -> Resolved:
@@ -179,6 +194,7 @@ class RemoteResolver:
         self._answers.expire(lambda key, _: key[0] == tenant_id)
 
     def invalidate_number(self, phone_number_id: str) -> None:
+        self._unknown.on_change(Change(phone_number_id=phone_number_id))
         route = self._routes.last(phone_number_id)
         self._routes.expire(lambda key, _: key == phone_number_id)
         if route is not None and route.tenant_id is not None:
@@ -187,6 +203,7 @@ class RemoteResolver:
     def on_change(self, change: Change) -> None:
         """A change notification (``notify.Listener``): expire what it names;
         anything else (``EVERYTHING``, after a reconnection) expires everything."""
+        self._unknown.on_change(change)
         if change.tenant_id is not None:
             self.invalidate_tenant(change.tenant_id)
             return
@@ -278,10 +295,7 @@ class RemoteResolver:
     async def _fetch_route(self, phone_number_id: str) -> Route:
         response = await self._get(resolve_tenant_path(quote(phone_number_id, safe="")))
         if response.status_code == 404:
-            raise UnknownPhoneNumber(
-                f"WhatsApp phone number id {phone_number_id} belongs to no active tenant and "
-                "is not the platform's"
-            )
+            raise _nobodys(phone_number_id)
         body = self._decode(response, TenantRoute)
         return Route(phone_number_id=phone_number_id, tenant_id=body.tenant_id)
 
@@ -339,3 +353,10 @@ def _as_stored(resolved: Resolved | None) -> list[Credential]:
             is_verified=resolved.is_verified,
         )
     ]
+
+
+def _nobodys(phone_number_id: str) -> UnknownPhoneNumber:
+    return UnknownPhoneNumber(
+        f"WhatsApp phone number id {phone_number_id} belongs to no active tenant and is not "
+        "the platform's"
+    )
