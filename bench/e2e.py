@@ -21,9 +21,12 @@ backlog did not grow). ``--capacity`` searches the highest rate that holds (shor
 ``--search-duration``, rates growing by half until one fails, then bisected), then confirms it
 for ``--duration`` seconds, stepping down by a tenth while the confirmation fails. After a
 step that did not hold, the peer is restarted (its backlog is in its memory and would
-weigh on the next step); Changarrito's is in its queue, answered within the drain, and its
-message tables are vacuumed before each step (no step inherits the dead rows of those
-before it: the queue's claim slowed down with them within a few minutes). Without
+weigh on the next step); Changarrito's is in its queue, answered within the drain. Its
+message tables are vacuumed and analysed once, before the first step; after that they are
+left to autovacuum, as in a service running for hours, so later steps inherit the dead rows
+of earlier ones (``--vacuum-between-steps`` vacuums before every step instead, which
+flatters the claim; the server's ``autovacuum`` and ``autovacuum_naptime`` are reported, and a
+run on a server with autovacuum off says so: nothing clears the dead rows there). Without
 ``--capacity``, one step at ``--rate`` (default 200/s for 60 s). After each step the bench
 waits (``--drain``) for the remaining replies, then counts lost and duplicate replies.
 ``--profile`` samples ``serve`` with py-spy through each step (collapsed stacks in the work
@@ -103,8 +106,9 @@ def replies(graph_port: int) -> dict[str, Any]:
 
 
 def vacuum(url: str) -> None:
-    """Vacuums the message tables before a step, so that no step inherits the dead rows of
-    the steps before it (autovacuum would clear them in time; a step is only a minute)."""
+    """Vacuums and analyses the message tables: once before the first step, and before every
+    step with ``--vacuum-between-steps`` (then no step inherits the dead rows of those before
+    it, which a long-running service, on autovacuum alone, does)."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -112,6 +116,19 @@ def vacuum(url: str) -> None:
             "VACUUM (ANALYZE) whatsapp_inbound_messages, whatsapp_outbound_messages, "
             "whatsapp_message_statuses"
         )
+
+
+def autovacuum_settings(url: str) -> dict[str, str]:
+    """The server's autovacuum switch and naptime (server-wide; the per-table parameters are
+    the migrations'): with autovacuum off, nothing clears the dead rows between steps."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT name, setting FROM pg_settings "
+            "WHERE name IN ('autovacuum', 'autovacuum_naptime')"
+        )
+        return {str(name): str(setting) for name, setting in rows.fetchall()}
 
 
 def queue_states(url: str) -> dict[str, int]:
@@ -201,7 +218,7 @@ class Target:
             "--acknowledged",
             str(ack),
         ]
-        if self.database_url is not None:
+        if self.database_url is not None and (args.vacuum_between_steps or self.steps == 1):
             vacuum(self.database_url)
         spy = self.profiler(args, duration)
         cpu_before = cpu_seconds(self.service.proc.pid)
@@ -381,6 +398,9 @@ def report(runs: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
         f"End to end — {describe_machine(info)}; {args.tenants} tenants; "
         f"changarrito workers: {args.workers_concurrency or 'service default'}"
     )
+    if "autovacuum" in info:
+        between = "before every step" if args.vacuum_between_steps else "once, before step 1"
+        print(f"message tables vacuumed {between}; server autovacuum: {info['autovacuum']}")
     rows = []
     verdicts = []
     for name, run in runs.items():
@@ -489,6 +509,12 @@ def main() -> None:
     )
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for replies")
     parser.add_argument(
+        "--vacuum-between-steps",
+        action="store_true",
+        help="vacuum changarrito's message tables before every step (default: once, before "
+        "the first; then autovacuum only, as a long-running service)",
+    )
+    parser.add_argument(
         "--embedded", action="store_true", help="PostgreSQL from pgserver instead of the machine's"
     )
     parser.add_argument(
@@ -516,6 +542,15 @@ def main() -> None:
                 target, url = start_target(name, args, stack, workdir, admin)
                 if info is None or url:
                     info = machine(url)
+                if url:
+                    info["autovacuum"] = autovacuum_settings(url)
+                    if info["autovacuum"].get("autovacuum") != "on" and not (
+                        args.vacuum_between_steps
+                    ):
+                        say(
+                            "warning: the server's autovacuum is off: nothing clears the "
+                            "message tables' dead rows between steps"
+                        )
                 run = (
                     search(target, args)
                     if args.capacity
