@@ -273,6 +273,27 @@ async def test_a_customer_message_is_answered_from_the_number_that_received_it()
     assert w.log.parts[0].wamid == "wamid.OUT1"
 
 
+async def test_a_history_cut_at_its_limit_reaches_the_model_starting_with_the_customer() -> None:
+    # history_limit 5: the four newest earlier turns, the oldest of them a reply.
+    earlier = [
+        ChatMessage(role="user", content="Hola"),
+        ChatMessage(role="assistant", content="¡Hola! ¿En qué te ayudo?"),
+        ChatMessage(role="user", content="¿Tienen tortillas?"),
+        ChatMessage(role="assistant", content="Sí, de maíz y de harina."),
+        ChatMessage(role="user", content="Una pregunta"),
+    ]
+    w = world(log=FakeLog(earlier=earlier))
+
+    await w.pipeline.handle(inbound())
+
+    _, conversation = w.assistant.calls[0]
+    assert conversation == [
+        ChatMessage(role="user", content="¿Tienen tortillas?"),
+        ChatMessage(role="assistant", content="Sí, de maíz y de harina."),
+        ChatMessage(role="user", content="Una pregunta\n\n¿Tienen tallas grandes?"),
+    ]
+
+
 async def test_the_conversation_is_limited_to_the_24_hour_window_and_the_history_limit() -> None:
     w = world()
 

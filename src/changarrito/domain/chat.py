@@ -8,6 +8,7 @@ provider shares.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
@@ -16,6 +17,24 @@ import msgspec
 class ChatMessage(msgspec.Struct, frozen=True):
     role: Literal["system", "user", "assistant"]
     content: str
+
+
+def alternating(turns: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """``turns`` as every chat API accepts them: system messages first, then a customer
+    (``user``) turn, then turns that alternate. Assistant turns before the first customer turn
+    are dropped (a history cut at its limit can start with a reply, which Anthropic-style APIs
+    refuse), and consecutive turns of one role are joined into one, in order, separated by a
+    blank line (two messages in a row, or a reply in two parts)."""
+    system = [t for t in turns if t.role == "system"]
+    chat: list[ChatMessage] = []
+    for turn in turns:
+        if turn.role == "system" or (not chat and turn.role != "user"):
+            continue
+        if chat and chat[-1].role == turn.role:
+            chat[-1] = ChatMessage(role=turn.role, content=f"{chat[-1].content}\n\n{turn.content}")
+        else:
+            chat.append(turn)
+    return [*system, *chat]
 
 
 class Usage(msgspec.Struct, frozen=True):

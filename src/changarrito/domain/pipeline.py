@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Literal
 
-from changarrito.domain.chat import ChatMessage
+from changarrito.domain.chat import ChatMessage, alternating
 from changarrito.domain.errors import (
     ChangarritoError,
     FinalProviderError,
@@ -196,7 +196,8 @@ class Pipeline:
         history = await self.messages.history(
             message, since=since, limit=max(0, self.settings.history_limit - 1)
         )
-        conversation = [*history, ChatMessage(role="user", content=(message.text or "").strip())]
+        said = ChatMessage(role="user", content=(message.text or "").strip())
+        conversation = alternating([*history, said])
         last_attempt = message.attempts >= self.settings.max_attempts
         try:
             reply = await self.assistant.reply(message.tenant_id, conversation)
