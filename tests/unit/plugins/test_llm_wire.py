@@ -181,3 +181,20 @@ async def test_a_connection_failure_is_retryable_and_hides_httpx() -> None:
     with pytest.raises(RetryableProviderError) as info:
         await chat(OpenAIProvider, FakeUpstream(httpx.ConnectError), {"apiKey": "k"})
     assert "ConnectError" in str(info.value) and info.value.__cause__ is None
+
+
+@pytest.mark.parametrize("cls", [OpenAIProvider, OpenRouterProvider])
+async def test_a_content_given_as_a_list_of_parts_is_read_as_its_text(
+    cls: type[LLMProvider],
+) -> None:
+    parts = [
+        {"type": "text", "text": "¡Hola! "},
+        {"type": "reasoning", "text": "thinking out loud"},
+        {"type": "text", "text": "¿Qué te doy?"},
+    ]
+    answer = {**OPENAI_OK, "choices": [{"index": 0, "message": {"content": parts}}]}
+    upstream = FakeUpstream(json_response(200, answer))
+
+    reply = await chat(cls, upstream, {"apiKey": "sk-tenant"})
+
+    assert reply.text == "¡Hola! ¿Qué te doy?"

@@ -36,8 +36,23 @@ class OpenAICredentials(Credentials, frozen=True):
     base_url: HttpUrl | None = None
 
 
+class _Part(msgspec.Struct):
+    """One content part (some OpenAI-compatible servers answer with a list of parts)."""
+
+    type: str = "text"
+    text: str | None = None
+
+
 class _Message(msgspec.Struct):
-    content: str | None = None
+    content: str | list[_Part] | None = None
+
+    @property
+    def text(self) -> str:
+        """The answer's text: the content itself, or its text parts joined in order."""
+        content = self.content
+        if content is None or isinstance(content, str):
+            return content or ""
+        return "".join(p.text or "" for p in content if p.type in ("text", "output_text"))
 
 
 class _Choice(msgspec.Struct):
@@ -139,7 +154,7 @@ class OpenAICompatibleProvider(LLMProvider):
             )
         usage = completion.usage or _Usage()
         return Reply(
-            text=completion.choices[0].message.content or "",
+            text=completion.choices[0].message.text,
             model=completion.model or self.model_for(config),
             usage=Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens),
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
