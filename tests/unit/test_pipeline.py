@@ -81,7 +81,9 @@ class FakeSenders:
 
 
 class FakeAssistant:
-    def __init__(self, *answers: str | Exception, fallback: str = "Te respondemos pronto") -> None:
+    def __init__(
+        self, *answers: str | Reply | Exception, fallback: str = "Te respondemos pronto"
+    ) -> None:
         self.answers = list(answers) or ["Sí, hasta la XL."]
         self.fallback = fallback
         self.calls: list[tuple[UUID | None, list[ChatMessage]]] = []
@@ -91,6 +93,8 @@ class FakeAssistant:
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
+        if isinstance(answer, Reply):
+            return answer
         return Reply(text=answer, model="m", usage=Usage(), latency_ms=1.0, provider="fake")
 
     async def fallback_text(self, tenant_id: UUID | None) -> str:
@@ -292,6 +296,32 @@ async def test_a_history_cut_at_its_limit_reaches_the_model_starting_with_the_cu
         ChatMessage(role="assistant", content="Sí, de maíz y de harina."),
         ChatMessage(role="user", content="Una pregunta\n\n¿Tienen tallas grandes?"),
     ]
+
+
+def cut(text: str) -> Reply:
+    """An answer the model stopped at its output limit."""
+    return Reply(
+        text=text, model="m", usage=Usage(), latency_ms=1.0, provider="fake", truncated=True
+    )
+
+
+async def test_an_answer_cut_at_the_output_limit_is_sent_up_to_its_last_whole_sentence() -> None:
+    w = world(assistant=FakeAssistant(cut("Claro, hay tortillas. También tenemos tostadas de ma")))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert [s["body"] for s in w.whatsapp.sends] == ["Claro, hay tortillas."]
+    assert outcome.kind == "answered" and not outcome.fallback
+    assert any("cut at its output limit" in n for n in outcome.notes)
+
+
+async def test_an_answer_cut_before_its_first_sentence_ended_gets_the_fallback_text() -> None:
+    w = world(assistant=FakeAssistant(cut('{"'), fallback="Te respondemos pronto"))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert [s["body"] for s in w.whatsapp.sends] == ["Te respondemos pronto"]
+    assert outcome.fallback
 
 
 async def test_the_conversation_is_limited_to_the_24_hour_window_and_the_history_limit() -> None:

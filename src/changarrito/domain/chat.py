@@ -56,6 +56,9 @@ class Reply(msgspec.Struct, frozen=True):
     latency_ms: float
     provider: str
     source: str | None = None
+    #: The model stopped at its output limit (``finish_reason: length``,
+    #: ``stop_reason: max_tokens``): ``text`` may end mid-sentence, even mid-word.
+    truncated: bool = False
 
 
 class LLMConfig(msgspec.Struct, frozen=True, rename="camel"):

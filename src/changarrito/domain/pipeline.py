@@ -49,7 +49,7 @@ from changarrito.domain.errors import (
 from changarrito.domain.model import IntegrationType, Resolved, Source
 from changarrito.domain.ports import MessageLog, Replier, Senders, Verifications, WhatsAppSender
 from changarrito.domain.queued import OutboundPart, QueuedMessage
-from changarrito.domain.text import MAX_TEXT_CHARS, split_text
+from changarrito.domain.text import MAX_TEXT_CHARS, split_text, whole_sentences
 
 #: The customer service window: free-form replies are allowed this long after their message.
 SERVICE_WINDOW = timedelta(hours=24)
@@ -210,9 +210,17 @@ class Pipeline:
         except ChangarritoError as exc:
             notes.append(f"the LLM cannot answer: {exc.message}")
         else:
-            if reply.text.strip():
-                return reply.text.strip(), False
-            notes.append("the LLM answered with an empty text")
+            text = reply.text.strip()
+            if reply.truncated:  # never send half a sentence (or half a JSON) as the answer
+                text = whole_sentences(text) or ""
+                notes.append(
+                    "the LLM's answer was cut at its output limit; "
+                    + ("sent up to its last whole sentence" if text else "no sentence was whole")
+                )
+            if text:
+                return text, False
+            if not reply.truncated:
+                notes.append("the LLM answered with an empty text")
         return await self.assistant.fallback_text(message.tenant_id), True
 
 

@@ -8,6 +8,17 @@ import re
 MAX_TEXT_CHARS = 4096
 
 _SENTENCE_END = re.compile(r"[.!?…。](?=\s)")
+#: The end of a whole sentence or line inside a text, with what may close it (a quote, a
+#: bracket, an emoji) before the next space.
+_WHOLE_END = re.compile(r"[.!?…。][\"'»”)\]]*(?=\s|$)|\n")
+
+
+def whole_sentences(text: str) -> str | None:
+    """``text`` up to the end of its last whole sentence or line, for an answer the model
+    cut at its output limit; ``None`` when not even one sentence is whole."""
+    ends = [m.end() for m in _WHOLE_END.finditer(text)]
+    kept = text[: ends[-1]].strip() if ends else ""
+    return kept or None
 
 
 def split_text(text: str, limit: int = MAX_TEXT_CHARS) -> list[str]:

@@ -198,3 +198,39 @@ async def test_a_content_given_as_a_list_of_parts_is_read_as_its_text(
     reply = await chat(cls, upstream, {"apiKey": "sk-tenant"})
 
     assert reply.text == "¡Hola! ¿Qué te doy?"
+
+
+@pytest.mark.parametrize(
+    ("cls", "answer", "credentials"),
+    [
+        (
+            OpenAIProvider,
+            {**OPENAI_OK, "choices": [{"message": {"content": "Ho"}, "finish_reason": "length"}]},
+            {"apiKey": "k"},
+        ),
+        (
+            AnthropicProvider,
+            {"content": [{"type": "text", "text": "Ho"}], "stop_reason": "max_tokens"},
+            {"apiKey": "k"},
+        ),
+        (
+            OllamaProvider,
+            {"message": {"content": "Ho"}, "done": True, "done_reason": "length"},
+            {"baseUrl": "http://gpu:11434"},
+        ),
+    ],
+    ids=["openai", "anthropic", "ollama"],
+)
+async def test_an_answer_stopped_at_the_output_limit_says_it_was_cut(
+    cls: type[LLMProvider], answer: dict[str, Any], credentials: dict[str, Any]
+) -> None:
+    cut = await chat(cls, FakeUpstream(json_response(200, answer)), credentials)
+    whole = {**answer}
+    whole.pop("stop_reason", None)
+    whole.pop("done_reason", None)
+    if "choices" in whole:
+        whole["choices"] = [{"message": {"content": "Ho"}, "finish_reason": "stop"}]
+    complete = await chat(cls, FakeUpstream(json_response(200, whole)), credentials)
+
+    assert (cut.text, cut.truncated) == ("Ho", True)
+    assert complete.truncated is False

@@ -41,6 +41,7 @@ class _Message(msgspec.Struct):
     content: list[_Block]
     model: str | None = None
     usage: _Usage | None = None
+    stop_reason: str | None = None
 
 
 class AnthropicProvider(LLMProvider):
@@ -100,6 +101,7 @@ class AnthropicProvider(LLMProvider):
         usage = message.usage or _Usage()
         return Reply(
             text="".join(b.text or "" for b in message.content if b.type == "text"),
+            truncated=message.stop_reason in ("max_tokens", "model_context_window_exceeded"),
             model=message.model or self.model_for(config),
             usage=Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
             latency_ms=round((time.perf_counter() - started) * 1000, 1),

@@ -35,6 +35,7 @@ class _Message(msgspec.Struct):
 class _ChatResponse(msgspec.Struct):
     message: _Message
     model: str | None = None
+    done_reason: str | None = None
     prompt_eval_count: int = 0
     eval_count: int = 0
 
@@ -88,6 +89,7 @@ class OllamaProvider(LLMProvider):
         data: _ChatResponse = decode_json(response, _ChatResponse, self.id)
         return Reply(
             text=data.message.content,
+            truncated=data.done_reason == "length",
             model=data.model or self.model_for(config),
             usage=Usage(input_tokens=data.prompt_eval_count, output_tokens=data.eval_count),
             latency_ms=round((time.perf_counter() - started) * 1000, 1),

@@ -57,6 +57,7 @@ class _Message(msgspec.Struct):
 
 class _Choice(msgspec.Struct):
     message: _Message
+    finish_reason: str | None = None
 
 
 class _Usage(msgspec.Struct):
@@ -155,6 +156,7 @@ class OpenAICompatibleProvider(LLMProvider):
         usage = completion.usage or _Usage()
         return Reply(
             text=completion.choices[0].message.text,
+            truncated=completion.choices[0].finish_reason == "length",
             model=completion.model or self.model_for(config),
             usage=Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens),
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
