@@ -495,6 +495,8 @@ class MemoryIntake:
         self.messages: dict[str, InboundMessage] = {}
         #: Our id of each stored message (by wamid), as the table's identity column gives it.
         self.ids: dict[str, int] = {}
+        #: When each was stored (the table's ``received_at``: our clock, not Meta's).
+        self.received: dict[str, datetime] = {}
         self.statuses: dict[tuple[str, str, str], StatusUpdate] = {}
         self.events: list[WebhookEvent] = []
         self.submitted: list[Intake] = []
@@ -515,9 +517,11 @@ class MemoryIntake:
                 new.setdefault(message.wamid, message)
         for status in intake.statuses:
             self.statuses.setdefault((status.wamid, status.phone_number_id, status.status), status)
+        received = _now()  # one transaction, one now()
         for wamid in sorted(new):  # the insert's order
             self.ids[wamid] = len(self.ids) + 1
             self.messages[wamid] = new[wamid]
+            self.received[wamid] = received
         for event in intake.events:  # once per what it says, as the table's dedup_key
             if _event_key(event) not in {_event_key(e) for e in self.events}:
                 self.events.append(event)
@@ -704,7 +708,8 @@ class MemoryMessageLog:
                 and m.text is not None
                 and m.type not in _NOT_HISTORY
             ):
-                said.append((m.sent_at, ids[wamid], ChatMessage(role="user", content=m.text)))
+                at = self.intake.received[wamid] if self.intake is not None else m.sent_at
+                said.append((at, ids[wamid], ChatMessage(role="user", content=m.text)))
         replies: dict[int, list[OutboundRow]] = {}
         for row in self.outbound.values():
             if (

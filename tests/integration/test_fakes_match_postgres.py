@@ -986,10 +986,11 @@ async def test_the_conversation_holds_that_customers_messages_and_replies_oldest
     history = await ports.messages.history(
         current, since=current.sent_at - timedelta(hours=24), limit=10
     )
+    # In the order we received and answered them, whatever Meta's timestamps say.
     assert history == [
         ChatMessage(role="user", content="¿Abren hoy?"),
-        ChatMessage(role="user", content="¿Tienen tacos?"),
         ChatMessage(role="assistant", content="Sí, de 9 a 18.\n\n¡Te esperamos!"),
+        ChatMessage(role="user", content="¿Tienen tacos?"),
     ]
     assert await ports.messages.history(current, since=current.sent_at, limit=10) == []
     assert await ports.messages.history(current, since=t0, limit=1) == history[-1:]

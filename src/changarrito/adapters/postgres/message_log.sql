@@ -4,9 +4,12 @@
 
 -- name: history
 -- Earlier messages of one conversation (one customer, one number, one tenant) since a time:
--- what the customer wrote and each reply that reached Meta, newest first.
+-- what the customer wrote and each reply that reached Meta, newest first. The window is
+-- Meta's time (``sent_at``), but the order is ours: when we received each message and made
+-- each reply. Meta's timestamps for the customer's messages against ours for the replies
+-- would put a backlog Meta redelivered late after the replies to it.
 SELECT role, content FROM (
-    SELECT 'user' AS role, i.text AS content, i.sent_at AS at, i.id AS seq
+    SELECT 'user' AS role, i.text AS content, i.received_at AS at, i.id AS seq
     FROM whatsapp_inbound_messages i
     WHERE i.phone_number_id = %(phone_number_id)s
       AND i.customer_id = %(customer_id)s
