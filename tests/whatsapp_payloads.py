@@ -186,11 +186,11 @@ def every_type() -> dict[str, tuple[dict[str, Any], str | None]]:
                     "url": "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=133",
                 },
             ),
-            "Taj Mahal",
+            "[photo] Taj Mahal",
         ),
         "video": (
             message("video", {"caption": "Unboxing", "id": "2", "mime_type": "video/mp4"}),
-            "Unboxing",
+            "[video] Unboxing",
         ),
         "audio": (
             message("audio", {"id": "3", "mime_type": "audio/ogg; codecs=opus", "voice": True}),
@@ -198,7 +198,7 @@ def every_type() -> dict[str, tuple[dict[str, Any], str | None]]:
         ),
         "document": (
             message("document", {"caption": "Invoice", "filename": "inv.pdf", "id": "4"}),
-            "Invoice",
+            "[document] Invoice",
         ),
         "sticker": (
             message("sticker", {"id": "5", "mime_type": "image/webp", "animated": False}),
@@ -237,7 +237,7 @@ def every_type() -> dict[str, tuple[dict[str, Any], str | None]]:
                 },
                 context={"from": "15550783881", "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MEM2"},
             ),
-            "Cancel",
+            "[button reply] Cancel (id: cancel-button)",
         ),
         "list_reply": (
             message(
@@ -251,11 +251,26 @@ def every_type() -> dict[str, tuple[dict[str, Any], str | None]]:
                     },
                 },
             ),
-            "Priority Mail Express",
+            "[list reply] Priority Mail Express — Next Day to 2 Days (id: priority_express)",
         ),
         "button": (
             message("button", {"payload": "STOP", "text": "Stop promotions"}),
-            "Stop promotions",
+            "Stop promotions (STOP)",
+        ),
+        "flow_reply": (
+            message(
+                "interactive",
+                {
+                    "type": "nfm_reply",
+                    "nfm_reply": {
+                        "name": "flow",
+                        "body": "Sent",
+                        "response_json": '{"flow_token": "t1", "talla": "XL", "color": "rojo"}',
+                    },
+                },
+                context={"from": "15550783881", "id": "wamid.FLOW"},
+            ),
+            '[form flow] {"flow_token": "t1", "talla": "XL", "color": "rojo"}',
         ),
         "reaction": (message("reaction", {"message_id": "wamid.X", "emoji": "👍"}), None),
         "reaction_removed": (message("reaction", {"message_id": "wamid.X"}), None),

@@ -103,10 +103,20 @@ class InteractiveReply(msgspec.Struct):
     description: str | None = None
 
 
+class FlowReply(msgspec.Struct):
+    """A completed WhatsApp Flow (or address message): ``response_json`` is a JSON *string*,
+    kept verbatim."""
+
+    name: str | None = None
+    body: str | None = None
+    response_json: str | None = None
+
+
 class Interactive(msgspec.Struct):
     type: str | None = None
     button_reply: InteractiveReply | None = None
     list_reply: InteractiveReply | None = None
+    nfm_reply: FlowReply | None = None
 
 
 class Button(msgspec.Struct):
@@ -199,18 +209,37 @@ def text_to_answer(message: Message) -> str | None:
         return _clean(message.text.body)
     if t in ("image", "video", "document"):
         media: Media | None = getattr(message, t)
-        return _clean(media.caption) if media else None
+        caption = _clean(media.caption) if media else None
+        # The model is told what came with the words (until media is read: issue 13).
+        return f"[{_MEDIA_NAMES[t]}] {caption}" if caption else None
     if t == "interactive" and message.interactive:
-        reply = message.interactive.button_reply or message.interactive.list_reply
-        return _clean(reply.title) if reply else None
+        return _interactive(message.interactive)
     if t == "button" and message.button:
-        return _clean(message.button.text or message.button.payload)
+        said = _clean(message.button.text) or _clean(message.button.payload)
+        payload = message.button.payload
+        return f"{said} ({payload})" if said and payload and payload != said else said
     if t == "location" and message.location:
         return _location(message.location)
     if t == "contacts" and message.contacts:
         return _contacts(message.contacts)
     if t == "order" and message.order:
         return _order(message.order)
+    return None
+
+
+_MEDIA_NAMES = {"image": "photo", "video": "video", "document": "document"}
+
+
+def _interactive(interactive: Interactive) -> str | None:
+    """A tapped button or list row, with the id the shop gave it; a completed Flow, with
+    its answers as the JSON Meta sent."""
+    for kind, reply in (("button", interactive.button_reply), ("list", interactive.list_reply)):
+        if reply is not None and _clean(reply.title):
+            chosen = f"{reply.title} — {reply.description}" if reply.description else reply.title
+            return f"[{kind} reply] {chosen}" + (f" (id: {reply.id})" if reply.id else "")
+    flow = interactive.nfm_reply
+    if flow is not None and _clean(flow.response_json):
+        return f"[form {flow.name or 'flow'}] {flow.response_json}"
     return None
 
 
