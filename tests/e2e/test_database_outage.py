@@ -44,9 +44,8 @@ from fakes.world import (
     PLATFORM_APP_SECRET,
     PLATFORM_PNID,
     World,
-    fakes,
+    module_world,
     running_server,
-    scratch_database,
     wait_for,
 )
 from whatsapp_payloads import change, encode, signed_headers, text_message, webhook
@@ -66,9 +65,7 @@ _customers = itertools.count(5215550000001)
 
 @pytest.fixture(scope="module")
 def world(pg_admin_url: str) -> Iterator[World]:
-    for graph, llm in fakes():
-        with scratch_database(pg_admin_url) as url:
-            yield World(url, graph, llm)
+    yield from module_world(pg_admin_url)
 
 
 @pytest.fixture

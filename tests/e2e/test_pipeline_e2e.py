@@ -22,9 +22,8 @@ from fakes.world import (
     PLATFORM_PNID,
     PLATFORM_TOKEN,
     World,
-    fakes,
+    module_world,
     running_server,
-    scratch_database,
     wait_for,
 )
 from whatsapp_payloads import CUSTOMER, message, text_message
@@ -33,9 +32,7 @@ from whatsapp_payloads import CUSTOMER, message, text_message
 @pytest.fixture(scope="module")
 def world(pg_admin_url: str) -> Iterator[World]:
     """One database, one pair of fakes for the module; each test seeds shops of its own."""
-    for graph, llm in fakes():
-        with scratch_database(pg_admin_url) as url:
-            yield World(url, graph, llm)
+    yield from module_world(pg_admin_url)
 
 
 @pytest.fixture(scope="module")

@@ -17,16 +17,21 @@ import pytest
 from fakes._server import Answer
 from fakes.fake_graph import FakeGraph, quoted
 from fakes.fake_llm import FakeLLM
-from fakes.world import PLATFORM_PNID, World, fakes, running_server, scratch_database, wait_for
+from fakes.world import (
+    PLATFORM_PNID,
+    World,
+    fakes,
+    module_world,
+    running_server,
+    wait_for,
+)
 from whatsapp_payloads import text_message
 
 
 @pytest.fixture(scope="module")
 def world(pg_admin_url: str) -> Iterator[World]:
     """One database and one pair of fakes for the tests sharing ``server``."""
-    for graph, llm in fakes():
-        with scratch_database(pg_admin_url) as url:
-            yield World(url, graph, llm)
+    yield from module_world(pg_admin_url)
 
 
 @pytest.fixture(scope="module")

@@ -295,6 +295,14 @@ def fakes() -> Iterator[tuple[FakeGraph, FakeLLM]]:
         llm.stop()
 
 
+def module_world(admin_url: str) -> Iterator[World]:
+    """A world on a scratch database of its own, both fakes started: what a module's
+    ``world`` fixture yields from (``yield from module_world(pg_admin_url)``)."""
+    for graph, llm in fakes():
+        with scratch_database(admin_url) as url:
+            yield World(url, graph, llm)
+
+
 @contextmanager
 def scratch_database(admin_url: str) -> Iterator[str]:
     """A new empty database on the test server (for a module's shared world), dropped after."""

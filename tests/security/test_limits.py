@@ -38,7 +38,13 @@ from changarrito.domain.llm import PlatformLimits
 from fakes._server import Answer, FakeServer, Recorded
 from fakes.fake_llm import FakeLLM
 from fakes.memory import MemoryRateLimits
-from fakes.world import PLATFORM_LLM_KEY, World, fakes, running_server, scratch_database, wait_for
+from fakes.world import (
+    PLATFORM_LLM_KEY,
+    World,
+    module_world,
+    running_server,
+    wait_for,
+)
 
 TIMEOUT = 1.0
 LINKS_PER_MINUTE = 3
@@ -80,9 +86,7 @@ def stripe() -> Iterator[FakeStripe]:
 
 @pytest.fixture(scope="module")
 def world(pg_admin_url: str) -> Iterator[World]:
-    for graph, llm in fakes():
-        with scratch_database(pg_admin_url) as url:
-            yield World(url, graph, llm)
+    yield from module_world(pg_admin_url)
 
 
 @pytest.fixture(scope="module")
