@@ -169,4 +169,4 @@ async def test_concurrent_lookups_of_one_number_share_one_round_trip(deaf: Servi
     answers = await asyncio.gather(*(store.number_with_credentials(pnid) for _ in range(50)))
     assert answers == [(None, [])] * 50
     assert pool.get_stats().get("requests_num", 0) - before == 1
-    assert store._lookups == {}
+    assert len(store._lookups) == 0

@@ -39,7 +39,6 @@ together; the bounded cache itself is ``adapters/last_good.py``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, replace
@@ -61,6 +60,7 @@ from changarrito.adapters.internal_api import (
     whatsapp_path,
 )
 from changarrito.adapters.last_good import LastGood
+from changarrito.adapters.single_flight import SingleFlight
 from changarrito.domain import resolution
 from changarrito.domain.changes import Change
 from changarrito.domain.errors import (
@@ -129,7 +129,8 @@ class RemoteResolver:
         self._answers: LastGood[tuple[UUID, IntegrationType], _Answer] = LastGood(ttl, clock)
         self._routes: LastGood[str, Route] = LastGood(ttl, clock)
         self._unknown = UnknownNumbers(clock=clock)
-        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        #: Concurrent misses of one key share one request to the backend.
+        self._inflight: SingleFlight[Hashable, Any] = SingleFlight()
         self._stale_logged: set[Hashable] = set()
         #: Requests sent to the backend (diagnostics and tests: a cache hit sends none).
         self.requests = 0
@@ -239,7 +240,7 @@ class RemoteResolver:
             return fresh, False
         self.misses += 1
         try:
-            value: V = await self._once((id(store), key), fetch)
+            value: V = await self._inflight.run((id(store), key), fetch)
         except _Unreachable as exc:
             last = store.last(key)
             if last is None:
@@ -255,16 +256,6 @@ class RemoteResolver:
         if self._stale_logged:
             self._stale_logged.discard((id(store), key))
         return value, False
-
-    async def _once(self, key: Hashable, fetch: Callable[[], Awaitable[V]]) -> V:
-        """Concurrent misses of one key share one request to the backend."""
-        future = self._inflight.get(key)
-        if future is None:
-            future = asyncio.ensure_future(fetch())
-            self._inflight[key] = future
-            future.add_done_callback(lambda _: self._inflight.pop(key, None))
-        result: V = await asyncio.shield(future)
-        return result
 
     # --- the internal API -------------------------------------------------------------------
 

@@ -15,8 +15,6 @@ concurrent lookups of one number share one round trip.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 from uuid import UUID
 
@@ -35,6 +33,7 @@ from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.notify import notify_changes
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.queries import QUERIES
+from changarrito.adapters.single_flight import SingleFlight
 from changarrito.domain.changes import Change
 from changarrito.domain.errors import Conflict, NotConfigured, TenantNotFound, ValidationFailed
 from changarrito.domain.model import Credential, IntegrationType, Tenant, WhatsAppNumber
@@ -49,7 +48,7 @@ class PostgresStore:
         self.cipher = cipher
         #: Numbers nobody owned a moment ago (see the module docstring).
         self.unknown = unknown if unknown is not None else UnknownNumbers()
-        self._lookups: dict[str, asyncio.Future[_NumberLookup]] = {}
+        self._lookups: SingleFlight[str, _NumberLookup] = SingleFlight()
 
     def on_change(self, change: Change) -> None:
         """A change notification (see ``adapters.postgres.notify``)."""
@@ -216,18 +215,9 @@ class PostgresStore:
         # Concurrent lookups of one number share one round trip: the bodies that arrive while
         # the first is in flight (say, once a second when an unknown number expires) would
         # otherwise each take a connection from the group commit.
-        running = self._lookups.get(phone_number_id)
-        if running is None:
-            running = asyncio.ensure_future(self._number_with_credentials(phone_number_id))
-            self._lookups[phone_number_id] = running
-            running.add_done_callback(functools.partial(self._looked_up, phone_number_id))
-        return await asyncio.shield(running)
-
-    def _looked_up(self, phone_number_id: str, task: asyncio.Future[_NumberLookup]) -> None:
-        if self._lookups.get(phone_number_id) is task:
-            del self._lookups[phone_number_id]
-        if not task.cancelled():
-            task.exception()  # retrieved: every caller may have gone (cancelled) meanwhile
+        return await self._lookups.run(
+            phone_number_id, lambda: self._number_with_credentials(phone_number_id)
+        )
 
     async def _number_with_credentials(self, phone_number_id: str) -> _NumberLookup:
         generation = self.unknown.generation
