@@ -29,7 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from changarrito.bootstrap import bootstrap, check_role, embedded_defaults, prepare_database
 from changarrito.entrypoints.http.app import create_app
-from changarrito.entrypoints.http.problems import PROBLEM_JSON, TYPE_BASE
+from changarrito.entrypoints.http.problems import PROBLEM_JSON, problem_document
 from changarrito.settings import Role, Settings
 
 log = structlog.get_logger("changarrito.serve")
@@ -115,14 +115,8 @@ def server_options(settings: Settings, *, host: str, port: int) -> dict[str, Any
 
 
 def _too_slow(timeout: float) -> bytes:
-    body = json.dumps(
-        {
-            "type": TYPE_BASE + "request-timeout",
-            "title": "Request timeout",
-            "status": 408,
-            "detail": f"The request head did not arrive within {timeout:g} seconds.",
-        }
-    ).encode()
+    detail = f"The request head did not arrive within {timeout:g} seconds."
+    body = json.dumps(problem_document(408, "request-timeout", detail)).encode()
     head = (
         "HTTP/1.1 408 Request Timeout\r\n"
         f"content-type: {PROBLEM_JSON}\r\n"
