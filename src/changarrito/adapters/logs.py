@@ -50,20 +50,17 @@ _SECRET_KEYS_MAX = 4096
 
 
 def _mask(value: Any) -> Any:
+    # ``kind is ...`` first: the common exact types skip the slower ``isinstance`` tests.
     kind = type(value)
     if kind is str:
         return SECRET_VALUE.sub(REDACTED, value)
     if kind in _PLAIN:
         return value
-    if kind is list or kind is tuple:
-        return [_mask(v) for v in value]
-    if kind is dict:
-        return {k: (REDACTED if _secret_key(k) else _mask(v)) for k, v in value.items()}
     if isinstance(value, str):
         return SECRET_VALUE.sub(REDACTED, value)
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         return {k: (REDACTED if _secret_key(k) else _mask(v)) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
+    if kind is list or kind is tuple or isinstance(value, list | tuple | set | frozenset):
         return [_mask(v) for v in value]
     return value
 
