@@ -117,9 +117,13 @@ class PostgresMessageLog:
         holds its lease. Returns whether it settled ``answered`` (true without one)."""
         statuses = {"order": list(STATUS_ORDER), "wamids": [wamid]}
         finish = None
-        if answered is not None:
-            finish = {"worker": answered.claimed_by, "id": answered.id}
-            finish |= {"state": "answered", "error": None}
+        if answered is not None:  # the queue's own ``finish``, under the lease check
+            finish = {
+                "worker": answered.claimed_by,
+                "id": answered.id,
+                "state": "answered",
+                "error": None,
+            }
         # Meta has the part: losing its wamid now would send it again on the retry. While
         # the database is away (a restart, a failover), keep trying for a while.
         deadline = time.monotonic() + SENT_PATIENCE
