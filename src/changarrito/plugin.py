@@ -1,15 +1,16 @@
 """Everything a provider plugin needs, from one module: ``from changarrito.plugin import ...``.
 
 The hook marker, the base classes, the credential and config bases, the errors a provider
-raises, the shapes it returns, the one upstream-call helper (``Provider.call_json``) and the
-helpers around it. ``docs/plugins.md`` documents every name in ``__all__``; a plugin imports
+raises, the shapes it takes and returns (``ChatMessage`` and ``Tool`` in, ``Reply`` and
+``ToolCall`` out), the one upstream-call helper (``Provider.call_json``) and the helpers
+around it. ``docs/plugins.md`` documents every name in ``__all__``; a plugin imports
 nothing else of Changarrito's (``changarrito.testing`` is for its tests).
 """
 
 from __future__ import annotations
 
 from changarrito import hookimpl
-from changarrito.domain.chat import ChatMessage, LLMConfig, Reply, Usage
+from changarrito.domain.chat import ChatMessage, LLMConfig, Reply, Tool, ToolCall, Usage
 from changarrito.domain.errors import (
     FinalProviderError,
     InvalidSignature,
@@ -72,6 +73,8 @@ __all__ = [
     "ProviderTimeout",
     "Reply",
     "RetryableProviderError",
+    "Tool",
+    "ToolCall",
     "Usage",
     "ValidationFailed",
     "WhatsAppProvider",

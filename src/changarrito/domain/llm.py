@@ -15,6 +15,10 @@ Order, for one tenant (see ``Responder.reply``):
    once more with the platform default, keeping the tenant's prompt settings but never its
    provider, model, endpoint or key. Anything else propagates unchanged.
 
+The ``tools`` offered (``chat.HANDOFF_TOOL``...) go to the provider only when it says it
+``supports_tools`` (a plugin written before tools keeps its three-argument ``chat``), on the
+fallback call too; the model's calls come back in ``Reply.tool_calls``.
+
 Every call made with the platform's key (the platform's own number, a tenant with no LLM of
 its own, the fallback above) is held to the operator's ``PlatformLimits``, applied in
 ``Responder._call`` where the request is built, whatever the tenant's own options say:
@@ -33,13 +37,22 @@ from uuid import UUID
 import msgspec
 
 from changarrito.domain import resolution
-from changarrito.domain.chat import ChatMessage, Reply
+from changarrito.domain.chat import ChatMessage, Reply, Tool
 from changarrito.domain.errors import NotConfigured, ProviderAuthError, ProviderQuotaExceeded
 from changarrito.domain.model import IntegrationType, Resolved, Source
 from changarrito.domain.ports import CredentialSource, MetricsRecorder, ProviderLookup
 
 #: Tenant settings that survive a fallback to the platform: how to answer, not whom to call.
-PORTABLE_CONFIG = ("systemPrompt", "maxTokens", "temperature", "fallbackText")
+PORTABLE_CONFIG = (
+    "systemPrompt",
+    "maxTokens",
+    "temperature",
+    "fallbackText",
+    "handoffMessage",
+    "textOnlyReply",
+    "quietPeriodSeconds",
+    "handoffIdleHours",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +106,12 @@ class Responder:
         self.platform_limits = platform_limits or PlatformLimits()
         self.metrics = metrics
 
-    async def reply(self, tenant_id: UUID, messages: Sequence[ChatMessage]) -> Reply:
+    async def reply(
+        self, tenant_id: UUID, messages: Sequence[ChatMessage], *, tools: Sequence[Tool] = ()
+    ) -> Reply:
         resolved = await self.credentials.resolve(tenant_id, IntegrationType.LLM)
         try:
-            return await self._call(resolved, resolved.config, messages)
+            return await self._call(resolved, resolved.config, messages, tools)
         except (ProviderAuthError, ProviderQuotaExceeded) as exc:
             if resolved.source is not Source.TENANT or not self.platform_fallback:
                 raise
@@ -107,10 +122,14 @@ class Responder:
             except NotConfigured:
                 raise exc from None  # the tenant's failure is the useful one to report
         portable = {k: resolved.config[k] for k in PORTABLE_CONFIG if k in resolved.config}
-        return await self._call(platform, {**platform.config, **portable}, messages)
+        return await self._call(platform, {**platform.config, **portable}, messages, tools)
 
     async def _call(
-        self, resolved: Resolved, config: Mapping[str, Any], messages: Sequence[ChatMessage]
+        self,
+        resolved: Resolved,
+        config: Mapping[str, Any],
+        messages: Sequence[ChatMessage],
+        tools: Sequence[Tool] = (),
     ) -> Reply:
         if resolved.source is Source.PLATFORM:  # the operator's caps, not the tenant's options
             config, messages = self.platform_limits.fit(config, messages)
@@ -120,7 +139,11 @@ class Responder:
         credentials = provider.parse_credentials(resolved.secrets.reveal())
         started = time.perf_counter()
         try:
-            reply = await provider.chat(messages, provider.parse_config(config), credentials)
+            parsed = provider.parse_config(config)
+            if getattr(provider, "supports_tools", False):
+                reply = await provider.chat(messages, parsed, credentials, tools=tuple(tools))
+            else:  # a provider without tools keeps its three-argument ``chat``
+                reply = await provider.chat(messages, parsed, credentials)
         except Exception as exc:
             self._record(resolved, started, exc)
             raise

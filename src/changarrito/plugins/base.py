@@ -20,7 +20,7 @@ from uuid import UUID
 import httpx
 import msgspec
 
-from changarrito.domain.chat import ChatMessage, LLMConfig, Reply
+from changarrito.domain.chat import ChatMessage, LLMConfig, Reply, Tool
 from changarrito.domain.payment_model import PaymentStatus
 from changarrito.plugins.provider import (
     Config,
@@ -56,10 +56,23 @@ class LLMProvider(Provider):
     config_schema: ClassVar[type[msgspec.Struct]] = LLMConfig
     #: Model used when neither the tenant nor ``LLM_MODEL`` names one.
     default_model: ClassVar[str]
+    #: Whether ``chat`` takes ``tools=`` and reports the model's calls in
+    #: ``Reply.tool_calls``. The host passes ``tools`` only when this is ``True``, so a
+    #: provider whose ``chat`` has no ``tools`` parameter keeps working.
+    supports_tools: ClassVar[bool] = False
 
     @abstractmethod
-    async def chat(self, messages: Sequence[ChatMessage], config: Any, credentials: Any) -> Reply:
-        """Sends ``messages`` (the system prompt is in ``config``) and returns the reply."""
+    async def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        config: Any,
+        credentials: Any,
+        *,
+        tools: Sequence[Tool] = (),
+    ) -> Reply:
+        """Sends ``messages`` (the system prompt is in ``config``) and returns the reply. A
+        provider with ``supports_tools`` offers ``tools`` (none: a plain chat) and returns the
+        model's calls as ``Reply.tool_calls``."""
 
     def model_for(self, config: Any) -> str:
         """The model to ask for: ``config.model`` when set, else ``default_model``.

@@ -9,14 +9,19 @@ from uuid import UUID
 import msgspec
 
 from changarrito.domain import resolution
-from changarrito.domain.chat import ChatMessage, LLMConfig, Reply, Usage
+from changarrito.domain.chat import ChatMessage, LLMConfig, Reply, Tool, ToolCall, Usage
 from changarrito.domain.errors import ValidationFailed
 from changarrito.domain.model import Credential, IntegrationType, PlatformDefaults, Resolved
 
 
 class FakeLLMProvider:
     """Answers ``"<id>:<model>: <last message>"``; ``fail_for`` maps an apiKey to the error
-    raised when it is used. Records ``(messages, config, credentials)`` per call."""
+    raised when it is used. Records ``(messages, config, credentials)`` per call.
+
+    With ``supports_tools=True`` its ``chat`` takes ``tools=`` (recorded per call in
+    ``offered``) and answers with ``tool_calls`` (e.g. ``(ToolCall("handoff", {"reason":
+    "wants a refund"}),)``) whenever tools were offered; without it, its ``chat`` has the old
+    three-argument signature, like a plugin written before tools."""
 
     def __init__(
         self,
@@ -24,11 +29,16 @@ class FakeLLMProvider:
         *,
         fail_for: Mapping[str, Exception] | None = None,
         default_model: str = "fake-model",
+        supports_tools: bool = False,
+        tool_calls: Sequence[ToolCall] = (),
     ) -> None:
         self.id = provider_id
         self.default_model = default_model
         self.fail_for = dict(fail_for or {})
+        self.supports_tools = supports_tools
+        self.tool_calls = tuple(tool_calls)
         self.calls: list[tuple[list[ChatMessage], LLMConfig, dict[str, Any]]] = []
+        self.offered: list[tuple[Tool, ...]] = []
 
     def parse_credentials(self, data: Mapping[str, Any]) -> dict[str, Any]:
         return dict(data)
@@ -36,8 +46,18 @@ class FakeLLMProvider:
     def parse_config(self, data: Mapping[str, Any]) -> LLMConfig:
         return msgspec.convert(dict(data), LLMConfig)
 
-    async def chat(self, messages: Sequence[ChatMessage], config: Any, credentials: Any) -> Reply:
+    async def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        config: Any,
+        credentials: Any,
+        *,
+        tools: Sequence[Tool] | None = None,
+    ) -> Reply:
+        if tools is not None and not self.supports_tools:  # as an old plugin's ``chat`` would
+            raise TypeError("chat() got an unexpected keyword argument 'tools'")
         self.calls.append((list(messages), config, credentials))
+        self.offered.append(tuple(tools or ()))
         error = self.fail_for.get(credentials.get("apiKey", ""))
         if error is not None:
             raise error
@@ -48,6 +68,7 @@ class FakeLLMProvider:
             usage=Usage(input_tokens=len(messages), output_tokens=1),
             latency_ms=0.0,
             provider=self.id,
+            tool_calls=self.tool_calls if tools else (),
         )
 
 

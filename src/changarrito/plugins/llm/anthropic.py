@@ -1,4 +1,10 @@
-"""Anthropic Messages API: ``x-api-key``, pinned ``anthropic-version``, top-level ``system``."""
+"""Anthropic Messages API: ``x-api-key``, pinned ``anthropic-version``, top-level ``system``.
+
+Tools: offered as ``tools: [{name, description, input_schema}]`` with ``tool_choice:
+{"type": "auto"}`` (only when there are some); ``tool_use`` content blocks come back as
+``ToolCall``s (their ``input`` is an object already; anything else is read as ``{}``).
+``stop_reason: refusal`` is a refusal.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from changarrito import hookimpl
-from changarrito.domain.chat import ChatMessage, Reply, Usage
+from changarrito.domain.chat import ChatMessage, Reply, Tool, ToolCall, Usage
 from changarrito.plugins.base import Credentials, LLMProvider
 from changarrito.plugins.hookspecs import RegisterLLM
 from changarrito.plugins.llm.openai_compat import ApiKey
@@ -30,6 +36,16 @@ class AnthropicCredentials(Credentials, frozen=True):
 class _Block(msgspec.Struct):
     type: str
     text: str | None = None
+    #: ``tool_use`` blocks: the call's id, the tool's name and its arguments (an object).
+    id: str | None = None
+    name: str | None = None
+    input: Any = None
+
+    def call(self) -> ToolCall | None:
+        if self.type != "tool_use" or not self.name:
+            return None
+        arguments = self.input if isinstance(self.input, dict) else {}
+        return ToolCall(name=self.name, arguments=arguments, id=self.id)
 
 
 class _Usage(msgspec.Struct):
@@ -47,6 +63,7 @@ class _Message(msgspec.Struct):
 class AnthropicProvider(LLMProvider):
     id = "anthropic"
     name = "Anthropic"
+    supports_tools = True
     default_model = "claude-3-5-haiku-latest"
     default_base_url = "https://api.anthropic.com/v1"
     base_url_env = "ANTHROPIC_BASE_URL"
@@ -88,20 +105,37 @@ class AnthropicProvider(LLMProvider):
         quota = code in QUOTA_CODES or error.get("type") in QUOTA_CODES
         return str(error.get("message") or "no details"), code, quota
 
-    async def chat(self, messages: Sequence[ChatMessage], config: Any, credentials: Any) -> Reply:
+    async def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        config: Any,
+        credentials: Any,
+        *,
+        tools: Sequence[Tool] = (),
+    ) -> Reply:
+        body = self.body(messages, config)
+        if tools:
+            body["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in tools
+            ]
+            body["tool_choice"] = {"type": "auto"}
         started = time.perf_counter()
         response = await self.call_json(
             "POST",
             self.platform_base_url() + "/messages",
             credentials=credentials,
             headers=self.headers(credentials),
-            json=self.body(messages, config),
+            json=body,
         )
         message: _Message = decode_json(response, _Message, self.id)
         usage = message.usage or _Usage()
+        calls = (b.call() for b in message.content)
         return Reply(
             text="".join(b.text or "" for b in message.content if b.type == "text"),
             truncated=message.stop_reason in ("max_tokens", "model_context_window_exceeded"),
+            tool_calls=tuple(c for c in calls if c is not None),
+            refused=message.stop_reason == "refusal",
             model=message.model or self.model_for(config),
             usage=Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
             latency_ms=round((time.perf_counter() - started) * 1000, 1),

@@ -3,6 +3,10 @@
 The server URL is part of the credentials: a tenant names its own (``baseUrl``, with an
 optional ``apiKey`` for a proxy or Ollama cloud); the platform's comes from ``OLLAMA_BASE_URL``
 (default ``http://localhost:11434``) and has no key.
+
+No tools (``supports_tools`` stays ``False``): ``/api/chat`` takes ``tools``, but a model
+without tool support (many local models) answers it with a 400, and which model a tenant runs
+is its own choice; the host therefore never offers Ollama the handoff tool.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from changarrito import hookimpl
-from changarrito.domain.chat import ChatMessage, Reply, Usage
+from changarrito.domain.chat import ChatMessage, Reply, Tool, Usage
 from changarrito.plugins.base import Credentials, LLMProvider
 from changarrito.plugins.hookspecs import RegisterLLM
 from changarrito.plugins.llm.openai_compat import HttpUrl
@@ -44,6 +48,7 @@ class OllamaProvider(LLMProvider):
     id = "ollama"
     name = "Ollama"
     default_model = "llama3.2"
+    supports_tools = False  # see the module's docstring
     credentials_schema: ClassVar[type[msgspec.Struct]] = OllamaCredentials
     platform_env = {"baseUrl": "OLLAMA_BASE_URL"}
 
@@ -77,7 +82,14 @@ class OllamaProvider(LLMProvider):
             body["options"] = options
         return body
 
-    async def chat(self, messages: Sequence[ChatMessage], config: Any, credentials: Any) -> Reply:
+    async def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        config: Any,
+        credentials: Any,
+        *,
+        tools: Sequence[Tool] = (),  # never passed: ``supports_tools`` is False
+    ) -> Reply:
         started = time.perf_counter()
         response = await self.call_json(
             "POST",

@@ -2,6 +2,12 @@
 speaks it (OpenAI, OpenRouter, Azure OpenAI, Mistral...). A vendor subclass sets its id,
 ``default_base_url``, ``base_url_env`` and ``platform_env`` and, where needed, overrides
 ``endpoint``/``auth_headers``.
+
+Tools: offered as ``tools: [{"type": "function", "function": {name, description,
+parameters}}]`` with ``tool_choice: "auto"`` (only when there are some); the model's
+``message.tool_calls[]`` come back as ``ToolCall``s, their ``function.arguments`` (a JSON
+*string*) decoded, and anything that is not a JSON object read as ``{}``. A non-empty
+``message.refusal`` or ``finish_reason: content_filter`` is a refusal.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from changarrito.domain.chat import ChatMessage, Reply, Usage
+from changarrito.domain.chat import ChatMessage, Reply, Tool, ToolCall, Usage
 from changarrito.domain.errors import ProviderBadResponse
 from changarrito.plugins.base import Credentials, LLMProvider
 from changarrito.plugins.upstream import decode_json
@@ -43,8 +49,22 @@ class _Part(msgspec.Struct):
     text: str | None = None
 
 
+class _Function(msgspec.Struct):
+    name: str = ""
+    #: A JSON string per the API; some compatible servers send the object itself.
+    arguments: str | dict[str, Any] | None = None
+
+
+class _ToolCall(msgspec.Struct):
+    id: str | None = None
+    type: str = "function"
+    function: _Function | None = None
+
+
 class _Message(msgspec.Struct):
     content: str | list[_Part] | None = None
+    tool_calls: list[_ToolCall] | None = None
+    refusal: str | None = None
 
     @property
     def text(self) -> str:
@@ -53,6 +73,15 @@ class _Message(msgspec.Struct):
         if content is None or isinstance(content, str):
             return content or ""
         return "".join(p.text or "" for p in content if p.type in ("text", "output_text"))
+
+    @property
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The function calls asked for, in order (a call without a name is skipped)."""
+        return tuple(
+            ToolCall(name=c.function.name, arguments=arguments(c.function.arguments), id=c.id)
+            for c in self.tool_calls or ()
+            if c.function is not None and c.function.name
+        )
 
 
 class _Choice(msgspec.Struct):
@@ -74,6 +103,35 @@ class ChatCompletion(msgspec.Struct):
     error: Any = None
 
 
+def arguments(raw: str | dict[str, Any] | None) -> dict[str, Any]:
+    """A call's ``function.arguments`` as an object: the model may write invalid JSON, or
+    JSON that is not an object; both are read as ``{}`` (the caller checks what it needs)."""
+    if isinstance(raw, dict):
+        return raw
+    if not raw:
+        return {}
+    try:
+        decoded = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def tool_definitions(tools: Sequence[Tool]) -> list[dict[str, Any]]:
+    """``tools`` as Chat Completions ``function`` tools."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": t.name,
+                "description": t.description,
+                "parameters": t.parameters,
+            },
+        }
+        for t in tools
+    ]
+
+
 def is_quota_code(code: str | None) -> bool:
     return bool(code) and (code in QUOTA_CODES or bool(_SPEND_LIMIT.search(code or "")))
 
@@ -82,11 +140,12 @@ class OpenAICompatibleProvider(LLMProvider):
     """A vendor that speaks OpenAI's Chat Completions format: set ``id``, ``name``,
     ``default_model``, ``default_base_url``, ``base_url_env`` and ``platform_env``, and
     override ``endpoint``, ``auth_headers``, ``body`` or ``verify_path`` only where the vendor
-    differs. ``chat`` and ``verify`` are implemented; the credentials are ``apiKey`` and an
-    optional ``baseUrl`` (the tenant's own endpoint); ``error_details`` also recognises
-    OpenAI's out-of-quota codes."""
+    differs. ``chat`` and ``verify`` are implemented, ``chat`` with tools; the credentials are
+    ``apiKey`` and an optional ``baseUrl`` (the tenant's own endpoint); ``error_details`` also
+    recognises OpenAI's out-of-quota codes."""
 
     credentials_schema: ClassVar[type[msgspec.Struct]] = OpenAICredentials
+    supports_tools: ClassVar[bool] = True
     #: Body field carrying the output cap (OpenAI prefers ``max_completion_tokens``).
     max_tokens_field: ClassVar[str] = "max_tokens"
     #: Path, under the base URL, of a cheap authenticated GET used by ``verify``.
@@ -130,15 +189,26 @@ class OpenAICompatibleProvider(LLMProvider):
 
     # The calls ---------------------------------------------------------------------------------
 
-    async def chat(self, messages: Sequence[ChatMessage], config: Any, credentials: Any) -> Reply:
+    async def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        config: Any,
+        credentials: Any,
+        *,
+        tools: Sequence[Tool] = (),
+    ) -> Reply:
         url, params = self.endpoint(credentials, config, "/chat/completions")
+        body = self.body(messages, config)
+        if tools:
+            body["tools"] = tool_definitions(tools)
+            body["tool_choice"] = "auto"
         started = time.perf_counter()
         response = await self.call_json(
             "POST",
             url,
             credentials=credentials,
             headers=self.auth_headers(credentials),
-            json=self.body(messages, config),
+            json=body,
             params=params,
         )
         completion: ChatCompletion = decode_json(response, ChatCompletion, self.id)
@@ -154,9 +224,14 @@ class OpenAICompatibleProvider(LLMProvider):
                 provider_code=code,
             )
         usage = completion.usage or _Usage()
+        choice = completion.choices[0]
         return Reply(
-            text=completion.choices[0].message.text,
-            truncated=completion.choices[0].finish_reason == "length",
+            text=choice.message.text,
+            truncated=choice.finish_reason == "length",
+            # content is often null next to tool calls: an answer, not an empty one
+            tool_calls=choice.message.calls,
+            refused=bool((choice.message.refusal or "").strip())
+            or choice.finish_reason == "content_filter",
             model=completion.model or self.model_for(config),
             usage=Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens),
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
