@@ -26,6 +26,12 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from changarrito.domain.assistant import DEFAULT_FALLBACK_TEXT
+from changarrito.domain.conversations import (
+    DEFAULT_HANDOFF_MESSAGE,
+    DEFAULT_QUIET_PERIOD,
+    DEFAULT_TEXT_ONLY_REPLY,
+    MAX_QUIET_PERIOD,
+)
 from changarrito.domain.errors import ConfigurationError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -183,6 +189,11 @@ class WorkerSettings:
     grace: float = 30.0  # CHANGARRITO_WORKER_GRACE: seconds to finish work in hand on stop
     history: int = 20  # CHANGARRITO_HISTORY_LIMIT: messages of the conversation sent to the LLM
     fallback_text: str = DEFAULT_FALLBACK_TEXT  # CHANGARRITO_FALLBACK_TEXT
+    # The conversations' defaults (a tenant's LLM config may set its own):
+    quiet_period: float = DEFAULT_QUIET_PERIOD  # CHANGARRITO_QUIET_PERIOD: seconds, 0 is off
+    handoff_idle_hours: float = 12.0  # CHANGARRITO_HANDOFF_IDLE_HOURS: back to the bot after
+    handoff_message: str = DEFAULT_HANDOFF_MESSAGE  # CHANGARRITO_HANDOFF_MESSAGE
+    text_only_reply: str = DEFAULT_TEXT_ONLY_REPLY  # CHANGARRITO_TEXT_ONLY_REPLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +342,10 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
             grace=r.number("CHANGARRITO_WORKER_GRACE", 30.0),
             history=r.integer("CHANGARRITO_HISTORY_LIMIT", 20, minimum=1),
             fallback_text=r.string("CHANGARRITO_FALLBACK_TEXT", DEFAULT_FALLBACK_TEXT),
+            quiet_period=_quiet_period(r),
+            handoff_idle_hours=r.number("CHANGARRITO_HANDOFF_IDLE_HOURS", 12.0, minimum=0.001),
+            handoff_message=r.string("CHANGARRITO_HANDOFF_MESSAGE", DEFAULT_HANDOFF_MESSAGE),
+            text_only_reply=r.string("CHANGARRITO_TEXT_ONLY_REPLY", DEFAULT_TEXT_ONLY_REPLY),
         ),
         metrics=MetricsSettings(
             tenant_labels=r.boolean("CHANGARRITO_METRICS_TENANT_LABELS", False),
@@ -351,3 +366,13 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
         request_timeout=r.number("CHANGARRITO_REQUEST_TIMEOUT", 10.0, minimum=0.1),
     )
     return settings, r.names
+
+
+def _quiet_period(r: _Reader) -> float:
+    seconds = r.number("CHANGARRITO_QUIET_PERIOD", DEFAULT_QUIET_PERIOD)
+    if seconds > MAX_QUIET_PERIOD:
+        raise ConfigurationError(
+            f"CHANGARRITO_QUIET_PERIOD must be at most {MAX_QUIET_PERIOD:g} seconds "
+            "(0 turns it off)"
+        )
+    return seconds

@@ -3,7 +3,6 @@ LLM, and a worker process killed with SIGKILL in the middle of a batch."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ from fakes.fake_graph import FakeGraph, quoted
 from fakes.fake_llm import FakeLLM
 from fakes.world import (
     PLATFORM_PNID,
+    Worker,
     World,
     fakes,
     module_world,
@@ -163,37 +163,6 @@ def test_an_llm_that_refuses_the_key_gets_the_platforms_fallback_text_at_once(
     assert reply.body["text"]["body"] == "Volvemos pronto."
     assert len(world.chats_about("Hola")) == 1
     assert world.inbound(wamid)["attempts"] == 1
-
-
-class Worker:
-    """A ``changarrito worker`` process of its own, in its own process group."""
-
-    def __init__(self, env: dict[str, str], folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self.log = folder / "worker.log"
-        self._out = self.log.open("ab")
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("changarrito")), "worker"],
-            env={"PATH": os.environ.get("PATH", ""), "CHANGARRITO_HOME": str(folder), **env},
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=self._out,
-            start_new_session=True,
-        )
-        wait_for("the worker to start", lambda: "workers.started" in self.output(), 30)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def signal(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._out.close()
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from uuid import UUID, uuid4
 
 from changarrito.domain.changes import Change
 from changarrito.domain.chat import ChatMessage
+from changarrito.domain.conversations import Switch
 from changarrito.domain.errors import (
     ChangarritoError,
     Conflict,
@@ -58,7 +59,7 @@ from changarrito.domain.payments import (
     applies_to,
     next_status,
 )
-from changarrito.domain.queued import OutboundPart, QueuedMessage
+from changarrito.domain.queued import OutboundPart, QueuedMessage, Turn
 from changarrito.domain.whatsapp import (
     InboundMessage,
     Intake,
@@ -688,7 +689,20 @@ class MemoryMessageLog:
         if intake is not None:
             intake.on_statuses.append(self._apply_statuses)
 
-    async def history(
+    async def turn(self, message: QueuedMessage, *, since: datetime, limit: int) -> Turn:
+        """A turn without a conversation (the bot answers, nothing waits with it): the
+        history of what ``intake`` stored for that customer and the replies recorded here.
+        Conversations, bursts and handoffs are PostgreSQL's (tested there)."""
+        now = _now()
+        received = now
+        if self.intake is not None:
+            for wamid, number in self.intake.ids.items():
+                if number == message.id:
+                    received = self.intake.received.get(wamid, now)
+        history = await self._history(message, since=since, limit=limit)
+        return Turn(None, "bot", now, received, history=tuple(history))
+
+    async def _history(
         self, message: QueuedMessage, *, since: datetime, limit: int
     ) -> list[ChatMessage]:
         if limit <= 0 or not message.customer_id:
@@ -732,8 +746,16 @@ class MemoryMessageLog:
         return [r.as_part() for r in sorted(rows, key=lambda r: r.part)]
 
     async def plan(
-        self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
-    ) -> list[OutboundPart]:
+        self,
+        message: QueuedMessage,
+        recipient: str,
+        parts: Sequence[str],
+        *,
+        fallback: bool,
+        turn: Turn | None = None,
+        notice: bool = False,
+        switches: Sequence[Switch] = (),
+    ) -> list[OutboundPart] | None:
         """Records every part, the first marked as being sent, unless a reply is already
         recorded for the message (then that one is returned, none marked)."""
         if self.intake is not None and message.id not in self.intake.ids.values():

@@ -116,6 +116,8 @@ class World:
             "CHANGARRITO_WORKER_GRACE": "2",
             "CHANGARRITO_GRAPH_TIMEOUT": "1",
             "CHANGARRITO_LOG_LEVEL": "INFO",
+            # Each message answered at once; the conversation tests turn bursts on.
+            "CHANGARRITO_QUIET_PERIOD": "0",
         }
         env.update(extra)
         return env
@@ -367,3 +369,34 @@ def running_server(env: dict[str, str], folder: Path, role: str = "all") -> Iter
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
         log.close()
+
+
+class Worker:
+    """A ``changarrito worker`` process of its own, in its own process group."""
+
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.log = folder / "worker.log"
+        self._out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("changarrito")), "worker"],
+            env={"PATH": os.environ.get("PATH", ""), "CHANGARRITO_HOME": str(folder), **env},
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=self._out,
+            start_new_session=True,
+        )
+        wait_for("the worker to start", lambda: "workers.started" in self.output(), 30)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self._out.close()

@@ -28,7 +28,6 @@ from changarrito.adapters.postgres.payments import PostgresPaymentStore
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.store import PostgresStore
 from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
-from changarrito.domain.chat import ChatMessage
 from changarrito.domain.errors import (
     ChangarritoError,
     Conflict,
@@ -953,48 +952,6 @@ async def test_a_status_for_another_number_or_tenant_moves_no_reply(ports: Ports
         Intake(statuses=[status(wamid, "read", phone_number_id=pnid, tenant_id=tenant)])
     )
     assert await ports.status_of(wamid) == "read"
-
-
-async def test_the_conversation_holds_that_customers_messages_and_replies_oldest_first(
-    ports: Ports,
-) -> None:
-    tenant, pnid = uuid4(), unique("pn")
-    t0 = datetime.now(UTC) - timedelta(hours=1)
-
-    def said(text: str, at: datetime = t0, **fields: Any) -> InboundMessage:
-        values: dict[str, Any] = {"phone_number_id": pnid, "text": text, "sent_at": at}
-        values.update(fields)
-        return message(unique("wamid."), tenant, **values)
-
-    (earlier,) = await stored(ports, said("¿Abren hoy?"))
-    parts = await ports.messages.plan(
-        earlier, "5215512345678", ["Sí, de 9 a 18.", "¡Te esperamos!"], fallback=False
-    )
-    for part in parts:
-        await ports.messages.sent(part, unique("wamid.R"))
-    (unanswered,) = await stored(ports, said("¿Tienen tacos?", t0 + timedelta(minutes=1)))
-    await ports.messages.plan(unanswered, "5215512345678", ["never sent"], fallback=False)
-    await stored(
-        ports,
-        said("too old", t0 - timedelta(days=2)),
-        said("someone else", customer=Customer(phone="5215500000000")),
-        said("another tenant", phone_number_id=unique("pn")),
-        said("👍", type="reaction"),
-        said("later than the current one", datetime.now(UTC) + timedelta(hours=1)),
-    )
-    (current,) = await stored(ports, said("¿Y mañana?", datetime.now(UTC)))
-    history = await ports.messages.history(
-        current, since=current.sent_at - timedelta(hours=24), limit=10
-    )
-    # In the order we received and answered them, whatever Meta's timestamps say.
-    assert history == [
-        ChatMessage(role="user", content="¿Abren hoy?"),
-        ChatMessage(role="assistant", content="Sí, de 9 a 18.\n\n¡Te esperamos!"),
-        ChatMessage(role="user", content="¿Tienen tacos?"),
-    ]
-    assert await ports.messages.history(current, since=current.sent_at, limit=10) == []
-    assert await ports.messages.history(current, since=t0, limit=1) == history[-1:]
-    assert await ports.messages.history(current, since=t0, limit=0) == []
 
 
 # --- the schema -----------------------------------------------------------------------------------

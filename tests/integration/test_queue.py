@@ -89,10 +89,12 @@ async def store_inbound(
             """
             INSERT INTO whatsapp_inbound_messages
                 (wamid, phone_number_id, tenant_id, route, customer_id, customer_phone, type,
-                 text, raw, sent_at, state, available_at)
+                 text, raw, sent_at, state, available_at, conversation_id)
             VALUES (%(wamid)s, %(pnid)s, %(tenant)s, %(route)s, %(customer)s, %(customer)s,
                     %(type)s, %(text)s, %(raw)s, %(sent_at)s, %(state)s,
-                    now() + make_interval(secs => %(available_in)s))
+                    now() + make_interval(secs => %(available_in)s),
+                    changarrito_conversation(%(pnid)s, %(tenant)s, %(customer)s, NULL, NULL,
+                                             %(sent_at)s, true))
             RETURNING id
             """,
             {
@@ -315,15 +317,21 @@ async def test_the_conversation_holds_that_customers_messages_and_replies_oldest
     await store_inbound(db, tenant_id=tenant, type="reaction", text="👍", sent_at=t0)
     current_id = await store_inbound(db, tenant_id=tenant, text="¿Y mañana?")
     current = next(m for m in await queue.claim("w1", limit=10) if m.id == current_id)
+    # Written after it, not answered yet: the same turn, not history.
+    waiting = await store_inbound(db, tenant_id=tenant, text="¿y el domingo?")
 
-    history = await log.history(current, since=current.sent_at - timedelta(hours=24), limit=10)
+    turn = await log.turn(current, since=current.sent_at - timedelta(hours=24), limit=10)
 
-    assert history == [
+    assert list(turn.history) == [
         ChatMessage(role="user", content="¿Abren hoy?"),
         ChatMessage(role="assistant", content="Sí, de 9 a 18.\n\n¡Te esperamos!"),
     ]
-    assert await log.history(current, since=current.sent_at, limit=10) == []
-    assert await log.history(current, since=t0 - timedelta(1), limit=1) == history[-1:]
+    assert [(m.id, m.text) for m in turn.waiting] == [(waiting, "¿y el domingo?")]
+    assert turn.state == "bot" and turn.conversation_id is not None
+    assert turn.last_received_at == turn.waiting[0].received_at
+    assert (await log.turn(current, since=current.sent_at, limit=10)).history == ()
+    since = t0 - timedelta(1)
+    assert (await log.turn(current, since=since, limit=1)).history == turn.history[-1:]
 
 
 async def test_a_reply_is_recorded_once_whole_and_its_wamid_takes_a_status_that_came_first(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from changarrito.domain.assistant import DEFAULT_FALLBACK_TEXT, Assistant
 from changarrito.domain.backoff import backoff_delay
-from changarrito.domain.chat import ChatMessage, Reply, Usage
+from changarrito.domain.chat import HANDOFF_TOOL, ChatMessage, Reply, Tool, ToolCall, Usage
+from changarrito.domain.conversations import ConversationSettings, ConversationState, Switch
 from changarrito.domain.errors import (
     NotConfigured,
     ProviderAuthError,
@@ -35,12 +36,14 @@ from changarrito.domain.model import (
     Source,
 )
 from changarrito.domain.pipeline import Pipeline, PipelineSettings
-from changarrito.domain.queued import OutboundPart, QueuedMessage
+from changarrito.domain.queued import OutboundPart, QueuedMessage, Turn, TurnMessage
 from changarrito.domain.text import split_text
 
 TENANT = UUID("11111111-1111-1111-1111-111111111111")
 PNID = "106540352242922"
 CUSTOMER = "16505551234"
+#: The database's clock when a turn is read.
+NOW = datetime(2026, 5, 1, 12, 5, tzinfo=UTC)
 
 
 def inbound(**changes: Any) -> QueuedMessage:
@@ -87,9 +90,18 @@ class FakeAssistant:
         self.answers = list(answers) or ["Sí, hasta la XL."]
         self.fallback = fallback
         self.calls: list[tuple[UUID | None, list[ChatMessage]]] = []
+        self.tools: list[tuple[Tool, ...]] = []
+        self.settings = ConversationSettings(quiet_period=0)
 
-    async def reply(self, tenant_id: UUID | None, messages: Sequence[ChatMessage]) -> Reply:
+    async def reply(
+        self,
+        tenant_id: UUID | None,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[Tool] = (),
+    ) -> Reply:
         self.calls.append((tenant_id, list(messages)))
+        self.tools.append(tuple(tools))
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
@@ -99,6 +111,9 @@ class FakeAssistant:
 
     async def fallback_text(self, tenant_id: UUID | None) -> str:
         return self.fallback
+
+    async def conversation_settings(self, tenant_id: UUID | None) -> ConversationSettings:
+        return self.settings
 
 
 @dataclass
@@ -146,19 +161,48 @@ class FakeLog:
     writes: list[tuple[Any, ...]] = field(default_factory=list)
     #: Whether the worker still holds the lease when the last wamid settles the message.
     lease_held: bool = True
+    #: The conversation the turn reads (``None``: none, as for a message stored without).
+    conversation: UUID | None = None
+    state: str = "bot"
+    waiting: tuple[TurnMessage, ...] = ()
+    #: Seconds between the message's arrival and the turn being read.
+    waited: float = 60.0
+    human_active_at: datetime | None = None
+    notice_at: datetime | None = None
+    #: A person took the conversation over before the plan: it records nothing.
+    taken_over: bool = False
+    plans: list[dict[str, Any]] = field(default_factory=list)
 
-    async def history(
-        self, message: QueuedMessage, *, since: datetime, limit: int
-    ) -> list[ChatMessage]:
+    async def turn(self, message: QueuedMessage, *, since: datetime, limit: int) -> Turn:
         self.history_calls.append({"since": since, "limit": limit})
-        return self.earlier[-limit:] if limit else []
+        return Turn(
+            conversation_id=self.conversation,
+            state=self.state,
+            now=NOW,
+            received_at=NOW - timedelta(seconds=self.waited),
+            human_active_at=self.human_active_at,
+            text_only_notice_at=self.notice_at,
+            waiting=self.waiting,
+            history=tuple(self.earlier[-limit:] if limit else []),
+        )
 
     async def planned(self, message: QueuedMessage) -> list[OutboundPart]:
         return list(self.parts)
 
     async def plan(
-        self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
-    ) -> list[OutboundPart]:
+        self,
+        message: QueuedMessage,
+        recipient: str,
+        parts: Sequence[str],
+        *,
+        fallback: bool,
+        turn: Turn | None = None,
+        notice: bool = False,
+        switches: Sequence[Switch] = (),
+    ) -> list[OutboundPart] | None:
+        self.plans.append({"turn": turn, "notice": notice, "switches": list(switches)})
+        if self.taken_over:
+            return None
         if self.parts:
             return list(self.parts)
         self.writes.append(("plan", len(parts)))
@@ -340,9 +384,9 @@ async def test_the_conversation_is_limited_to_the_24_hour_window_and_the_history
         {"type": "reaction", "text": None},
         {"type": "reaction", "text": "👍"},
         {"type": "system", "text": "User changed number"},
-        {"type": "unsupported", "text": None},
-        {"type": "image", "text": None},
+        {"type": "sticker", "text": None},
         {"type": "text", "text": "   "},
+        {"type": "location", "text": None},
         {"customer_id": None, "customer_phone": None},
     ],
 )
@@ -809,3 +853,161 @@ async def test_a_resumed_reply_with_every_wamid_is_left_for_the_worker_to_settle
     outcome = await w.pipeline.handle(inbound(attempts=2, claimed_by="w2"))
 
     assert outcome.kind == "answered" and outcome.settled is None and log.writes == []
+
+
+# --- conversations: who answers, bursts, what cannot be read -------------------------------
+
+
+def waiting(id: int, text: str | None, *, ago: float, type: str = "text") -> TurnMessage:
+    return TurnMessage(id, f"wamid.IN{id}", type, text, NOW - timedelta(seconds=ago))
+
+
+async def test_a_conversation_a_person_answers_gets_nothing_from_the_bot() -> None:
+    w = world(log=FakeLog(state="human", human_active_at=NOW - timedelta(hours=1)))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert (outcome.kind, outcome.reason) == ("ignored", "a person is answering this conversation")
+    assert w.assistant.calls == [] and w.whatsapp.sends == [] and w.whatsapp.reads == []
+
+
+async def test_a_conversation_idle_past_the_handoff_time_goes_back_to_the_bot_and_is_answered() -> (
+    None
+):
+    w = world(log=FakeLog(state="human", human_active_at=NOW - timedelta(hours=12, seconds=1)))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "answered" and len(w.whatsapp.sends) == 1
+    (switch,) = w.log.plans[0]["switches"]
+    assert (switch.to, switch.actor, switch.before_reply) == (ConversationState.BOT, "idle", True)
+
+
+async def test_a_closed_conversation_is_not_answered() -> None:
+    w = world(log=FakeLog(state="closed"))
+
+    assert (await w.pipeline.handle(inbound())).kind == "ignored"
+    assert w.whatsapp.sends == []
+
+
+async def test_a_message_inside_the_quiet_period_is_deferred_until_the_customer_is_quiet() -> None:
+    w = world(log=FakeLog(waited=0.5, waiting=(waiting(6, "hola", ago=1.5),)))
+    w.assistant.settings = ConversationSettings(quiet_period=2)
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "defer" and outcome.retry_after == pytest.approx(1.5)
+    assert w.assistant.calls == [] and w.whatsapp.reads == [] and w.log.plans == []
+
+
+async def test_a_burst_gets_one_llm_call_with_every_message_in_order_and_one_reply() -> None:
+    burst = (waiting(8, "una pregunta", ago=3), waiting(9, "¿tienen tortillas?", ago=2.5))
+    w = world(log=FakeLog(waited=4, waiting=burst))
+    w.assistant.settings = ConversationSettings(quiet_period=2)
+
+    outcome = await w.pipeline.handle(inbound(text="hola"))
+
+    assert outcome.kind == "answered"
+    (call,) = w.assistant.calls
+    assert call[1][-1] == ChatMessage(
+        role="user", content="hola\n\nuna pregunta\n\n¿tienen tortillas?"
+    )
+    (send,) = w.whatsapp.sends
+    assert send["quote"] == "wamid.IN9"  # the newest, once: nothing is quoted twice
+    assert [r["wamid"] for r in w.whatsapp.reads] == ["wamid.IN9"]
+    assert w.log.plans[0]["turn"].waiting == burst
+
+
+async def test_a_voice_note_alone_gets_the_text_only_reply_once_per_conversation() -> None:
+    w = world()
+
+    outcome = await w.pipeline.handle(inbound(type="audio", text=None))
+
+    assert outcome.kind == "answered" and w.assistant.calls == []
+    assert [s["body"] for s in w.whatsapp.sends] == [ConversationSettings().text_only_reply]
+    assert w.log.plans[0]["notice"] is True
+
+    again = world(log=FakeLog(notice_at=NOW - timedelta(minutes=3)))
+    outcome = await again.pipeline.handle(inbound(type="audio", text=None))
+    assert outcome.kind == "ignored" and again.whatsapp.sends == []
+
+
+async def test_a_voice_note_in_a_burst_with_text_is_named_to_the_model() -> None:
+    w = world(log=FakeLog(waiting=(waiting(8, None, ago=30, type="audio"),)))
+    w.assistant.settings = ConversationSettings(quiet_period=2)
+
+    await w.pipeline.handle(inbound(text="te mandé un audio"))
+
+    (call,) = w.assistant.calls
+    assert call[1][-1].content == (
+        "te mandé un audio\n\n[a voice note, which I cannot listen to yet]"
+    )
+    assert w.log.plans[0]["notice"] is False
+
+
+async def test_the_model_is_offered_the_handoff_tool() -> None:
+    w = world()
+
+    await w.pipeline.handle(inbound())
+
+    assert w.assistant.tools == [(HANDOFF_TOOL,)]
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (
+            Reply(
+                "",
+                "m",
+                Usage(),
+                1.0,
+                "fake",
+                tool_calls=(ToolCall("handoff", {"reason": "refund"}),),
+            ),
+            "refund",
+        ),
+        (
+            Reply("No puedo ayudar con eso.", "m", Usage(), 1.0, "fake", refused=True),
+            "the model declined to answer",
+        ),
+    ],
+)
+async def test_a_handoff_by_the_model_tells_the_customer_and_hands_the_conversation_over(
+    reply: Reply, reason: str
+) -> None:
+    w = world(assistant=FakeAssistant(reply))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "answered"
+    assert [s["body"] for s in w.whatsapp.sends] == [ConversationSettings().handoff_message]
+    (switch,) = w.log.plans[0]["switches"]
+    assert (switch.to, switch.actor, switch.reason, switch.before_reply) == (
+        ConversationState.HUMAN,
+        "model",
+        reason,
+        False,
+    )
+
+
+async def test_a_reply_written_while_a_person_took_over_is_dropped_unsent() -> None:
+    w = world(log=FakeLog(taken_over=True))
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == "ignored" and "a person took the conversation over" in (
+        outcome.reason or ""
+    )
+    assert w.whatsapp.sends == []
+
+
+async def test_with_the_quiet_period_off_each_waiting_message_gets_its_own_answer() -> None:
+    w = world(log=FakeLog(waiting=(waiting(8, "¿y de maíz?", ago=0.1),)))
+
+    outcome = await w.pipeline.handle(inbound(text="hola"))
+
+    assert outcome.kind == "answered"
+    assert w.assistant.calls[0][1][-1] == ChatMessage(role="user", content="hola")
+    assert w.log.plans[0]["turn"].waiting == ()
+    assert w.whatsapp.sends[0]["quote"] == "wamid.IN7"

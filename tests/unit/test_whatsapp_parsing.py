@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from changarrito.adapters.whatsapp.webhook_parser import Destination, parse, to_intake
+from changarrito.domain.conversations import UNREADABLE_TYPES
 from changarrito.domain.errors import InvalidWebhook
 from changarrito.domain.whatsapp import (
     MAX_UPDATES,
@@ -53,7 +54,10 @@ def test_every_documented_message_type_gives_its_text_to_answer(name: str) -> No
     [record] = intake_of(webhook(change(PNID, messages=[sent]))).messages
 
     assert (record.wamid, record.type, record.text) == (sent["id"], sent["type"], text)
-    assert record.state is (InboundState.PENDING if text else InboundState.IGNORED)
+    # Meta's sample of an unsupported message is an edit it could not show: nothing new said.
+    unreadable = not text and sent["type"] in UNREADABLE_TYPES and sent["type"] != "unsupported"
+    assert record.state is (InboundState.PENDING if text or unreadable else InboundState.IGNORED)
+    assert record.unreadable is unreadable
     assert record.tenant_id == TENANT
     assert encode(sent) == record.raw
 
@@ -190,3 +194,109 @@ def test_a_status_never_moves_backwards(current: str, incoming: str) -> None:
     after = advance(current, incoming)
 
     assert STATUS_ORDER.index(after) >= STATUS_ORDER.index(current)
+
+
+@pytest.mark.parametrize(
+    ("unsupported", "code", "told"),
+    [
+        ("poll_creation", 131051, True),
+        ("gif", 131051, True),
+        ("edit", 131051, False),
+        ("revoke", 131051, False),
+        (None, 131060, False),
+    ],
+)
+def test_a_message_whatsapp_could_not_show_gets_the_text_only_reply_unless_it_said_nothing_new(
+    unsupported: str | None, code: int, told: bool
+) -> None:
+    sent = {
+        "from": "16505551234",
+        "id": "wamid.U1",
+        "timestamp": "1750090702",
+        "type": "unsupported",
+        "unsupported": {"type": unsupported},
+        "errors": [{"code": code, "title": "t"}],
+    }
+    [record] = intake_of(webhook(change(PNID, messages=[sent]))).messages
+
+    assert record.unreadable is told
+    assert record.state is (InboundState.PENDING if told else InboundState.IGNORED)
+
+
+def test_an_edit_carries_the_new_text_for_the_message_it_edits_and_is_never_answered() -> None:
+    sent = {
+        "from": "16505551234",
+        "id": "wamid.E1",
+        "timestamp": "1750090702",
+        "type": "edit",
+        "edit": {
+            "original_message_id": "wamid.A",
+            "message": {"type": "text", "text": {"body": "mejor dos kilos"}},
+        },
+    }
+    [record] = intake_of(webhook(change(PNID, messages=[sent]))).messages
+
+    assert (record.changes_wamid, record.text) == ("wamid.A", "mejor dos kilos")
+    assert record.state is InboundState.IGNORED
+
+
+def test_a_revoke_names_the_message_it_deletes_and_is_never_answered() -> None:
+    sent = {
+        "from": "16505551234",
+        "id": "wamid.R1",
+        "timestamp": "1750090702",
+        "type": "revoke",
+        "revoke": {"original_message_id": "wamid.A"},
+    }
+    [record] = intake_of(webhook(change(PNID, messages=[sent]))).messages
+
+    assert (record.changes_wamid, record.text, record.state) == (
+        "wamid.A",
+        None,
+        InboundState.IGNORED,
+    )
+
+
+def test_an_owner_echo_is_read_as_the_owner_writing_to_that_customer() -> None:
+    echoes = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "smb_message_echoes",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550783881",
+                                "phone_number_id": PNID,
+                            },
+                            "message_echoes": [
+                                {
+                                    "from": "15550783881",
+                                    "to": "16505551234",
+                                    "id": "wamid.HBgE",
+                                    "timestamp": "1739321024",
+                                    "type": "text",
+                                    "text": {"body": "Te paso la cuenta para el depósito"},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    intake = intake_of(echoes)
+
+    [echo] = intake.echoes
+    assert (echo.wamid, echo.owner, echo.customer, echo.text) == (
+        "wamid.HBgE",
+        "15550783881",
+        "16505551234",
+        "Te paso la cuenta para el depósito",
+    )
+    assert echo.tenant_id == TENANT and intake.messages == []
+    [event] = intake.events  # what Meta sent is kept as sent, as for any other field
+    assert event.field == "smb_message_echoes"

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import structlog
 
@@ -25,6 +26,8 @@ from changarrito.bootstrap.database import Database
 from changarrito.bootstrap.storage import Storage, postgres_storage
 from changarrito.domain.assistant import Assistant
 from changarrito.domain.changes import Change
+from changarrito.domain.conversations import ConversationSettings
+from changarrito.domain.inbox import Inbox
 from changarrito.domain.integrations import Integrations
 from changarrito.domain.llm import PlatformLimits
 from changarrito.domain.model import PlatformDefaults
@@ -69,6 +72,8 @@ class Service:
     graph: GraphClient
     pipeline: Pipeline
     database: Database | None = None
+    #: The shops' conversations (the inbox API), on PostgreSQL.
+    inbox: Inbox | None = None
     #: Change notifications (and the workers' wake-ups), on PostgreSQL; see ``listen``.
     listener: Listener | None = None
     #: What forgets cached reads when something changes (``on_change``).
@@ -158,6 +163,12 @@ def build_service(
             max_prompt_chars=settings.llm.platform_max_prompt_chars,
         ),
         fallback_text=settings.workers.fallback_text,
+        conversations=ConversationSettings(
+            quiet_period=settings.workers.quiet_period,
+            handoff_idle=timedelta(hours=settings.workers.handoff_idle_hours),
+            handoff_message=settings.workers.handoff_message,
+            text_only_reply=settings.workers.text_only_reply,
+        ),
         metrics=metrics,
     )
     return Service(
@@ -202,6 +213,7 @@ def build_service(
             ),
         ),
         database=database,
+        inbox=Inbox(storage.conversations, resolver, graph) if storage.conversations else None,
         listener=_listener(storage),
         forgetters=forgetters,
     )

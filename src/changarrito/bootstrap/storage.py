@@ -13,6 +13,7 @@ from changarrito.adapters.crypto.keyring import KeyRing
 from changarrito.adapters.crypto.pgcrypto import PgcryptoCipher
 from changarrito.adapters.crypto.suite import CipherSuite
 from changarrito.adapters.postgres.audit import PostgresAuditLog
+from changarrito.adapters.postgres.conversations import PostgresConversations
 from changarrito.adapters.postgres.group_commit import GroupCommit
 from changarrito.adapters.postgres.message_log import PostgresMessageLog
 from changarrito.adapters.postgres.migrate import PostgresSchema, migrate
@@ -26,6 +27,7 @@ from changarrito.adapters.postgres.store import PostgresStore
 from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
 from changarrito.bootstrap.database import Database
 from changarrito.domain.changes import Change
+from changarrito.domain.inbox import ConversationStore
 from changarrito.domain.ports import (
     AuditLog,
     Cipher,
@@ -63,6 +65,7 @@ class Storage:
     pool: Pool | None = None
     listen_url: str | None = None
     queue_stats: Callable[[], Awaitable[QueueStats]] | None = None
+    conversations: ConversationStore | None = None
     #: Called with every change another process announces (the app index's cache, ...).
     on_change: list[Callable[[Change], None]] = field(default_factory=list)
 
@@ -125,5 +128,6 @@ async def postgres_storage(
         pool=pool,
         listen_url=database.url,
         queue_stats=lambda: queue_stats(pool),
+        conversations=PostgresConversations(pool),
         on_change=[apps.on_change, store.on_change],
     )

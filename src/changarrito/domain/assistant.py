@@ -8,11 +8,13 @@ answer, the tenant's ``fallbackText`` (or the platform's) is sent instead of sil
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from uuid import UUID
 
 from changarrito.domain import resolution
-from changarrito.domain.chat import ChatMessage, Reply
+from changarrito.domain.chat import ChatMessage, Reply, Tool
+from changarrito.domain.conversations import ConversationSettings
 from changarrito.domain.errors import ChangarritoError
 from changarrito.domain.llm import PlatformLimits, Responder
 from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved
@@ -51,9 +53,11 @@ class Assistant:
         platform_fallback: bool = False,
         platform_limits: PlatformLimits | None = None,
         fallback_text: str = DEFAULT_FALLBACK_TEXT,
+        conversations: ConversationSettings | None = None,
         metrics: MetricsRecorder | None = None,
     ) -> None:
         self.credentials = credentials
+        self.conversations = conversations or ConversationSettings()
         self.tenants = Responder(
             credentials,
             providers,
@@ -69,10 +73,18 @@ class Assistant:
         )
         self.default_fallback = fallback_text.strip() or DEFAULT_FALLBACK_TEXT
 
-    async def reply(self, tenant_id: UUID | None, messages: Sequence[ChatMessage]) -> Reply:
+    async def reply(
+        self,
+        tenant_id: UUID | None,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[Tool] = (),
+    ) -> Reply:
+        """The LLM's answer to ``messages``, offering it ``tools`` when its provider takes
+        them (see ``Responder``)."""
         if tenant_id is None:
-            return await self.platform.reply(PLATFORM, messages)
-        return await self.tenants.reply(tenant_id, messages)
+            return await self.platform.reply(PLATFORM, messages, tools=tools)
+        return await self.tenants.reply(tenant_id, messages, tools=tools)
 
     async def fallback_text(self, tenant_id: UUID | None) -> str:
         """The tenant's LLM ``fallbackText`` when it set one, else the platform's."""
@@ -85,3 +97,15 @@ class Assistant:
             if isinstance(own, str) and own.strip():
                 return own.strip()
         return self.default_fallback
+
+    async def conversation_settings(self, tenant_id: UUID | None) -> ConversationSettings:
+        """How the tenant's conversations are answered: its LLM config's ``quietPeriodSeconds``,
+        ``handoffIdleHours``, ``handoffMessage`` and ``textOnlyReply`` where it set them,
+        else the platform's (``CHANGARRITO_QUIET_PERIOD``...)."""
+        config: Mapping[str, Any] = {}
+        if tenant_id is not None:
+            try:
+                config = (await self.credentials.resolve(tenant_id, IntegrationType.LLM)).config
+            except ChangarritoError:
+                config = {}
+        return self.conversations.overridden_by(config)

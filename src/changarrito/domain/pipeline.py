@@ -30,11 +30,20 @@ tenant's ``fallbackText`` (or the platform's) is sent instead of silence.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from typing import Literal
 
-from changarrito.domain.chat import ChatMessage, alternating
+from changarrito.domain.chat import HANDOFF_TOOL, ChatMessage, alternating
+from changarrito.domain.conversations import (
+    SERVICE_WINDOW,
+    UNREADABLE_TYPES,
+    ConversationSettings,
+    ConversationState,
+    Switch,
+    idle_resume_due,
+    quiet_until,
+)
 from changarrito.domain.errors import (
     ChangarritoError,
     FinalProviderError,
@@ -48,20 +57,19 @@ from changarrito.domain.errors import (
 )
 from changarrito.domain.model import IntegrationType, Resolved, Source
 from changarrito.domain.ports import MessageLog, Replier, Senders, Verifications, WhatsAppSender
-from changarrito.domain.queued import OutboundPart, QueuedMessage
+from changarrito.domain.queued import OutboundPart, QueuedMessage, Turn, TurnMessage
 from changarrito.domain.text import MAX_TEXT_CHARS, split_text, whole_sentences
 
-#: The customer service window: free-form replies are allowed this long after their message.
-SERVICE_WINDOW = timedelta(hours=24)
 #: Message types that never get an answer, whatever text they carry.
-UNANSWERED_TYPES = frozenset({"reaction", "system", "unsupported", "ephemeral", "errors"})
+UNANSWERED_TYPES = frozenset({"reaction", "system", "ephemeral", "errors", "sticker"})
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of a message: the worker records it in the queue."""
 
-    kind: Literal["answered", "ignored", "retry", "failed", "dead"]
+    #: ``defer``: a burst is still going on, claim it again in ``retry_after`` seconds.
+    kind: Literal["answered", "ignored", "retry", "defer", "failed", "dead"]
     reason: str | None = None
     retry_after: float | None = None
     #: The retry waits for this recipient only (Meta's pair rate limit, 131056).
@@ -106,7 +114,12 @@ class Pipeline:
         if message.attempts > self.settings.max_attempts:
             return Outcome("dead", f"no answer after {message.attempts - 1} attempts")
         recipient = message.recipient
-        if message.type in UNANSWERED_TYPES or not (message.text or "").strip() or not recipient:
+        said = (message.text or "").strip()
+        if (
+            message.type in UNANSWERED_TYPES
+            or not recipient
+            or not (said or message.type in UNREADABLE_TYPES)
+        ):
             return Outcome("ignored", f"nothing to answer in a {message.type} message")
         try:
             sender = await self.senders.sender(message.phone_number_id)
@@ -143,11 +156,12 @@ class Pipeline:
         parts = await self.messages.planned(message) if message.has_reply is not False else []
         fallback = False
         notes: list[str] = []
+        quote = message.wamid
         if not parts:
-            await self._mark_read(message, token, notes)
-            text, fallback = await self._compose(message, notes)
-            chunks = split_text(text, MAX_TEXT_CHARS)
-            parts = await self.messages.plan(message, recipient, chunks, fallback=fallback)
+            planned = await self._plan(message, token, recipient, notes)
+            if isinstance(planned, Outcome):
+                return planned
+            parts, fallback, quote = planned
         ordered = sorted(parts, key=lambda p: p.part)
         todo = [p for p in ordered if not p.wamid]
         wamids = {p.part: p.wamid for p in ordered if p.wamid}
@@ -157,9 +171,12 @@ class Pipeline:
             resent += part.send_attempts - part.sending > 0
             if not part.sending:
                 await self.messages.sending(part)
-            quote = message.wamid if part.part == 1 else None
             sent = await self.whatsapp.send_text(
-                message.phone_number_id, token, recipient, part.text, quote
+                message.phone_number_id,
+                token,
+                recipient,
+                part.text,
+                quote if part.part == 1 else None,
             )
             following = todo[index + 1] if index + 1 < len(todo) else None
             answered = message if following is None and message.claimed_by else None
@@ -178,29 +195,103 @@ class Pipeline:
             settled=settled,
         )
 
-    async def _mark_read(self, message: QueuedMessage, token: str, notes: list[str]) -> None:
-        """Blue ticks and the typing indicator while the LLM thinks. Only a rejected token
-        stops the answer: the same token could not send it either."""
+    async def _plan(
+        self, message: QueuedMessage, token: str, recipient: str, notes: list[str]
+    ) -> Outcome | tuple[list[OutboundPart], bool, str]:
+        """The reply to the turn ``message`` opens, recorded (its parts, whether it is the
+        fallback text, the message it quotes), or why there is none now: a person answers
+        the conversation, the customer is still typing (a burst), or only what cannot be read
+        came and the customer was already told."""
+        settings = await self.assistant.conversation_settings(message.tenant_id)
+        turn = await self.messages.turn(
+            message,
+            since=message.sent_at - SERVICE_WINDOW,
+            limit=max(0, self.settings.history_limit - 1),
+        )
+        switches: list[Switch] = []
+        if turn.state == ConversationState.HUMAN:
+            if not idle_resume_due(
+                ConversationState.HUMAN, turn.human_active_at, settings.handoff_idle, turn.now
+            ):
+                return Outcome("ignored", "a person is answering this conversation")
+            idle = settings.handoff_idle.total_seconds() / 3600
+            reason = f"nobody from the shop wrote for {idle:g} hours"
+            switches.append(Switch(ConversationState.BOT, "idle", reason, before_reply=True))
+        elif turn.state == ConversationState.CLOSED:
+            return Outcome("ignored", "the conversation is closed")
+        due = quiet_until(turn.last_received_at, settings.quiet_period)
+        if due is None:  # bursts off: every message gets its own answer, in order
+            turn = replace(turn, waiting=())
+        elif due > turn.now:
+            wait = (due - turn.now).total_seconds()
+            return Outcome("defer", "the customer may still be typing", retry_after=wait)
+        first = TurnMessage(message.id, message.wamid, message.type, message.text, turn.received_at)
+        said = sorted([first, *turn.waiting], key=lambda m: (m.received_at, m.id))
+        newest = said[-1].wamid
+        notice = not any((m.text or "").strip() for m in said)
+        if notice and turn.text_only_notice_at is not None:
+            return Outcome("ignored", "only text can be read for now; the customer was told")
+        await self._mark_read(message, newest, token, notes)
+        fallback = False
+        if notice:
+            text = settings.text_only_reply
+        else:
+            said_texts = [_readable(m) for m in said]
+            text, fallback, handoff = await self._compose(
+                message, turn, said_texts, settings, notes
+            )
+            if handoff is not None:
+                switches.append(Switch(ConversationState.HUMAN, "model", handoff))
+        parts = await self.messages.plan(
+            message,
+            recipient,
+            split_text(text, MAX_TEXT_CHARS),
+            fallback=fallback,
+            turn=turn,
+            notice=notice,
+            switches=switches,
+        )
+        if parts is None:
+            return Outcome(
+                "ignored",
+                "not sent: a person took the conversation over, or the customer deleted the "
+                "message, while the reply was being written",
+            )
+        return parts, fallback, newest
+
+    async def _mark_read(
+        self, message: QueuedMessage, wamid: str, token: str, notes: list[str]
+    ) -> None:
+        """Blue ticks (on the turn's newest message: the ones before it are read with it)
+        and the typing indicator while the LLM thinks. Only a rejected token stops the
+        answer: the same token could not send it either."""
         try:
             await self.whatsapp.mark_read(
-                message.phone_number_id, token, message.wamid, typing=self.settings.typing_indicator
+                message.phone_number_id, token, wamid, typing=self.settings.typing_indicator
             )
         except ProviderAuthError:
             raise
         except ProviderError as exc:
             notes.append(f"could not mark the message read: {exc.message}")
 
-    async def _compose(self, message: QueuedMessage, notes: list[str]) -> tuple[str, bool]:
-        """The reply text, and whether it is the fallback text."""
-        since = message.sent_at - SERVICE_WINDOW
-        history = await self.messages.history(
-            message, since=since, limit=max(0, self.settings.history_limit - 1)
+    async def _compose(
+        self,
+        message: QueuedMessage,
+        turn: Turn,
+        said: Sequence[str],
+        settings: ConversationSettings,
+        notes: list[str],
+    ) -> tuple[str, bool, str | None]:
+        """The reply text, whether it is the fallback text, and why a person is needed when
+        the model handed the conversation over (its ``handoff`` tool, or a refusal)."""
+        conversation = alternating(
+            [*turn.history, *(ChatMessage(role="user", content=text) for text in said)]
         )
-        said = ChatMessage(role="user", content=(message.text or "").strip())
-        conversation = alternating([*history, said])
         last_attempt = message.attempts >= self.settings.max_attempts
         try:
-            reply = await self.assistant.reply(message.tenant_id, conversation)
+            reply = await self.assistant.reply(
+                message.tenant_id, conversation, tools=(HANDOFF_TOOL,)
+            )
         except RetryableProviderError as exc:
             if not last_attempt:
                 raise
@@ -210,6 +301,11 @@ class Pipeline:
         except ChangarritoError as exc:
             notes.append(f"the LLM cannot answer: {exc.message}")
         else:
+            handoff = reply.handoff_reason or (
+                "the model declined to answer" if reply.refused else None
+            )
+            if handoff is not None:
+                return settings.handoff_message, False, handoff
             text = reply.text.strip()
             if reply.truncated:  # never send half a sentence (or half a JSON) as the answer
                 text = whole_sentences(text) or ""
@@ -218,10 +314,24 @@ class Pipeline:
                     + ("sent up to its last whole sentence" if text else "no sentence was whole")
                 )
             if text:
-                return text, False
+                return text, False, None
             if not reply.truncated:
                 notes.append("the LLM answered with an empty text")
-        return await self.assistant.fallback_text(message.tenant_id), True
+        return await self.assistant.fallback_text(message.tenant_id), True, None
+
+
+#: What the model is told of a message it cannot read yet, in a turn that has text too.
+_UNREADABLE = {
+    "audio": "[a voice note, which I cannot listen to yet]",
+    "image": "[a photo, which I cannot see yet]",
+    "video": "[a video, which I cannot watch yet]",
+    "document": "[a document, which I cannot open yet]",
+}
+
+
+def _readable(message: TurnMessage) -> str:
+    text = (message.text or "").strip()
+    return text or _UNREADABLE.get(message.type, "[a message WhatsApp could not show]")
 
 
 def _marked(part: OutboundPart) -> OutboundPart:

@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from changarrito.domain.chat import ChatMessage, Reply
+from changarrito.domain.chat import ChatMessage, Reply, Tool
+from changarrito.domain.conversations import ConversationSettings, Switch
 from changarrito.domain.model import (
     AuditEntry,
     Credential,
@@ -28,7 +29,7 @@ from changarrito.domain.model import (
     Tenant,
     WhatsAppNumber,
 )
-from changarrito.domain.queued import OutboundPart, QueuedMessage
+from changarrito.domain.queued import OutboundPart, QueuedMessage, Turn
 
 if TYPE_CHECKING:
     from changarrito.domain.payment_model import (
@@ -250,10 +251,20 @@ class ChatBackend(Protocol):
 
     def parse_credentials(self, data: Mapping[str, Any]) -> Any: ...
 
+    @property
+    def supports_tools(self) -> bool:
+        """Whether ``chat`` takes ``tools=`` (``Responder`` passes it only then)."""
+        ...
+
     def parse_config(self, data: Mapping[str, Any]) -> Any: ...
 
     async def chat(
-        self, messages: Sequence[ChatMessage], config: Any, credentials: Any
+        self,
+        messages: Sequence[ChatMessage],
+        config: Any,
+        credentials: Any,
+        *,
+        tools: Sequence[Tool] = (),
     ) -> Reply: ...
 
 
@@ -410,19 +421,31 @@ class WhatsAppSender(Protocol):
 
 
 class MessageLog(Protocol):
-    async def history(
-        self, message: QueuedMessage, *, since: datetime, limit: int
-    ) -> list[ChatMessage]:
-        """Earlier messages of the conversation, oldest first, without ``message`` itself."""
+    async def turn(self, message: QueuedMessage, *, since: datetime, limit: int) -> Turn:
+        """The message's conversation, its other waiting messages, and up to ``limit``
+        earlier messages since ``since`` (oldest first, without the turn's own)."""
         ...
 
     async def planned(self, message: QueuedMessage) -> list[OutboundPart]: ...
 
     async def plan(
-        self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
-    ) -> list[OutboundPart]:
+        self,
+        message: QueuedMessage,
+        recipient: str,
+        parts: Sequence[str],
+        *,
+        fallback: bool,
+        turn: Turn | None = None,
+        notice: bool = False,
+        switches: Sequence[Switch] = (),
+    ) -> list[OutboundPart] | None:
         """Records the reply's parts once, the first marked as being sent (``sending``, one
-        attempt counted); returns the recorded ones (a concurrent plan wins, none marked)."""
+        attempt counted); returns the recorded ones (a concurrent plan wins, none marked).
+        With the ``turn``, in the same transaction: first the ``switches`` before the reply
+        (an idle conversation back to the bot), then the reply only if the conversation is
+        the bot's and the message was not deleted (else ``None``: nothing recorded), then the
+        turn's waiting messages joined to it, the "only text" ``notice`` marked as given, and
+        the switches after it (a handoff)."""
         ...
 
     async def sending(self, part: OutboundPart) -> None:
@@ -445,9 +468,19 @@ class MessageLog(Protocol):
 
 
 class Replier(Protocol):
-    async def reply(self, tenant_id: UUID | None, messages: Sequence[ChatMessage]) -> Reply: ...
+    async def reply(
+        self,
+        tenant_id: UUID | None,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[Tool] = (),
+    ) -> Reply: ...
 
     async def fallback_text(self, tenant_id: UUID | None) -> str: ...
+
+    async def conversation_settings(self, tenant_id: UUID | None) -> ConversationSettings:
+        """The quiet period, idle time and texts of the tenant's conversations."""
+        ...
 
 
 # --- the webhook intake and the processes' housekeeping --------------------------------------

@@ -3,8 +3,10 @@
 Pure: the webhook adapter (``adapters/whatsapp/webhook_schema.py``) decodes the wire format and
 builds these records; the Postgres adapter stores them. The rules here:
 
-- which queue state a new inbound message starts in (``initial_state``): only a routed message
-  with a customer and a text to answer is ``pending``; everything else is stored ``ignored``;
+- which queue state a new inbound message starts in (``initial_state``): a routed message with
+  a customer and a text to answer, or one the assistant cannot read yet (a voice note, a photo
+  without a caption: ``unreadable``, told once per conversation), is ``pending``; everything
+  else is stored ``ignored``;
 - who the customer is (``customer_key``): the phone number when Meta gives one, else the
   business-scoped user id (BSUID);
 - Meta's timestamps (``meta_time``): unix seconds as text, unreadable ones replaced;
@@ -113,17 +115,50 @@ class InboundMessage:
     display_phone_number: str | None = None
     waba_id: str | None = None
     context_wamid: str | None = None
+    #: The customer sent something the assistant cannot read yet (a voice note, a photo
+    #: without a caption, a type WhatsApp could not show): answered once per conversation
+    #: with the "only text for now" reply.
+    unreadable: bool = False
+    #: An ``edit`` or ``revoke``: the wamid of the customer's message it changes.
+    changes_wamid: str | None = None
 
     @property
     def state(self) -> InboundState:
-        return initial_state(self.route, self.customer.key, self.text)
+        if self.changes_wamid is not None:  # applied to the message it changes, not answered
+            return InboundState.IGNORED
+        return initial_state(self.route, self.customer.key, self.text, self.unreadable)
 
 
-def initial_state(route: RouteKind, customer: str | None, text: str | None) -> InboundState:
-    """``pending`` (to answer) only for a routed message with a customer and a text."""
-    if route is RouteKind.UNROUTED or customer is None or not (text and text.strip()):
+def initial_state(
+    route: RouteKind, customer: str | None, text: str | None, unreadable: bool = False
+) -> InboundState:
+    """``pending`` (to answer) only for a routed message with a customer and a text, or
+    something the assistant cannot read yet (it gets the "only text for now" reply)."""
+    if route is RouteKind.UNROUTED or customer is None:
+        return InboundState.IGNORED
+    if not (text and text.strip()) and not unreadable:
         return InboundState.IGNORED
     return InboundState.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerEcho:
+    """A message the shop's owner sent from the WhatsApp Business app on a coexistence
+    number (an ``smb_message_echoes`` webhook): the owner is talking to this customer. (The
+    change itself is also kept, verbatim, as a ``WebhookEvent``.)"""
+
+    wamid: str
+    phone_number_id: str
+    route: RouteKind
+    tenant_id: UUID | None
+    #: The business number it was sent from (``from``) and the customer (``to``, the phone,
+    #: and ``to_user_id``, the business-scoped user id; either may be missing).
+    owner: str | None
+    customer: str | None
+    type: str
+    text: str | None
+    sent_at: datetime
+    customer_user_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +198,7 @@ class Intake:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     events: list[WebhookEvent] = field(default_factory=list)
+    echoes: list[OwnerEcho] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.messages) + len(self.statuses) + len(self.events)
+        return len(self.messages) + len(self.statuses) + len(self.events) + len(self.echoes)

@@ -176,6 +176,15 @@ class Workers:
     async def _settle(self, worker: str, message: QueuedMessage, outcome: Outcome) -> None:
         for note in outcome.notes:
             log.warning("message.note", note=note)
+        if outcome.kind == "defer":  # a burst still going on: claimed again once it is over
+            delay = max(0.0, outcome.retry_after or 0.0)
+            if await self.queue.defer(worker, message, delay=delay):
+                log.info("message.deferred", delay=round(delay, 3), reason=outcome.reason)
+                # Nothing notifies when it falls due: wake the claiming loop then.
+                asyncio.get_running_loop().call_later(delay + 0.005, self._wakeup.set)
+            else:
+                log.warning("message.lease_lost", outcome=outcome.kind)
+            return
         if outcome.kind == "retry":
             delay = backoff_delay(
                 message.attempts,

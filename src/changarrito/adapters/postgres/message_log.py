@@ -1,4 +1,5 @@
-"""The pipeline's ``MessageLog`` on PostgreSQL: conversation history and each reply's parts.
+"""The pipeline's ``MessageLog`` on PostgreSQL: each message's turn (its conversation, the
+burst it is part of, the history) and each reply's parts.
 
 A reply is recorded whole, split into parts, before any part is sent (``plan``, which marks
 the first part as being sent); each part's wamid is recorded as soon as Meta returns it
@@ -12,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from psycopg.rows import class_row
 
@@ -20,12 +23,35 @@ from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.queries import QUERIES
 from changarrito.domain.chat import ChatMessage
-from changarrito.domain.errors import StorageUnavailable
-from changarrito.domain.queued import OutboundPart, QueuedMessage
+from changarrito.domain.conversations import Switch
+from changarrito.domain.errors import NotFound, StorageUnavailable
+from changarrito.domain.queued import OutboundPart, QueuedMessage, Turn, TurnMessage
 from changarrito.domain.whatsapp import STATUS_ORDER
 
 #: Seconds ``sent`` keeps trying to record a wamid while the database is unavailable.
 SENT_PATIENCE = 30.0
+#: Most waiting messages one reply answers (a longer burst is answered in several turns).
+MAX_TURN = 20
+
+
+@dataclass(frozen=True, slots=True)
+class _TurnHead:
+    conversation_id: UUID | None
+    state: str
+    now: datetime
+    received_at: datetime
+    human_active_at: datetime | None
+    text_only_notice_at: datetime | None
+
+
+def _switch(switch: Switch, message: QueuedMessage, turn: Turn | None) -> dict[str, object]:
+    return {
+        "id": turn.conversation_id if turn is not None else None,
+        "tenant_id": message.tenant_id,
+        "to_state": switch.to.value,
+        "actor": switch.actor,
+        "reason": switch.reason,
+    }
 
 
 class PostgresMessageLog:
@@ -34,33 +60,33 @@ class PostgresMessageLog:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
-    async def history(
-        self, message: QueuedMessage, *, since: datetime, limit: int
-    ) -> list[ChatMessage]:
-        if limit <= 0 or not message.customer_id:
-            return []
-        recipients = sorted(
-            {
-                r
-                for r in (message.customer_phone, message.customer_user_id, message.customer_id)
-                if r
-            }
-        )
-        params = {
-            "id": message.id,
-            "phone_number_id": message.phone_number_id,
-            "customer_id": message.customer_id,
-            "recipients": recipients,
-            "tenant_id": message.tenant_id,
-            "since": since,
-            "until": message.sent_at,
-            "limit": limit,
-        }
+    async def turn(self, message: QueuedMessage, *, since: datetime, limit: int) -> Turn:
+        """The conversation, its waiting messages and the history, in one round trip."""
+        params = {"id": message.id, "since": since, "limit": max(0, limit)}
         with translated():
             async with self.pool.connection() as conn:
-                cur = await conn.execute(QUERIES["history"], params)
-                rows = await cur.fetchall()
-        return [ChatMessage(role=role, content=content) for role, content in reversed(rows)]
+                head = conn.cursor(row_factory=class_row(_TurnHead))
+                waiting = conn.cursor(row_factory=class_row(TurnMessage))
+                history = conn.cursor()
+                async with conn.pipeline():
+                    await head.execute(QUERIES["turn_conversation"], params)
+                    await waiting.execute(QUERIES["turn_waiting"], {**params, "waiting": MAX_TURN})
+                    await history.execute(QUERIES["history"], params)
+                row = await head.fetchone()
+                waits = await waiting.fetchall()
+                said = await history.fetchall()
+        if row is None:
+            raise NotFound(f"no message {message.id}")
+        return Turn(
+            conversation_id=row.conversation_id,
+            state=row.state,
+            now=row.now,
+            received_at=row.received_at,
+            human_active_at=row.human_active_at,
+            text_only_notice_at=row.text_only_notice_at,
+            waiting=tuple(waits),
+            history=tuple(ChatMessage(role=role, content=text) for role, text in reversed(said)),
+        )
 
     async def planned(self, message: QueuedMessage) -> list[OutboundPart]:
         with translated():
@@ -70,11 +96,22 @@ class PostgresMessageLog:
                 return await cur.fetchall()
 
     async def plan(
-        self, message: QueuedMessage, recipient: str, parts: Sequence[str], *, fallback: bool
-    ) -> list[OutboundPart]:
+        self,
+        message: QueuedMessage,
+        recipient: str,
+        parts: Sequence[str],
+        *,
+        fallback: bool,
+        turn: Turn | None = None,
+        notice: bool = False,
+        switches: Sequence[Switch] = (),
+    ) -> list[OutboundPart] | None:
         """Records every part of the reply in one transaction, the first marked as being sent,
         unless a reply is already recorded for the message (then that one stands, whole, and
-        none is marked)."""
+        none is marked); with the turn's conversation, only while the bot answers it (else
+        ``None``), joining the turn's waiting messages to the reply and applying
+        ``switches`` around it."""
+        conversation = turn.conversation_id if turn is not None else None
         params = {
             "inbound_id": message.id,
             "tenant_id": message.tenant_id,
@@ -82,21 +119,41 @@ class PostgresMessageLog:
             "recipient": recipient,
             "texts": list(parts),
             "is_fallback": fallback,
+            "conversation_id": conversation,
         }
-        # One round trip: the lock serializes planners of the message; the insert runs after
-        # it, so its snapshot sees a plan committed meanwhile (and then inserts nothing, and
-        # that plan is read instead). The insert returns what it wrote: no read-back.
+        # One round trip: the locks serialize planners of the message and switches of its
+        # conversation; the insert runs after them, so its snapshot sees a plan or a switch
+        # committed meanwhile (and then inserts nothing, and that plan is read instead). The
+        # insert returns what it wrote: no read-back.
         with translated():
             async with self.pool.connection() as conn:
                 cur = conn.cursor(row_factory=class_row(OutboundPart))
                 async with conn.pipeline(), conn.transaction():
                     await conn.execute(QUERIES["lock_message"], {"id": message.id})
+                    if conversation is not None:
+                        await conn.execute(QUERIES["lock_conversation"], params)
+                        for switch in (s for s in switches if s.before_reply):
+                            await conn.execute(
+                                QUERIES["switch_conversation"], _switch(switch, message, turn)
+                            )
                     await cur.execute(QUERIES["plan_parts"], params)
+                    if conversation is not None and turn is not None:
+                        joined = {
+                            "inbound_id": message.id,
+                            "waiting": [m.id for m in turn.waiting],
+                            "notice": notice,
+                            "conversation_id": conversation,
+                        }
+                        await conn.execute(QUERIES["join_turn"], joined)
+                        for switch in (s for s in switches if not s.before_reply):
+                            await conn.execute(
+                                QUERIES["switch_conversation"], _switch(switch, message, turn)
+                            )
                 recorded = await cur.fetchall()
                 if recorded and len(recorded) == len(parts):
                     return sorted(recorded, key=lambda p: p.part)
                 await cur.execute(QUERIES["planned"], {"inbound_id": message.id})
-                return await cur.fetchall()
+                return await cur.fetchall() or None
 
     async def sending(self, part: OutboundPart) -> None:
         with translated():

@@ -2,32 +2,52 @@
 -- part of a reply (whatsapp_outbound_messages, migrations 0004 and 0005), recorded whole
 -- before any part is sent.
 
+-- name: turn_conversation
+-- The claimed message's conversation (who answers it, the "only text" notice), when the
+-- message reached us, and the database's clock.
+SELECT m.conversation_id, coalesce(c.state, 'bot') AS state, now() AS now, m.received_at,
+       c.human_active_at, c.text_only_notice_at
+FROM whatsapp_inbound_messages m
+LEFT JOIN whatsapp_conversations c ON c.id = m.conversation_id
+WHERE m.id = %(id)s
+
+-- name: turn_waiting
+-- The conversation's other messages waiting to be answered (a burst: the claim takes a
+-- conversation's oldest, and the rest join its reply), oldest first.
+SELECT w.id, w.wamid, w.type, w.text, w.received_at
+FROM whatsapp_inbound_messages m
+JOIN whatsapp_inbound_messages w ON w.conversation_id = m.conversation_id
+WHERE m.id = %(id)s AND w.id <> m.id AND w.state = 'pending' AND w.revoked_at IS NULL
+ORDER BY w.received_at, w.id
+LIMIT %(waiting)s
+
 -- name: history
--- Earlier messages of one conversation (one customer, one number, one tenant) since a time:
--- what the customer wrote and each reply that reached Meta, newest first. The window is
+-- Earlier messages of the claimed message's conversation since a time, newest first: what
+-- the customer wrote (not what is still waiting: that is the turn) and every message that
+-- reached them (the bot's replies, the shop's and the owner's messages). The window is
 -- Meta's time (``sent_at``), but the order is ours: when we received each message and made
 -- each reply. Meta's timestamps for the customer's messages against ours for the replies
 -- would put a backlog Meta redelivered late after the replies to it.
 SELECT role, content FROM (
     SELECT 'user' AS role, i.text AS content, i.received_at AS at, i.id AS seq
-    FROM whatsapp_inbound_messages i
-    WHERE i.phone_number_id = %(phone_number_id)s
-      AND i.customer_id = %(customer_id)s
-      AND i.tenant_id IS NOT DISTINCT FROM %(tenant_id)s
-      AND i.id <> %(id)s
-      AND i.sent_at >= %(since)s AND i.sent_at <= %(until)s
+    FROM whatsapp_inbound_messages m
+    JOIN whatsapp_inbound_messages i ON i.conversation_id = m.conversation_id
+    WHERE m.id = %(id)s
+      AND i.id <> m.id
+      AND i.state NOT IN ('pending', 'processing')
+      AND i.revoked_at IS NULL
+      AND i.sent_at >= %(since)s
       AND i.text IS NOT NULL
       AND i.type NOT IN ('reaction', 'system', 'unsupported')
     UNION ALL
     SELECT 'assistant', string_agg(o.text, E'\n\n' ORDER BY o.part), min(o.created_at),
-           min(o.inbound_id)
-    FROM whatsapp_outbound_messages o
-    WHERE o.phone_number_id = %(phone_number_id)s
-      AND o.recipient = ANY(%(recipients)s)
-      AND o.tenant_id IS NOT DISTINCT FROM %(tenant_id)s
+           coalesce(min(o.inbound_id), 0)
+    FROM whatsapp_inbound_messages m
+    JOIN whatsapp_outbound_messages o ON o.conversation_id = m.conversation_id
+    WHERE m.id = %(id)s
       AND o.created_at >= %(since)s
       AND o.wamid IS NOT NULL
-      AND o.inbound_id IS DISTINCT FROM %(id)s
+      AND o.inbound_id IS DISTINCT FROM m.id
     GROUP BY coalesce(o.inbound_id, -o.id)
 ) conversation
 ORDER BY at DESC, seq DESC
@@ -42,21 +62,52 @@ FROM whatsapp_outbound_messages
 WHERE inbound_id = %(inbound_id)s
 ORDER BY part
 
+-- name: lock_conversation
+SELECT state FROM whatsapp_conversations WHERE id = %(conversation_id)s FOR UPDATE
+
 -- name: plan_parts
 -- Every part of a reply, unless one is already recorded for the message (run after
--- lock_message, in the same transaction: this statement's snapshot sees a concurrent plan).
--- The first part is recorded as being sent (as ``sending`` marks it): it is sent right after.
--- Returns the parts it recorded, as ``planned`` would read them (none: a plan was there).
+-- lock_message and lock_conversation, in the same transaction: this statement's snapshot
+-- sees a concurrent plan, and a switch to a person committed meanwhile). Nothing is recorded
+-- when the conversation is not the bot's (a person took it over while the reply was being
+-- written) or the customer deleted the message. The first part is recorded as being sent
+-- (as ``sending`` marks it): it is sent right after. Returns the parts it recorded, as
+-- ``planned`` would read them (none: a plan was there, or the reply is dropped).
 INSERT INTO whatsapp_outbound_messages
     (inbound_id, part, tenant_id, phone_number_id, recipient, text, is_fallback,
-     send_attempts, send_started_at)
+     send_attempts, send_started_at, conversation_id)
 SELECT %(inbound_id)s, p.part, %(tenant_id)s::uuid, %(phone_number_id)s, %(recipient)s,
-       p.text, %(is_fallback)s, (p.part = 1)::int, CASE WHEN p.part = 1 THEN now() END
+       p.text, %(is_fallback)s, (p.part = 1)::int, CASE WHEN p.part = 1 THEN now() END,
+       (SELECT i.conversation_id FROM whatsapp_inbound_messages i WHERE i.id = %(inbound_id)s)
 FROM unnest(%(texts)s::text[]) WITH ORDINALITY AS p (text, part)
 WHERE NOT EXISTS (
     SELECT 1 FROM whatsapp_outbound_messages o WHERE o.inbound_id = %(inbound_id)s)
+  AND (%(conversation_id)s::uuid IS NULL OR EXISTS (
+    SELECT 1 FROM whatsapp_conversations c
+    WHERE c.id = %(conversation_id)s::uuid AND c.state = 'bot'))
+  AND NOT EXISTS (
+    SELECT 1 FROM whatsapp_inbound_messages i
+    WHERE i.id = %(inbound_id)s AND i.revoked_at IS NOT NULL)
 ON CONFLICT (inbound_id, part) DO NOTHING
 RETURNING id, part, text, wamid, send_attempts, part = 1 AS sending
+
+-- name: join_turn
+-- The turn's waiting messages are answered by this reply (state joined, joined_to), once it
+-- is recorded; with it, the conversation's last activity and the "only text" notice.
+WITH replied AS (
+    SELECT 1 FROM whatsapp_outbound_messages o WHERE o.inbound_id = %(inbound_id)s LIMIT 1
+), joined AS (
+    UPDATE whatsapp_inbound_messages m
+    SET state = 'joined', joined_to = %(inbound_id)s, updated_at = now()
+    WHERE m.id = ANY (%(waiting)s::bigint[]) AND m.state = 'pending' AND EXISTS (TABLE replied)
+    RETURNING m.id
+)
+UPDATE whatsapp_conversations c
+SET last_activity_at = greatest(c.last_activity_at, now()),
+    text_only_notice_at = CASE WHEN %(notice)s THEN coalesce(c.text_only_notice_at, now())
+                               ELSE c.text_only_notice_at END,
+    updated_at = now()
+WHERE c.id = %(conversation_id)s::uuid AND EXISTS (TABLE replied)
 
 -- name: sending
 -- A part is about to be sent: one more attempt. ``plan`` counts the first part's with the

@@ -20,11 +20,14 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 from changarrito.adapters.postgres.queries import QUERIES
+from changarrito.domain.conversations import opens_window
 from changarrito.domain.whatsapp import (
     STATUS_ORDER,
     InboundMessage,
     InboundState,
     Intake,
+    OwnerEcho,
+    RouteKind,
     StatusUpdate,
     WebhookEvent,
 )
@@ -38,9 +41,13 @@ async def write_intakes(conn: Connection, intakes: Iterable[Intake]) -> set[str]
     messages: dict[str, InboundMessage] = {}
     statuses: dict[tuple[str, str, str], StatusUpdate] = {}
     events: list[WebhookEvent] = []
+    echoes: dict[str, OwnerEcho] = {}
     for intake in intakes:
         for m in intake.messages:
             messages.setdefault(m.wamid, m)
+        for e in intake.echoes:
+            if e.route is not RouteKind.UNROUTED:
+                echoes.setdefault(e.wamid, e)
         for s in intake.statuses:
             statuses.setdefault((s.wamid, s.phone_number_id, s.status), s)
         events.extend(intake.events)
@@ -48,9 +55,16 @@ async def write_intakes(conn: Connection, intakes: Iterable[Intake]) -> set[str]
     if messages:
         rows = [messages[k] for k in sorted(messages)]
         inserted = await conn.execute(QUERIES["insert_inbound"], _inbound_columns(rows))
+        changes = [m for m in rows if m.changes_wamid is not None]
+        if changes:
+            await conn.execute(QUERIES["apply_changes"], _change_columns(changes))
         if any(m.state is InboundState.PENDING for m in rows):
             # Delivered on commit: idle workers claim at once instead of at their next poll.
             await conn.execute(QUERIES["notify_inbound"], {"payload": ""})
+    if echoes:
+        ordered_echoes = [echoes[k] for k in sorted(echoes)]
+        await conn.execute(QUERIES["insert_echoes"], _echo_columns(ordered_echoes))
+        await conn.execute(QUERIES["switch_to_owner"], {"wamids": sorted(echoes)})
     if statuses:
         ordered = [statuses[k] for k in sorted(statuses)]
         await conn.execute(QUERIES["insert_statuses"], _status_columns(ordered))
@@ -101,8 +115,47 @@ def _inbound_columns(rows: Sequence[InboundMessage]) -> dict[str, str]:
                     "raw": msgspec.Raw(m.raw),
                     "sent_at": m.sent_at,
                     "state": m.state.value,
+                    "opens": opens_window(m.type) and m.changes_wamid is None,
                 }
                 for m in rows
+            ]
+        )
+    }
+
+
+def _change_columns(rows: Sequence[InboundMessage]) -> dict[str, str]:
+    return {
+        "rows": _json(
+            [
+                {
+                    "wamid": m.changes_wamid,
+                    "phone_number_id": m.phone_number_id,
+                    "customer_id": m.customer.key,
+                    "kind": "revoke" if m.type == "revoke" else "edit",
+                    "text": m.text,
+                }
+                for m in rows
+            ]
+        )
+    }
+
+
+def _echo_columns(rows: Sequence[OwnerEcho]) -> dict[str, str]:
+    return {
+        "rows": _json(
+            [
+                {
+                    "wamid": e.wamid,
+                    "phone_number_id": e.phone_number_id,
+                    "tenant_id": e.tenant_id,
+                    "owner": e.owner,
+                    "customer": e.customer,
+                    "customer_user_id": e.customer_user_id,
+                    "type": e.type,
+                    "text": e.text,
+                    "sent_at": e.sent_at,
+                }
+                for e in rows
             ]
         )
     }

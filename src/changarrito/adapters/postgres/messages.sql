@@ -5,22 +5,117 @@
 -- name: insert_inbound
 -- New inbound messages, given as one JSON array of row objects (encoded by msgspec: far
 -- cheaper than one array parameter per column); a wamid already stored (a redelivery, or
--- another process that got the same webhook) is skipped. Returns the wamids inserted.
+-- another process that got the same webhook) is skipped. Each routed message with a sender
+-- gets its conversation (``changarrito_conversation``, migration 0013: the contact created
+-- or merged, the window moved), in (number, customer) order so that concurrent writers lock
+-- conversations in the same order. Returns the wamids inserted.
+WITH u AS (
+    SELECT *
+    FROM json_to_recordset(%(rows)s::json)
+         AS u(wamid text, phone_number_id text, display_phone_number text, waba_id text,
+              tenant_id uuid, route text, customer_id text, customer_phone text,
+              customer_user_id text, customer_name text, type text, text text,
+              context_wamid text, raw jsonb, sent_at timestamptz, state text, opens boolean)
+),
+conversation AS MATERIALIZED (
+    SELECT u.wamid,
+           CASE WHEN u.route <> 'unrouted' THEN
+               changarrito_conversation(u.phone_number_id, u.tenant_id, u.customer_phone,
+                                        u.customer_user_id, u.customer_name, u.sent_at, u.opens)
+           END AS id
+    FROM u
+    ORDER BY u.phone_number_id, u.customer_id, u.wamid
+)
 INSERT INTO whatsapp_inbound_messages
     (wamid, phone_number_id, display_phone_number, waba_id, tenant_id, route, customer_id,
      customer_phone, customer_user_id, customer_name, type, text, context_wamid, raw, sent_at,
-     state)
+     state, conversation_id)
 SELECT u.wamid, u.phone_number_id, u.display_phone_number, u.waba_id, u.tenant_id, u.route,
        u.customer_id, u.customer_phone, u.customer_user_id, u.customer_name, u.type, u.text,
-       u.context_wamid, u.raw, u.sent_at, u.state
-FROM json_to_recordset(%(rows)s::json)
-     AS u(wamid text, phone_number_id text, display_phone_number text, waba_id text,
-          tenant_id uuid, route text, customer_id text, customer_phone text,
-          customer_user_id text, customer_name text, type text, text text, context_wamid text,
-          raw jsonb, sent_at timestamptz, state text)
+       u.context_wamid, u.raw, u.sent_at, u.state, c.id
+FROM u JOIN conversation c USING (wamid)
 ORDER BY u.wamid
 ON CONFLICT (wamid) DO NOTHING
 RETURNING wamid;
+
+-- name: apply_changes
+-- The customer's edits and deletions (inbound ``edit`` / ``revoke``, a JSON array of
+-- {wamid, phone_number_id, kind, text}), applied to the message each changes, of the same
+-- number and conversation: an edit replaces its text (and, until it is answered, the text the
+-- assistant will read); a message deleted before it was answered is not answered.
+UPDATE whatsapp_inbound_messages m SET
+    text = CASE WHEN c.kind = 'edit' AND c.text IS NOT NULL THEN c.text ELSE m.text END,
+    edited_at = CASE WHEN c.kind = 'edit' THEN now() ELSE m.edited_at END,
+    revoked_at = CASE WHEN c.kind = 'revoke' THEN now() ELSE m.revoked_at END,
+    state = CASE WHEN c.kind = 'revoke' AND m.state = 'pending' THEN 'ignored' ELSE m.state END,
+    last_error = CASE WHEN c.kind = 'revoke' AND m.state = 'pending'
+                      THEN 'deleted by the customer before it was answered'
+                      ELSE m.last_error END,
+    updated_at = now()
+FROM json_to_recordset(%(rows)s::json)
+     AS c(wamid text, phone_number_id text, customer_id text, kind text, text text)
+WHERE m.wamid = c.wamid AND m.phone_number_id = c.phone_number_id
+  AND m.customer_id = c.customer_id;
+
+-- name: insert_echoes
+-- What the owner sent from the WhatsApp Business app (a JSON array of rows of routed numbers):
+-- stored once per wamid as an outbound message by the owner in the customer's conversation.
+-- The owner's edits and deletions are not stored as messages. ``switch_to_owner`` then hands
+-- those conversations to a person.
+WITH e AS (
+    SELECT *
+    FROM json_to_recordset(%(rows)s::json)
+         AS e(wamid text, phone_number_id text, tenant_id uuid, owner text, customer text,
+              customer_user_id text, type text, text text, sent_at timestamptz)
+),
+conversation AS MATERIALIZED (
+    SELECT e.wamid,
+           changarrito_conversation(e.phone_number_id, e.tenant_id, e.customer,
+                                    e.customer_user_id, NULL, e.sent_at, false) AS id
+    FROM e
+    ORDER BY e.phone_number_id, coalesce(e.customer, e.customer_user_id), e.wamid
+)
+INSERT INTO whatsapp_outbound_messages
+    (inbound_id, part, tenant_id, phone_number_id, recipient, text, wamid, status, sent_at,
+     conversation_id, author, author_ref)
+SELECT NULL, 1, e.tenant_id, e.phone_number_id, coalesce(e.customer, e.customer_user_id),
+       coalesce(e.text, '[' || e.type || ']'), e.wamid, 'sent', e.sent_at, c.id, 'owner', e.owner
+FROM e JOIN conversation c USING (wamid)
+WHERE e.type NOT IN ('edit', 'revoke') AND c.id IS NOT NULL
+ORDER BY e.wamid
+ON CONFLICT (wamid) DO NOTHING;
+
+-- name: switch_to_owner
+-- The conversations of the owner's echoes stored by ``insert_echoes`` in this transaction
+-- (``created_at = now()``, the transaction's time: a redelivered echo, stored before,
+-- switches nothing) go to a person (``human``, counted from now for the idle resume), with
+-- the switch recorded once. A separate statement: one statement may not update a
+-- conversation row that ``changarrito_conversation`` already updated in it.
+WITH owners AS (
+    SELECT DISTINCT ON (o.conversation_id) o.conversation_id AS id, o.author_ref AS owner
+    FROM whatsapp_outbound_messages o
+    WHERE o.wamid = ANY (%(wamids)s::text[]) AND o.author = 'owner' AND o.created_at = now()
+      AND o.conversation_id IS NOT NULL
+    ORDER BY o.conversation_id, o.sent_at DESC
+),
+switched AS (
+    UPDATE whatsapp_conversations v SET
+        state = 'human',
+        state_changed_at = CASE WHEN v.state <> 'human' THEN now() ELSE v.state_changed_at END,
+        state_changed_by = CASE WHEN v.state <> 'human' THEN 'owner:' || coalesce(o.owner, '')
+                                ELSE v.state_changed_by END,
+        human_active_at = now(),
+        last_activity_at = now(),
+        updated_at = now()
+    FROM owners o, whatsapp_conversations before
+    WHERE v.id = o.id AND before.id = o.id
+    RETURNING v.id, before.state AS was, o.owner
+)
+INSERT INTO whatsapp_conversation_switches (conversation_id, from_state, to_state, actor, reason)
+SELECT s.id, s.was, 'human', 'owner:' || coalesce(s.owner, ''),
+       'the owner wrote from the WhatsApp Business app'
+FROM switched s
+WHERE s.was <> 'human';
 
 -- name: insert_statuses
 -- New status webhooks (a JSON array of rows), once per (wamid, business number, status).

@@ -185,6 +185,17 @@ class MessageQueue:
                     )
         return str(row[0]) if row is not None else None
 
+    async def defer(self, worker: str, message: QueuedMessage, *, delay: float) -> bool:
+        """Back to ``pending`` in ``delay`` seconds without using up an attempt, with its
+        conversation's other waiting messages (a burst still going on: ``queue.sql``
+        ``defer``); false when this worker no longer held the lease."""
+        params = {"worker": worker, "id": message.id, "delay": delay}
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(QUERIES["defer"], params)
+                row = await cur.fetchone()
+        return bool(row and row[0])
+
     async def requeue(self, message_id: int) -> None:
         """Gives a failed or dead message a fresh set of attempts, and wakes the workers."""
         with translated():

@@ -200,6 +200,27 @@ SET state = CASE WHEN attempts >= %(max_attempts)s THEN 'dead' ELSE 'pending' EN
 WHERE id = %(id)s AND state = 'processing' AND locked_by = %(worker)s
 RETURNING state
 
+-- name: defer
+-- A burst is not over yet: the claimed message goes back to pending until %(delay)s seconds
+-- from now, without using up an attempt, and so do its conversation's other waiting
+-- messages (the claim would take the next oldest otherwise): when the customer has been
+-- quiet that long, the oldest is claimed and the rest join its reply.
+WITH back AS (
+    UPDATE whatsapp_inbound_messages
+    SET state = 'pending', attempts = greatest(attempts - 1, 0),
+        available_at = now() + make_interval(secs => %(delay)s),
+        locked_until = NULL, locked_by = NULL, updated_at = now()
+    WHERE id = %(id)s AND state = 'processing' AND locked_by = %(worker)s
+    RETURNING conversation_id
+), others AS (
+    UPDATE whatsapp_inbound_messages m
+    SET available_at = greatest(m.available_at, now() + make_interval(secs => %(delay)s)),
+        updated_at = now()
+    FROM back
+    WHERE m.conversation_id = back.conversation_id AND m.id <> %(id)s AND m.state = 'pending'
+)
+SELECT count(*) FROM back
+
 -- name: delay_recipient
 -- Meta's pair rate limit: the customer's other waiting messages wait too; nobody else's do.
 UPDATE whatsapp_inbound_messages

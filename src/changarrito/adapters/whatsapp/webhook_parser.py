@@ -20,11 +20,14 @@ import msgspec
 
 from changarrito.adapters.whatsapp.webhook_schema import (
     Contact,
+    Echo,
+    EchoValue,
     Error,
     Message,
     MessageStatus,
     Value,
     text_to_answer,
+    unreadable,
 )
 from changarrito.domain.errors import InvalidWebhook
 from changarrito.domain.whatsapp import (
@@ -32,6 +35,7 @@ from changarrito.domain.whatsapp import (
     Customer,
     InboundMessage,
     Intake,
+    OwnerEcho,
     RouteKind,
     StatusUpdate,
     WebhookEvent,
@@ -40,6 +44,8 @@ from changarrito.domain.whatsapp import (
 
 OBJECT = "whatsapp_business_account"
 MESSAGES_FIELD = "messages"
+#: What the owner sends from the WhatsApp Business app on a coexistence number.
+ECHOES_FIELD = "smb_message_echoes"
 
 
 class _Change(msgspec.Struct):
@@ -69,6 +75,8 @@ _message = msgspec.json.Decoder(Message)
 _status = msgspec.json.Decoder(MessageStatus)
 _error = msgspec.json.Decoder(Error)
 _probe = msgspec.json.Decoder(_Probe)
+_echoes = msgspec.json.Decoder(EchoValue)
+_echo = msgspec.json.Decoder(Echo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,8 @@ class ParsedChange:
     value: Value | None
     #: The business number it concerns (``value.metadata.phone_number_id``), when named.
     phone_number_id: str | None
+    #: The decoded value of an ``smb_message_echoes`` change that names its number.
+    echoes: EchoValue | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +136,17 @@ def parse(body: bytes) -> ParsedWebhook:
                         "not a WhatsApp webhook: messages or statuses without "
                         "value.metadata.phone_number_id"
                     )
+            elif change.field == ECHOES_FIELD and (echoes := _echo_value(raw)) is not None:
+                value, pnid = None, echoes.metadata.phone_number_id if echoes.metadata else None
+                updates += len(echoes.message_echoes)
+                if pnid is not None:
+                    changes.append(ParsedChange(change.field, entry.id, raw, None, pnid, echoes))
+                    if updates > MAX_UPDATES:
+                        raise InvalidWebhook(
+                            f"more than {MAX_UPDATES} updates in one webhook (Meta sends at "
+                            "most 1,000)"
+                        )
+                    continue
             else:
                 value, pnid = None, _probe_number(raw)
                 updates += 1
@@ -164,7 +185,12 @@ def to_intake(
             owner = owners.get(change.waba_id) if change.waba_id else None
             where = Destination(RouteKind.TENANT, owner) if owner else unrouted
         value = change.value
-        if value is None:
+        if change.echoes is not None and pnid is not None:
+            for raw_echo in change.echoes.message_echoes:
+                echo = _owner_echo(bytes(raw_echo), pnid, where, received)
+                if echo is not None:
+                    intake.echoes.append(echo)
+        if value is None:  # kept as sent, echoes too (their messages are stored as well)
             intake.events.append(
                 WebhookEvent(
                     "field", change.field, change.raw, change.waba_id, pnid, where.tenant_id
@@ -180,6 +206,7 @@ def to_intake(
         for raw_message in value.messages:
             raw = bytes(raw_message)
             message = _decode(_message, raw)
+            changed = message.edit or message.revoke
             intake.messages.append(
                 InboundMessage(
                     wamid=message.id,
@@ -188,12 +215,14 @@ def to_intake(
                     tenant_id=where.tenant_id,
                     type=message.type,
                     customer=_customer(message, contacts),
-                    text=None if message.errors else text_to_answer(message),
+                    text=None if message.errors else _said(message),
                     sent_at=meta_time(message.timestamp, received),
                     raw=raw,
                     display_phone_number=display,
                     waba_id=change.waba_id,
                     context_wamid=message.context.id if message.context else None,
+                    unreadable=unreadable(message),
+                    changes_wamid=changed.original_message_id if changed else None,
                 )
             )
         for raw_status in value.statuses:
@@ -216,6 +245,52 @@ def to_intake(
                 )
             )
     return intake
+
+
+def _said(message: Message) -> str | None:
+    """The text to answer; for an ``edit``, the text of the message as edited (it replaces
+    the original's: the edit itself is never answered)."""
+    if message.type == "edit" and message.edit:
+        try:
+            edited = msgspec.json.decode(bytes(message.edit.message), type=_EditedMessage)
+        except (msgspec.DecodeError, RecursionError):
+            return None  # an edit we cannot read leaves the original as it was
+        return text_to_answer(edited)
+    return text_to_answer(message)
+
+
+class _EditedMessage(Message):
+    """The message inside an ``edit`` (Meta omits its id)."""
+
+    id: str = ""
+
+
+def _echo_value(raw: bytes) -> EchoValue | None:
+    try:
+        return _echoes.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None  # kept as an event, as any other field Meta sends
+
+
+def _owner_echo(raw: bytes, pnid: str, where: Destination, received: datetime) -> OwnerEcho | None:
+    try:
+        echo = _echo.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise InvalidWebhook(f"not a WhatsApp webhook: {_why(exc)}") from None
+    if not (echo.to or echo.to_user_id):
+        return None
+    return OwnerEcho(
+        wamid=echo.id,
+        phone_number_id=pnid,
+        route=where.route,
+        tenant_id=where.tenant_id,
+        owner=echo.from_,
+        customer=echo.to,
+        customer_user_id=echo.to_user_id,
+        type=echo.type,
+        text=_said(echo),
+        sent_at=meta_time(echo.timestamp, received),
+    )
 
 
 def _customer(message: Message, contacts: list[Contact]) -> Customer:

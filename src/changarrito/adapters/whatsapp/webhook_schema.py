@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
+from changarrito.domain.conversations import UNREADABLE_TYPES
+
 Number = int | float | str
 
 
@@ -152,6 +154,14 @@ class Unsupported(msgspec.Struct):
     type: str | None = None
 
 
+class Changed(msgspec.Struct):
+    """The body of an ``edit`` or a ``revoke``: the message it changes (``original_message_id``)
+    and, for an edit, the message as it is now (a ``Message`` without id, as raw JSON)."""
+
+    original_message_id: str | None = None
+    message: msgspec.Raw = msgspec.Raw(b"null")
+
+
 class Message(msgspec.Struct, rename={"from_": "from"}):
     """``value.messages[]``. ``from_``/``from_user_id``: the phone and the business-scoped id."""
 
@@ -175,7 +185,24 @@ class Message(msgspec.Struct, rename={"from_": "from"}):
     order: Order | None = None
     system: System | None = None
     unsupported: Unsupported | None = None
+    edit: Changed | None = None
+    revoke: Changed | None = None
     errors: list[Error] = []
+
+
+class Echo(Message, rename={"from_": "from"}):
+    """``value.message_echoes[]`` of an ``smb_message_echoes`` change: what the owner sent
+    from the WhatsApp Business app (``from``: the business number, ``to``: the customer)."""
+
+    to: str | None = None
+    to_user_id: str | None = None
+
+
+class EchoValue(msgspec.Struct):
+    """The value of an ``smb_message_echoes`` change (echoes stay raw, decoded one by one)."""
+
+    metadata: Metadata | None = None
+    message_echoes: list[msgspec.Raw] = []
 
 
 class MessageStatus(msgspec.Struct):
@@ -228,6 +255,29 @@ def text_to_answer(message: Message) -> str | None:
 
 
 _MEDIA_NAMES = {"image": "photo", "video": "video", "document": "document"}
+
+#: Meta's error on the first message to a coexistence number from a companion device: the
+#: owner sees it in the app, and it must never get an "I could not read that" reply.
+UNAVAILABLE_ON_COEXISTENCE = 131060
+
+
+def unreadable(message: Message) -> bool:
+    """Whether ``message`` is something the customer said that the assistant cannot read yet
+    (a voice note, a photo or document without a caption, a type WhatsApp could not show).
+    Stickers and reactions are not: they are stored and deliberately not answered."""
+    if message.type not in UNREADABLE_TYPES or text_to_answer(message) is not None:
+        return False
+    if (
+        message.type == "unsupported"
+        and message.unsupported
+        and message.unsupported.type
+        in (
+            "edit",
+            "revoke",
+        )
+    ):
+        return False  # an edit or a deletion Meta could not show: nothing new was said
+    return not any(str(e.code) == str(UNAVAILABLE_ON_COEXISTENCE) for e in message.errors)
 
 
 def _interactive(interactive: Interactive) -> str | None:

@@ -39,8 +39,9 @@ def documented_for(role: Role) -> list[Any]:
 
 
 def handlers_for(role: Role) -> list[Any]:
-    """The route handlers a role serves: ``backend`` the tenant, internal and payment APIs,
-    ``whatsapp`` the Meta webhook; ``all`` both. Register new controllers here."""
+    """The route handlers a role serves: ``backend`` the tenant, internal, payment and
+    conversation APIs, ``whatsapp`` the Meta webhook; ``all`` both. Register new controllers
+    here."""
     handlers: list[Any] = [health, ready, metrics]
     if role in ("all", "backend"):
         from changarrito.entrypoints.http.integrations import integration_controllers
@@ -50,6 +51,9 @@ def handlers_for(role: Role) -> list[Any]:
         from changarrito.entrypoints.http.payments import PAYMENT_HANDLERS
 
         handlers += PAYMENT_HANDLERS
+        from changarrito.entrypoints.http.conversations import CONVERSATION_HANDLERS
+
+        handlers += CONVERSATION_HANDLERS
     if role in ("all", "whatsapp"):
         from changarrito.entrypoints.http.webhook import whatsapp_webhook
 

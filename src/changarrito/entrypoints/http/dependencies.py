@@ -21,6 +21,8 @@ from litestar.di import Provide
 
 from changarrito.adapters.jwt_auth import TenantPrincipal
 from changarrito.bootstrap import Service
+from changarrito.domain.errors import StorageUnavailable
+from changarrito.domain.inbox import Inbox
 from changarrito.domain.integrations import Integrations
 from changarrito.domain.payments import Payments
 
@@ -38,6 +40,13 @@ def provide_payments(state: State) -> Payments:
     return provide_service(state).payments
 
 
+def provide_inbox(state: State) -> Inbox:
+    inbox = provide_service(state).inbox
+    if inbox is None:  # a service on the in-memory fakes: conversations live in PostgreSQL
+        raise StorageUnavailable("conversations are kept in PostgreSQL, which this service lacks")
+    return inbox
+
+
 async def provide_principal(request: Request[Any, Any, Any]) -> TenantPrincipal:
     """The authenticated tenant, bound to the request's log lines."""
     service = provide_service(request.app.state)
@@ -50,5 +59,6 @@ DEPENDENCIES: dict[str, Provide] = {
     "service": Provide(provide_service, sync_to_thread=False),
     "integrations": Provide(provide_integrations, sync_to_thread=False),
     "payments": Provide(provide_payments, sync_to_thread=False),
+    "inbox": Provide(provide_inbox, sync_to_thread=False),
     "principal": Provide(provide_principal),
 }

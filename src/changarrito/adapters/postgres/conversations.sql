@@ -1,0 +1,147 @@
+-- Queries of the inbox (conversations.py): conversations, their messages in and out, and
+-- their switches (migration 0013). Every query is scoped: ``tenant_id`` is the caller's
+-- tenant, NULL the platform's own number (``IS NOT DISTINCT FROM``: NULL matches only NULL).
+
+-- name: list_conversations
+-- A page of the scope's conversations, newest activity first, after the (last_activity_at,
+-- id) of the previous page's last one. ``name``: a part of the contact's name, any case;
+-- ``digits``: a part of its phone.
+SELECT c.id, c.tenant_id, c.phone_number_id, c.state, ct.name AS contact_name,
+       ct.phone AS contact_phone, ct.user_id AS contact_user_id, c.window_open_until,
+       c.last_inbound_at, c.last_activity_at, c.state_changed_at, c.state_changed_by,
+       c.created_at
+FROM whatsapp_conversations c
+JOIN whatsapp_contacts ct ON ct.id = c.contact_id
+WHERE c.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
+  AND (%(state)s::text IS NULL OR c.state = %(state)s::text)
+  AND (%(name)s::text IS NULL
+       OR strpos(lower(ct.name), lower(%(name)s::text)) > 0
+       OR (%(digits)s::text IS NOT NULL AND strpos(ct.phone, %(digits)s::text) > 0))
+  AND (%(after_at)s::timestamptz IS NULL
+       OR (c.last_activity_at, c.id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
+ORDER BY c.last_activity_at DESC, c.id DESC
+LIMIT %(limit)s
+
+-- name: get_conversation
+SELECT c.id, c.tenant_id, c.phone_number_id, c.state, ct.name AS contact_name,
+       ct.phone AS contact_phone, ct.user_id AS contact_user_id, c.window_open_until,
+       c.last_inbound_at, c.last_activity_at, c.state_changed_at, c.state_changed_by,
+       c.created_at
+FROM whatsapp_conversations c
+JOIN whatsapp_contacts ct ON ct.id = c.contact_id
+WHERE c.id = %(id)s AND c.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
+
+-- name: conversation_switches
+-- The conversation's latest switches, newest first.
+SELECT s.from_state, s.to_state, s.actor, s.reason, s.at
+FROM whatsapp_conversation_switches s
+JOIN whatsapp_conversations c ON c.id = s.conversation_id
+WHERE c.id = %(id)s AND c.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
+ORDER BY s.at DESC, s.id DESC
+LIMIT %(limit)s
+
+-- name: conversation_messages
+-- A page of a conversation's messages, in and out, newest first: inbound by when we received
+-- them, outbound by when they were recorded; at the same instant an outbound one (rank 1)
+-- comes before an inbound one (rank 0), then the higher row id. ``after_*``: the key of the
+-- previous page's last message. A message that joined another (a burst) shows the state of
+-- the one it joined. Never ``raw``.
+(SELECT 'inbound' AS direction, 0 AS rank, i.id AS row_id, 'customer' AS author, i.type,
+        i.text, i.wamid, i.received_at AS at,
+        CASE WHEN i.state = 'joined' THEN coalesce(j.state, i.state) ELSE i.state END AS status,
+        i.joined_to AS answered_with, NULL::integer AS error_code, NULL::text AS error_title,
+        i.edited_at IS NOT NULL AS edited, i.revoked_at IS NOT NULL AS deleted
+ FROM whatsapp_inbound_messages i
+ LEFT JOIN whatsapp_inbound_messages j ON j.id = i.joined_to
+ WHERE i.conversation_id = %(id)s AND i.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
+   AND (%(after_at)s::timestamptz IS NULL
+        OR (i.received_at, 0, i.id)
+           < (%(after_at)s::timestamptz, %(after_rank)s::integer, %(after_id)s::bigint))
+ ORDER BY i.received_at DESC, i.id DESC
+ LIMIT %(limit)s)
+UNION ALL
+(SELECT 'outbound', 1, o.id, o.author, 'text', o.text, o.wamid, o.created_at, o.status,
+        NULL::bigint, o.error_code, o.error_title, false, false
+ FROM whatsapp_outbound_messages o
+ WHERE o.conversation_id = %(id)s AND o.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
+   AND (%(after_at)s::timestamptz IS NULL
+        OR (o.created_at, 1, o.id)
+           < (%(after_at)s::timestamptz, %(after_rank)s::integer, %(after_id)s::bigint))
+ ORDER BY o.created_at DESC, o.id DESC
+ LIMIT %(limit)s)
+ORDER BY at DESC, rank DESC, row_id DESC
+LIMIT %(limit)s
+
+-- name: record_shop_message
+-- A message the shop sends through the API, recorded before it is sent (no wamid yet, one
+-- send attempt counted), with the person's activity on the conversation; no row when the
+-- conversation is not the scope's.
+WITH conversation AS (
+    UPDATE whatsapp_conversations c
+    SET last_activity_at = greatest(c.last_activity_at, now()), human_active_at = now(),
+        updated_at = now()
+    WHERE c.id = %(conversation_id)s AND c.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
+    RETURNING c.id, c.tenant_id, c.phone_number_id
+)
+INSERT INTO whatsapp_outbound_messages
+    (conversation_id, author, author_ref, inbound_id, tenant_id, phone_number_id, recipient,
+     text, send_attempts, send_started_at)
+SELECT id, 'shop', %(author_ref)s::text, NULL, tenant_id, phone_number_id, %(recipient)s,
+       %(text)s, 1, now()
+FROM conversation
+RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author, 'text' AS type, text,
+          wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
+          error_title, false AS edited, false AS deleted
+
+-- name: shop_message_sent
+-- Meta accepted it: its wamid (status webhooks find the row by it).
+UPDATE whatsapp_outbound_messages
+SET wamid = %(wamid)s, status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END,
+    updated_at = now()
+WHERE id = %(id)s
+RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author, 'text' AS type, text,
+          wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
+          error_title, false AS edited, false AS deleted
+
+-- name: shop_message_failed
+-- Meta refused it (or could not be reached): no wamid, failed, with the error.
+UPDATE whatsapp_outbound_messages
+SET status = 'failed', failed_at = now(), error_code = %(code)s, error_title = %(title)s,
+    error_details = %(details)s, updated_at = now()
+WHERE id = %(id)s AND wamid IS NULL
+RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author, 'text' AS type, text,
+          wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
+          error_title, false AS edited, false AS deleted
+
+-- name: switch_conversation
+-- Moves a conversation to ``to_state`` ('bot', 'human', 'closed') unless it is there
+-- already, in one statement: locks the row, updates state, state_changed_at and
+-- state_changed_by (and human_active_at when a person takes it), and records the switch
+-- (from_state, to_state, actor, reason). ``tenant_id`` NULL: the platform's number. The
+-- inbox's handoff and resume use it, and so do the pipeline's model handoff and idle resume.
+-- Returns one row, (state, switched), when the conversation is in the scope (``switched``:
+-- this call changed it); none otherwise.
+WITH locked AS (
+    SELECT c.id, c.state
+    FROM whatsapp_conversations c
+    WHERE c.id = %(id)s AND c.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
+    FOR UPDATE
+), changed AS (
+    UPDATE whatsapp_conversations c
+    SET state = %(to_state)s::text, state_changed_at = now(),
+        state_changed_by = %(actor)s::text,
+        human_active_at = CASE WHEN %(to_state)s::text = 'human' THEN now()
+                               ELSE c.human_active_at END,
+        updated_at = now()
+    FROM locked
+    WHERE c.id = locked.id AND locked.state <> %(to_state)s::text
+    RETURNING c.id, locked.state AS from_state, c.state
+), recorded AS (
+    INSERT INTO whatsapp_conversation_switches (conversation_id, from_state, to_state, actor,
+                                                reason)
+    SELECT changed.id, changed.from_state, changed.state, %(actor)s::text, %(reason)s::text
+    FROM changed
+)
+SELECT coalesce(changed.state, locked.state) AS state, changed.id IS NOT NULL AS switched
+FROM locked
+LEFT JOIN changed ON changed.id = locked.id

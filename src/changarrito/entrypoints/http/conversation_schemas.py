@@ -1,0 +1,202 @@
+"""Wire shapes of the conversations API (``/api/v1/conversations``, and the internal API's
+``/api/v1/internal/conversations`` for the platform's own number): msgspec Structs, camelCase.
+
+A message's ``id`` is ``in_<n>`` (the customer's) or ``out_<n>`` (ours: the bot's, the shop's
+through this API, the owner's from the WhatsApp Business app). Nothing here carries Meta's raw
+payload or a credential.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from changarrito.domain import inbox
+from changarrito.domain.conversations import window_open
+from changarrito.entrypoints.http.schemas import Wire
+
+MessageText = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+Reason = Annotated[str, msgspec.Meta(max_length=500)]
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class TextMessageCreate(
+    Wire, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="text"
+):
+    """A text the shop sends as itself (1 to 4,096 characters), inside the customer-service
+    window only. ``handoff`` true also gives the conversation to a person (the bot stops
+    answering it) in the same call."""
+
+    text: MessageText
+    handoff: bool = False
+
+
+class ImageMessageCreate(Wire, frozen=True, tag_field="type", tag="image"):
+    """Not supported yet (a 422 ``unsupported-message-type``)."""
+
+
+class DocumentMessageCreate(Wire, frozen=True, tag_field="type", tag="document"):
+    """Not supported yet (a 422 ``unsupported-message-type``)."""
+
+
+class TemplateMessageCreate(Wire, frozen=True, tag_field="type", tag="template"):
+    """Not supported yet (a 422 ``unsupported-message-type``)."""
+
+
+MessageCreate = (
+    TextMessageCreate | ImageMessageCreate | DocumentMessageCreate | TemplateMessageCreate
+)
+
+
+class SwitchRequest(Wire, frozen=True, forbid_unknown_fields=True):
+    """Why (optional; recorded with the switch)."""
+
+    reason: Reason | None = None
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class ConversationContact(Wire, frozen=True):
+    """The customer: WhatsApp profile name, phone (digits, as WhatsApp gives them) and
+    business-scoped user id; any may be missing (never both phone and user id)."""
+
+    name: str | None
+    phone: str | None
+    user_id: str | None
+
+
+class Conversation(Wire, frozen=True):
+    """A conversation with one customer of one business number. ``state``: ``bot`` (the
+    assistant answers), ``human`` (a person does; the bot is silent), ``closed``.
+    ``windowOpen``: whether a free-form message may be sent now (until
+    ``windowOpenUntil``, 24 hours after the customer's last message)."""
+
+    id: str
+    state: str
+    contact: ConversationContact
+    phone_number_id: str
+    window_open_until: datetime | None
+    window_open: bool
+    last_inbound_at: datetime | None
+    last_activity_at: datetime
+    state_changed_at: datetime
+    state_changed_by: str
+    created_at: datetime
+
+    @classmethod
+    def fields_of(cls, c: inbox.Conversation, now: datetime) -> dict[str, Any]:
+        return {
+            "id": str(c.id),
+            "state": c.state.value,
+            "contact": ConversationContact(
+                name=c.contact_name, phone=c.contact_phone, user_id=c.contact_user_id
+            ),
+            "phone_number_id": c.phone_number_id,
+            "window_open_until": c.window_open_until,
+            "window_open": window_open(c.window_open_until, now),
+            "last_inbound_at": c.last_inbound_at,
+            "last_activity_at": c.last_activity_at,
+            "state_changed_at": c.state_changed_at,
+            "state_changed_by": c.state_changed_by,
+            "created_at": c.created_at,
+        }
+
+    @classmethod
+    def of(cls, c: inbox.Conversation, now: datetime) -> Conversation:
+        return cls(**cls.fields_of(c, now))
+
+
+class ConversationSwitch(Wire, frozen=True):
+    """A change of state: from, to, who (``api:<subject>``, ``internal``, ``owner:<phone>``,
+    ``model``, ``idle``, ``customer``), why, when."""
+
+    from_: str = msgspec.field(name="from")
+    to: str
+    actor: str
+    reason: str | None
+    at: datetime
+
+
+class ConversationDetail(Conversation, frozen=True):
+    """A conversation with its latest switches (up to 20, newest first)."""
+
+    switches: list[ConversationSwitch]
+
+    @classmethod
+    def of_detail(cls, d: inbox.ConversationDetail, now: datetime) -> ConversationDetail:
+        switches = [
+            ConversationSwitch(
+                from_=s.from_state, to=s.to_state, actor=s.actor, reason=s.reason, at=s.at
+            )
+            for s in d.switches
+        ]
+        return cls(**cls.fields_of(d.conversation, now), switches=switches)
+
+
+class ConversationPage(Wire, frozen=True):
+    """Newest activity first; pass ``nextCursor`` as ``cursor`` for the next page (``null``:
+    this is the last one)."""
+
+    data: list[Conversation]
+    next_cursor: str | None
+
+
+class MessageError(Wire, frozen=True):
+    """Why Meta did not take (or deliver) it: Graph's error code and title."""
+
+    code: int | None
+    title: str | None
+
+
+class ConversationMessage(Wire, frozen=True):
+    """One message. ``author``: ``customer`` (inbound), ``bot``, ``shop`` (sent through this
+    API) or ``owner`` (from the WhatsApp Business app). ``at``: when we received it
+    (inbound) or recorded it (outbound). ``status``: inbound, its place in the answering
+    queue (``pending``, ``processing``, ``answered``, ``ignored``, ``failed``, ``dead``; a
+    message answered together with another shows that one's, and ``answeredWith`` names
+    it); outbound, its delivery (``queued``, ``sent``, ``delivered``, ``read``, ``played``,
+    ``failed``, with ``error``)."""
+
+    id: str
+    direction: Literal["inbound", "outbound"]
+    author: str
+    type: str
+    text: str | None
+    wamid: str | None
+    at: datetime
+    status: str
+    answered_with: str | None
+    error: MessageError | None
+    edited: bool
+    deleted: bool
+
+    @classmethod
+    def of(cls, m: inbox.Message) -> ConversationMessage:
+        inbound = m.direction == "inbound"
+        failed = not inbound and (m.status == "failed" or m.error_code is not None)
+        return cls(
+            id=f"{'in' if inbound else 'out'}_{m.row_id}",
+            direction="inbound" if inbound else "outbound",
+            author=m.author,
+            type=m.type,
+            text=m.text,
+            wamid=m.wamid,
+            at=m.at,
+            status=m.status,
+            answered_with=f"in_{m.answered_with}" if m.answered_with is not None else None,
+            error=MessageError(code=m.error_code, title=m.error_title) if failed else None,
+            edited=m.edited,
+            deleted=m.deleted,
+        )
+
+
+class MessagePage(Wire, frozen=True):
+    """Newest first; pass ``nextCursor`` as ``cursor`` for older ones (``null``: no more)."""
+
+    data: list[ConversationMessage]
+    next_cursor: str | None
