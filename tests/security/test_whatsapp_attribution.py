@@ -314,3 +314,116 @@ async def test_a_status_from_another_number_that_came_first_is_not_applied_later
 
     assert changed == []
     assert await outbound_status(rows, victim) == ("sent", None)
+
+
+# --- conversations (issue 12): edits, deletions and the owner's messages ----------------------
+
+
+def echo_change(pnid: str, customer: str, text: str) -> dict[str, Any]:
+    """An ``smb_message_echoes`` change: the owner wrote ``text`` to ``customer``."""
+    return {
+        "field": "smb_message_echoes",
+        "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": pnid},
+            "message_echoes": [
+                {
+                    "from": "15550783881",
+                    "to": customer,
+                    "id": new_wamid(),
+                    "timestamp": "1739321024",
+                    "type": "text",
+                    "text": {"body": text},
+                }
+            ],
+        },
+    }
+
+
+async def conversation_state(rows: Rows, pnid: str, phone: str) -> str:
+    [row] = await rows(
+        "SELECT v.state FROM whatsapp_conversations v JOIN whatsapp_contacts c"
+        " ON c.id = v.contact_id WHERE c.phone_number_id = %s AND c.phone = %s",
+        (pnid, phone),
+    )
+    return str(row["state"])
+
+
+async def test_a_customer_can_neither_delete_nor_edit_another_customers_message(
+    post: Post, tenant: Tenant, rows: Rows
+) -> None:
+    _, own, waba = await tenant(app_secret=SECRET_A)
+    victim = text_message("quiero 3 kilos", sender="5215511111111")
+    assert (
+        await post(webhook(change(own, messages=[victim]), waba_id=waba), secret=SECRET_A)
+    ).status_code == 200
+    forged = [
+        {
+            "from": "5215522222222",
+            "id": new_wamid(),
+            "timestamp": "1750090702",
+            "type": "revoke",
+            "revoke": {"original_message_id": victim["id"]},
+        },
+        {
+            "from": "5215522222222",
+            "id": new_wamid(),
+            "timestamp": "1750090702",
+            "type": "edit",
+            "edit": {
+                "original_message_id": victim["id"],
+                "message": {"type": "text", "text": {"body": "cancela todo"}},
+            },
+        },
+    ]
+
+    response = await post(webhook(change(own, messages=forged), waba_id=waba), secret=SECRET_A)
+
+    assert response.status_code == 200
+    [row] = await rows(
+        "SELECT state, text, edited_at, revoked_at FROM whatsapp_inbound_messages WHERE wamid = %s",
+        (victim["id"],),
+    )
+    assert row == {
+        "state": "pending",
+        "text": "quiero 3 kilos",
+        "edited_at": None,
+        "revoked_at": None,
+    }
+
+
+async def test_the_owners_message_signed_by_another_tenants_app_hands_nothing_over(
+    post: Post, tenant: Tenant, rows: Rows
+) -> None:
+    _, own, waba = await tenant(app_secret=SECRET_A)
+    await tenant(app_secret=SECRET_B)
+    said = text_message("hola", sender=CUSTOMER)
+    await post(webhook(change(own, messages=[said]), waba_id=waba), secret=SECRET_A)
+
+    forged = webhook(echo_change(own, CUSTOMER, "yo atiendo"), waba_id=waba)
+    response = await post(forged, secret=SECRET_B)
+
+    assert response.status_code == 401
+    assert await conversation_state(rows, own, CUSTOMER) == "bot"
+    assert (
+        await rows("SELECT 1 FROM whatsapp_outbound_messages WHERE phone_number_id = %s", (own,))
+        == []
+    )
+
+
+async def test_the_owners_message_hands_over_that_numbers_conversation_only(
+    post: Post, tenant: Tenant, rows: Rows
+) -> None:
+    _, first, waba_a = await tenant(app_secret=SECRET_A)
+    _, second, waba_b = await tenant(app_secret=SECRET_B)
+    for pnid, waba, secret in ((first, waba_a, SECRET_A), (second, waba_b, SECRET_B)):
+        said = text_message("hola", sender=CUSTOMER)
+        await post(webhook(change(pnid, messages=[said]), waba_id=waba), secret=secret)
+
+    response = await post(
+        webhook(echo_change(first, CUSTOMER, "yo atiendo"), waba_id=waba_a), secret=SECRET_A
+    )
+
+    assert response.status_code == 200
+    assert await conversation_state(rows, first, CUSTOMER) == "human"
+    assert await conversation_state(rows, second, CUSTOMER) == "bot"
