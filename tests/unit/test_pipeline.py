@@ -759,7 +759,16 @@ def test_backoff_grows_exponentially_with_jitter_up_to_a_cap() -> None:
 
 
 def test_backoff_never_retries_sooner_than_the_provider_asked() -> None:
-    assert backoff_delay(1, base=0.1, cap=1.0, retry_after=12.0) == 12.0
+    assert backoff_delay(1, base=0.1, cap=60.0, retry_after=12.0) == 12.0
+
+
+@given(st.floats(min_value=0, max_value=10**7), st.integers(min_value=1, max_value=20))
+def test_a_providers_retry_after_is_honoured_up_to_the_longest_backoff(
+    retry_after: float, attempt: int
+) -> None:
+    delay = backoff_delay(attempt, base=2.0, cap=600.0, retry_after=retry_after)
+    assert delay <= 600.0
+    assert delay >= min(retry_after, 600.0)
 
 
 class CountingLog(FakeLog):
