@@ -154,13 +154,57 @@ BEGIN
     IF p_phone IS NULL AND p_user_id IS NULL THEN
         RETURN NULL;
     END IF;
-    -- No EXCEPTION block (a subtransaction per message would overflow the snapshot's
-    -- subtransaction cache in a large intake batch): a contact created meanwhile by another
-    -- transaction makes the insert do nothing, and the loop looks again.
-    LOOP
+    -- The common case first: a customer already known, by every key this message shows,
+    -- under the same name. One index probe, no lock, nothing written.
+    IF p_user_id IS NOT NULL THEN
+        SELECT * INTO by_user FROM whatsapp_contacts c
+        WHERE c.phone_number_id = p_phone_number_id
+          AND coalesce(c.tenant_id, '00000000-0000-0000-0000-000000000000'::uuid) = t
+          AND c.user_id = p_user_id;
+        IF by_user.id IS NOT NULL AND (p_phone IS NULL OR by_user.phone = p_phone)
+           AND (p_name IS NULL OR by_user.name = p_name) THEN
+            keep := by_user.id;
+        END IF;
+    ELSE
+        SELECT * INTO by_phone FROM whatsapp_contacts c
+        WHERE c.phone_number_id = p_phone_number_id
+          AND coalesce(c.tenant_id, '00000000-0000-0000-0000-000000000000'::uuid) = t
+          AND c.phone = p_phone;
+        IF by_phone.id IS NOT NULL AND (p_name IS NULL OR by_phone.name = p_name) THEN
+            keep := by_phone.id;
+        END IF;
+    END IF;
+    -- A new customer: the contact and its conversation, inserted at once.
+    IF keep IS NULL AND by_user.id IS NULL AND by_phone.id IS NULL THEN
+        IF p_user_id IS NOT NULL AND p_phone IS NOT NULL THEN
+            SELECT * INTO by_phone FROM whatsapp_contacts c
+            WHERE c.phone_number_id = p_phone_number_id
+              AND coalesce(c.tenant_id, '00000000-0000-0000-0000-000000000000'::uuid) = t
+              AND c.phone = p_phone;
+        END IF;
+        IF by_phone.id IS NULL THEN
+            INSERT INTO whatsapp_contacts (phone_number_id, tenant_id, user_id, phone, name)
+            VALUES (p_phone_number_id, p_tenant_id, p_user_id, p_phone, p_name)
+            ON CONFLICT DO NOTHING
+            RETURNING id INTO keep;
+            IF keep IS NOT NULL THEN
+                INSERT INTO whatsapp_conversations
+                    (contact_id, phone_number_id, tenant_id, window_open_until, last_inbound_at)
+                VALUES (keep, p_phone_number_id, p_tenant_id,
+                        CASE WHEN p_opens THEN least(p_sent_at, now()) + interval '24 hours' END,
+                        CASE WHEN p_opens THEN least(p_sent_at, now()) END)
+                RETURNING id INTO result;
+                RETURN result;
+            END IF;
+        END IF;
+    END IF;
+    -- Otherwise the rules, on locked rows. No EXCEPTION block (a subtransaction per message
+    -- would overflow the snapshot's subtransaction cache in a large intake batch): a contact
+    -- created meanwhile by another transaction makes the insert do nothing, and the loop
+    -- looks again.
+    WHILE keep IS NULL LOOP
         by_user := NULL;
         by_phone := NULL;
-        keep := NULL;
         IF p_user_id IS NOT NULL THEN
             SELECT * INTO by_user FROM whatsapp_contacts c
             WHERE c.phone_number_id = p_phone_number_id
@@ -246,9 +290,23 @@ BEGIN
                 updated_at = now()
             WHERE id = keep;
         END IF;
-        EXIT WHEN keep IS NOT NULL;
     END LOOP;
-    SELECT state INTO was FROM whatsapp_conversations WHERE contact_id = keep;
+    -- The conversation's window and activity: one update, unless it is new or closed.
+    UPDATE whatsapp_conversations c SET
+        window_open_until = CASE WHEN p_opens
+            THEN greatest(c.window_open_until, least(p_sent_at, now()) + interval '24 hours')
+            ELSE c.window_open_until END,
+        last_inbound_at = CASE WHEN p_opens
+            THEN greatest(c.last_inbound_at, least(p_sent_at, now()))
+            ELSE c.last_inbound_at END,
+        last_activity_at = greatest(c.last_activity_at, now()),
+        updated_at = now()
+    WHERE c.contact_id = keep AND c.state <> 'closed'
+    RETURNING c.id INTO result;
+    IF result IS NOT NULL THEN
+        RETURN result;
+    END IF;
+    SELECT state INTO was FROM whatsapp_conversations WHERE contact_id = keep FOR UPDATE;
     INSERT INTO whatsapp_conversations AS c
         (contact_id, phone_number_id, tenant_id, window_open_until, last_inbound_at)
     VALUES (keep, p_phone_number_id, p_tenant_id,
