@@ -10,6 +10,12 @@ answer, so the Graph fake knows which webhook each reply answers and when it arr
   every tenant with its own OpenAI key whose ``baseUrl`` is the LLM fake, and
   ``WHATSAPP_API_BASE_URL`` at the Graph fake. Durable: acknowledged means committed, and
   each message is answered exactly once.
+- ``changarrito-bursts``: the same with the quiet period on (``--quiet-period``, default 2 s,
+  the service's default): a conversation is answered once its customer has been quiet that
+  long, so that a burst gets one reply. The report gives the median latency it adds (its
+  median minus ``changarrito``'s at the same rate) and, with ``--capacity``, its capacity over
+  ``changarrito``'s. ``changarrito`` itself runs with the quiet period off, as the peer
+  answers: its figures are comparable with the runs before conversations existed.
 - ``pywa``: the naive bot of ``bench/e2e_peer.py`` (pywa_async on FastAPI, the handler awaits
   the LLM through httpx and replies through Graph), on the same server stack as ``serve``.
   Nothing stored.
@@ -83,7 +89,10 @@ from bench.service import (
 )
 
 TARGET_RATE = 200.0
-SERVERS = ("changarrito", "pywa")
+#: ``changarrito`` runs with bursts off (a quiet period of 0: each message answered at once,
+#: as the peer does); ``changarrito-bursts`` with the quiet period on (``--quiet-period``,
+#: the service's default), to measure what it adds.
+SERVERS = ("changarrito", "changarrito-bursts", "pywa")
 #: A webhook due this many seconds before the load ended and still unanswered is backlog.
 STALE_AFTER = 2.0
 #: The share of such webhooks a step may leave unanswered and still hold.
@@ -158,8 +167,11 @@ class Target:
         workdir: Path,
         relaunch: Callable[[], Service] | None = None,
         database_url: str | None = None,
+        quiet_period: float = 0.0,
     ) -> None:
         self.name = name
+        #: Every reply comes this much later by design: the backlog count allows for it.
+        self.quiet_period = quiet_period
         self.service = service
         self.relaunch = relaunch
         self.graph_port = graph_port
@@ -253,7 +265,8 @@ class Target:
             first[token] = arrived_ns
         latencies_ms = [(first[t] / 1e9 - due[t]) * 1000 for t in wanted if t in first]
         # The backlog when the load ended: webhooks due well before then, still unanswered.
-        old = [t for t in wanted if due[t] <= start_s + total * interval - STALE_AFTER]
+        stale_after = STALE_AFTER + self.quiet_period
+        old = [t for t in wanted if due[t] <= start_s + total * interval - stale_after]
         stale = sum(1 for t in old if t not in first or first[t] > load_end_ns)
         answered_in_load = sum(1 for t in wanted if t in first and first[t] <= load_end_ns)
         held = len(acknowledged) == total and stale <= STALE_SHARE * max(1, len(old))
@@ -338,9 +351,14 @@ def start_target(
     }
     if args.workers_concurrency is not None:
         extra["CHANGARRITO_WORKERS_CONCURRENCY"] = str(args.workers_concurrency)
+    quiet = args.quiet_period if name == "changarrito-bursts" else 0.0
+    extra["CHANGARRITO_QUIET_PERIOD"] = f"{quiet:g}"
     service = start_changarrito(service_env(url, keys, extra), workdir)
     stack.callback(service.stop)
-    return Target(name, service, graph_port, numbers, workdir, database_url=url), url
+    target = Target(
+        name, service, graph_port, numbers, workdir, database_url=url, quiet_period=quiet
+    )
+    return target, url
 
 
 def search(target: Target, args: argparse.Namespace) -> dict[str, Any]:
@@ -430,12 +448,12 @@ def report(runs: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
                     f"{name} at {s['rate']:g}/s: {s['untraced_replies']} replies without their"
                     " token (fallback texts: the LLM failed) -> INVALID RUN"
                 )
-            if name == "changarrito" and s["duplicate_replies"]:
+            if name.startswith("changarrito") and s["duplicate_replies"]:
                 verdicts.append(f"{name} at {s['rate']:g}/s: DUPLICATE REPLIES")
         states = run.get("inbound_states_at_end") or {}
         unanswered = sum(s["lost"] for s in run["steps"])
         queued = states.get("pending", 0) + states.get("processing", 0)
-        if name == "changarrito" and unanswered:
+        if name.startswith("changarrito") and unanswered:
             verdicts.append(
                 f"{name}: {unanswered} not answered within the drain, "
                 + ("all still queued (stored, not lost)" if queued >= unanswered else "LOSS")
@@ -469,6 +487,20 @@ def report(runs: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
                 f"changarrito ÷ pywa_async bot: {ratios['capacity_changarrito_over_pywa']} "
                 "(target ≥ 0.7)"
             )
+    quiet = quiet_period_cost(runs, args.quiet_period)
+    if quiet:
+        ratios["quiet_period_added_median_ms"] = quiet
+        print(
+            f"\nquiet period {args.quiet_period:g} s (changarrito-bursts minus changarrito, median "
+            "reply latency at the same rate; every webhook here is a new customer's only "
+            "message, so each waits one whole quiet period): "
+            + ", ".join(f"+{ms:.0f} ms at {rate}/s" for rate, ms in quiet.items())
+        )
+    if capacities.get("changarrito") and capacities.get("changarrito-bursts"):
+        ratios["capacity_bursts_on_over_off"] = ratio(
+            capacities["changarrito-bursts"], capacities["changarrito"]
+        )
+        print(f"capacity with bursts on ÷ off: {ratios['capacity_bursts_on_over_off']}")
     for name, run in runs.items():
         if run.get("inbound_states_at_end") is not None:
             print(f"{name} inbound states at the end: {run['inbound_states_at_end']}")
@@ -484,6 +516,18 @@ def report(runs: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
         },
     )
     print(f"results: {path}")
+
+
+def quiet_period_cost(runs: dict[str, Any], quiet: float) -> dict[str, float]:
+    """The median reply latency the quiet period adds: changarrito-bursts' minus
+    changarrito's, at each rate both ran (``{"200": 2012.0}``)."""
+    off = {s["rate"]: s["e2e_ms"] for s in runs.get("changarrito", {}).get("steps", [])}
+    on = {s["rate"]: s["e2e_ms"] for s in runs.get("changarrito-bursts", {}).get("steps", [])}
+    return {
+        f"{rate:g}": on[rate]["median"] - off[rate]["median"]
+        for rate in sorted(set(off) & set(on))
+        if off[rate] and on[rate] and quiet > 0
+    }
 
 
 def main() -> None:
@@ -508,6 +552,12 @@ def main() -> None:
         help="CHANGARRITO_WORKERS_CONCURRENCY (default: the service's)",
     )
     parser.add_argument("--drain", type=float, default=60, help="seconds to wait for replies")
+    parser.add_argument(
+        "--quiet-period",
+        type=float,
+        default=2.0,
+        help="CHANGARRITO_QUIET_PERIOD of changarrito-bursts (changarrito runs with 0)",
+    )
     parser.add_argument(
         "--vacuum-between-steps",
         action="store_true",
