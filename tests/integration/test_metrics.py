@@ -57,6 +57,7 @@ def env(**extra: str) -> dict[str, str]:
         "INTERNAL_API_KEY": INTERNAL_KEY,
         "JWT_SECRET": "metrics-jwt-secret-000000000000000000",
         "CHANGARRITO_METRICS_QUEUE_CACHE": "0",
+        "CHANGARRITO_QUIET_PERIOD": "0",  # messages due at once
         **extra,
     }
 

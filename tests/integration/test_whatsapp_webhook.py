@@ -286,3 +286,22 @@ async def test_a_delivery_of_many_updates_is_one_log_line_at_info(
     assert [(e["event"], e["messages"], e["new"], e["statuses"]) for e in info] == [
         ("whatsapp.webhook.received", 5, 5, 1)
     ]
+
+
+async def test_a_message_to_answer_is_first_due_one_quiet_period_after_it_arrived(
+    post_webhook: Any, wa_env: dict[str, str], rows: Any
+) -> None:
+    """The platform's quiet period (2 s by default) is applied at intake: a lone message is
+    claimed once, when its customer has been quiet that long, not at once and put back."""
+    said = text_message("¿A qué hora abren?")
+    response = await post_webhook(
+        webhook(change(wa_env["WHATSAPP_PHONE_NUMBER_ID"], messages=[said]))
+    )
+
+    assert response.status_code == 200
+    [row] = await rows(
+        "SELECT extract(epoch FROM available_at - received_at) AS wait, state"
+        " FROM whatsapp_inbound_messages WHERE wamid = %s",
+        (said["id"],),
+    )
+    assert (float(row["wait"]), row["state"]) == (2.0, "pending")

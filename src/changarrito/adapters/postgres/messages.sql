@@ -8,14 +8,16 @@
 -- another process that got the same webhook) is skipped. Each routed message with a sender
 -- gets its conversation (``changarrito_conversation``, migration 0013: the contact created
 -- or merged, the window moved), in (number, customer) order so that concurrent writers lock
--- conversations in the same order. Returns the wamids inserted.
+-- conversations in the same order. A message to answer is first due ``wait`` seconds from
+-- now (the platform's quiet period). Returns the wamids inserted.
 WITH u AS (
     SELECT *
     FROM json_to_recordset(%(rows)s::json)
          AS u(wamid text, phone_number_id text, display_phone_number text, waba_id text,
               tenant_id uuid, route text, customer_id text, customer_phone text,
               customer_user_id text, customer_name text, type text, text text,
-              context_wamid text, raw jsonb, sent_at timestamptz, state text, opens boolean)
+              context_wamid text, raw jsonb, sent_at timestamptz, state text, opens boolean,
+              wait float8)
 ),
 conversation AS MATERIALIZED (
     SELECT u.wamid,
@@ -29,10 +31,11 @@ conversation AS MATERIALIZED (
 INSERT INTO whatsapp_inbound_messages
     (wamid, phone_number_id, display_phone_number, waba_id, tenant_id, route, customer_id,
      customer_phone, customer_user_id, customer_name, type, text, context_wamid, raw, sent_at,
-     state, conversation_id)
+     state, conversation_id, available_at)
 SELECT u.wamid, u.phone_number_id, u.display_phone_number, u.waba_id, u.tenant_id, u.route,
        u.customer_id, u.customer_phone, u.customer_user_id, u.customer_name, u.type, u.text,
-       u.context_wamid, u.raw, u.sent_at, u.state, c.id
+       u.context_wamid, u.raw, u.sent_at, u.state, c.id,
+       now() + make_interval(secs => u.wait)
 FROM u JOIN conversation c USING (wamid)
 ORDER BY u.wamid
 ON CONFLICT (wamid) DO NOTHING
