@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import structlog.testing
 from whatsapp_webhook_fixtures import *  # noqa: F403
 
 from changarrito.adapters.postgres.messages import apply_statuses
 from changarrito.bootstrap import Service
 from changarrito.domain.conversations import UNREADABLE_TYPES
+from changarrito.domain.model import Credential, IntegrationType, Secrets
 from whatsapp_payloads import (
     CUSTOMER,
     CUSTOMER_BSUID,
@@ -305,3 +307,32 @@ async def test_a_message_to_answer_is_first_due_one_quiet_period_after_it_arrive
         (said["id"],),
     )
     assert (float(row["wait"]), row["state"]) == (2.0, "pending")
+
+
+@pytest.mark.parametrize(("own", "wait"), [(0, 0.0), (5.5, 5.5)])
+async def test_a_tenants_own_quiet_period_decides_when_its_messages_are_first_due(
+    post_webhook: Any, tenant_number: Any, wa_service: Any, rows: Any, own: float, wait: float
+) -> None:
+    tenant, pnid = await tenant_number(app_secret="quiet-tenant-app-secret-0000")
+    llm = Credential(
+        tenant,
+        IntegrationType.LLM,
+        "openai",
+        Secrets({"apiKey": "sk-quiet-tenant-000000000000"}),
+        {"quietPeriodSeconds": own},
+    )
+    await wa_service.storage.store.save_credential(llm)
+    wa_service.resolver.invalidate_tenant(tenant)
+    said = text_message("hola")
+
+    response = await post_webhook(
+        webhook(change(pnid, messages=[said])), secret="quiet-tenant-app-secret-0000"
+    )
+
+    assert response.status_code == 200
+    [row] = await rows(
+        "SELECT extract(epoch FROM available_at - received_at) AS wait"
+        " FROM whatsapp_inbound_messages WHERE wamid = %s",
+        (said["id"],),
+    )
+    assert float(row["wait"]) == wait

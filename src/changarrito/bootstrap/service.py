@@ -199,6 +199,7 @@ def build_service(
             storage.intake,
             verify_token=wa.verify_token,
             app_secret=wa.app_secret,
+            quiet_period=assistant.quiet_period,
         ),
         graph=graph,
         pipeline=Pipeline(

@@ -118,7 +118,7 @@ async def postgres_storage(
         store=store,
         audit=PostgresAuditLog(pool),
         payments=PostgresPaymentStore(pool),
-        intake=GroupCommit(pool, quiet_period=workers.quiet_period),
+        intake=GroupCommit(pool),
         apps=apps,
         schema=PostgresSchema(pool),
         messages=PostgresMessageLog(pool),

@@ -109,3 +109,7 @@ class Assistant:
             except ChangarritoError:
                 config = {}
         return self.conversations.overridden_by(config)
+
+    async def quiet_period(self, tenant_id: UUID | None) -> float:
+        """The tenant's quiet period, in seconds (the intake stores its messages due then)."""
+        return (await self.conversation_settings(tenant_id)).quiet_period

@@ -121,6 +121,10 @@ class InboundMessage:
     unreadable: bool = False
     #: An ``edit`` or ``revoke``: the wamid of the customer's message it changes.
     changes_wamid: str | None = None
+    #: Seconds after its arrival that it is first due, when it is to be answered: its
+    #: tenant's quiet period (a lone message is claimed once, when its customer has been
+    #: quiet that long, not at once only to be put back; a burst is the worker's).
+    quiet_period: float = 0.0
 
     @property
     def state(self) -> InboundState:

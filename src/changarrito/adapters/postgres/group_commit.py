@@ -49,12 +49,8 @@ class GroupCommit:
         max_queued: int = 10_000,
         connect_timeout: float = 5.0,
         drain_seconds: float = 10.0,
-        quiet_period: float = 0.0,
     ) -> None:
         self.pool = pool
-        #: A message to answer is first due this long after it arrived (the platform's quiet
-        #: period: ``messages.write_intakes``).
-        self.quiet_period = quiet_period
         self.writers = writers
         self.max_rows = max_rows
         self.max_queued = max_queued
@@ -152,7 +148,7 @@ class GroupCommit:
             conn.pipeline(),
             conn.transaction(),
         ):
-            return await write_intakes(conn, intakes, quiet_period=self.quiet_period)
+            return await write_intakes(conn, intakes)
 
 
 def _unavailable(exc: psycopg.Error) -> StorageUnavailable:

@@ -35,15 +35,10 @@ from changarrito.domain.whatsapp import (
 Connection = AsyncConnection[TupleRow]
 
 
-async def write_intakes(
-    conn: Connection, intakes: Iterable[Intake], *, quiet_period: float = 0.0
-) -> set[str]:
+async def write_intakes(conn: Connection, intakes: Iterable[Intake]) -> set[str]:
     """Stores every record of ``intakes``; returns the wamids of the inbound messages that
     were new (the others were already stored, by this or another process). A message to
-    answer is first due ``quiet_period`` seconds after it arrived (the platform's): a lone
-    message is then claimed once, when its customer has been quiet that long, rather than at
-    once only to be put back (a tenant's own quiet period, or a burst, is the worker's to
-    apply: ``pipeline.Pipeline``)."""
+    answer is first due its ``quiet_period`` after it arrived."""
     messages: dict[str, InboundMessage] = {}
     statuses: dict[tuple[str, str, str], StatusUpdate] = {}
     events: list[WebhookEvent] = []
@@ -60,9 +55,7 @@ async def write_intakes(
     inserted = None
     if messages:
         rows = [messages[k] for k in sorted(messages)]
-        inserted = await conn.execute(
-            QUERIES["insert_inbound"], _inbound_columns(rows, quiet_period)
-        )
+        inserted = await conn.execute(QUERIES["insert_inbound"], _inbound_columns(rows))
         changes = [m for m in rows if m.changes_wamid is not None]
         if changes:
             await conn.execute(QUERIES["apply_changes"], _change_columns(changes))
@@ -102,7 +95,7 @@ def _json(rows: list[dict[str, Any]]) -> str:
 _encoder = msgspec.json.Encoder()
 
 
-def _inbound_columns(rows: Sequence[InboundMessage], quiet_period: float) -> dict[str, str]:
+def _inbound_columns(rows: Sequence[InboundMessage]) -> dict[str, str]:
     return {
         "rows": _json(
             [
@@ -124,7 +117,7 @@ def _inbound_columns(rows: Sequence[InboundMessage], quiet_period: float) -> dic
                     "sent_at": m.sent_at,
                     "state": m.state.value,
                     "opens": opens_window(m.type) and m.changes_wamid is None,
-                    "wait": quiet_period if m.state is InboundState.PENDING else 0.0,
+                    "wait": m.quiet_period if m.state is InboundState.PENDING else 0.0,
                 }
                 for m in rows
             ]

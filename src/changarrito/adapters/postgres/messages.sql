@@ -9,7 +9,7 @@
 -- gets its conversation (``changarrito_conversation``, migration 0013: the contact created
 -- or merged, the window moved), in (number, customer) order so that concurrent writers lock
 -- conversations in the same order. A message to answer is first due ``wait`` seconds from
--- now (the platform's quiet period). Returns the wamids inserted.
+-- now (its conversation's quiet period). Returns the wamids inserted.
 WITH u AS (
     SELECT *
     FROM json_to_recordset(%(rows)s::json)

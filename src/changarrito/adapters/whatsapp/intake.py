@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -60,8 +61,12 @@ class WebhookIntake:
         *,
         verify_token: str | None,
         app_secret: str | None,
+        quiet_period: Callable[[UUID | None], Awaitable[float]] | None = None,
     ) -> None:
         self.resolver = resolver
+        #: A tenant's quiet period (``None`` the platform's): its messages are first due
+        #: that long after they arrived.
+        self.quiet_period = quiet_period
         self.apps = apps
         self.store = store
         self._verify_token = verify_token
@@ -118,10 +123,11 @@ class WebhookIntake:
                 continue
             except NotConfigured:  # routed, but no sending credential: the platform's app signs
                 tenant_id = (await self.resolver.route(pnid)).tenant_id
+            quiet = await self.quiet_period(tenant_id) if self.quiet_period else 0.0
             if tenant_id is None:
-                routes.destinations[pnid] = Destination(RouteKind.PLATFORM, None)
+                routes.destinations[pnid] = Destination(RouteKind.PLATFORM, None, quiet)
             else:
-                routes.destinations[pnid] = Destination(RouteKind.TENANT, tenant_id)
+                routes.destinations[pnid] = Destination(RouteKind.TENANT, tenant_id, quiet)
             secrets.add(own or platform)
         for waba in hook.unnumbered_wabas if hook.changes else {None}:
             secrets.add(await self._account_secret(waba, routes) or platform)

@@ -164,6 +164,8 @@ class Destination:
 
     route: RouteKind
     tenant_id: UUID | None
+    #: Its tenant's quiet period (``InboundMessage.quiet_period``).
+    quiet_period: float = 0.0
 
 
 def to_intake(
@@ -172,8 +174,9 @@ def to_intake(
     received: datetime,
     accounts: Mapping[str, UUID] | None = None,
 ) -> Intake:
-    """The domain records of ``hook``; ``destinations`` covers its ``phone_number_ids``, and
-    ``accounts`` the tenant owning a business account (its changes naming no number)."""
+    """The domain records of ``hook``; ``destinations`` covers its ``phone_number_ids`` (with
+    each one's quiet period), and ``accounts`` the tenant owning a business account (its
+    changes naming no number)."""
     intake = Intake()
     unrouted = Destination(RouteKind.UNROUTED, None)
     owners = accounts or {}
@@ -223,6 +226,7 @@ def to_intake(
                     context_wamid=message.context.id if message.context else None,
                     unreadable=unreadable(message),
                     changes_wamid=changed.original_message_id if changed else None,
+                    quiet_period=where.quiet_period,
                 )
             )
         for raw_status in value.statuses:
