@@ -171,6 +171,15 @@ def build_service(
         ),
         metrics=metrics,
     )
+    webhook = WebhookIntake(
+        resolver,
+        storage.apps,
+        storage.intake,
+        verify_token=wa.verify_token,
+        app_secret=wa.app_secret,
+        quiet_period=assistant.quiet_period,
+    )
+    forgetters.append(webhook.on_change)
     return Service(
         settings=settings,
         role=role,
@@ -193,14 +202,7 @@ def build_service(
         ),
         payments=Payments(storage.payments, resolver, registry),
         authenticator=TenantAuthenticator(settings.auth, storage.store, http),
-        webhook=WebhookIntake(
-            resolver,
-            storage.apps,
-            storage.intake,
-            verify_token=wa.verify_token,
-            app_secret=wa.app_secret,
-            quiet_period=assistant.quiet_period,
-        ),
+        webhook=webhook,
         graph=graph,
         pipeline=Pipeline(
             senders=resolver,

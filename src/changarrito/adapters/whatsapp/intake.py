@@ -24,16 +24,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from uuid import UUID
 
+from cachetools import TTLCache
+
 from changarrito.adapters.whatsapp.webhook_parser import (
     Destination,
     ParsedWebhook,
     parse,
     to_intake,
 )
+from changarrito.domain.changes import Change
 from changarrito.domain.errors import InvalidSignature, NotConfigured, UnknownPhoneNumber
 from changarrito.domain.model import utcnow
 from changarrito.domain.ports import IntakeStore, Resolver, WhatsAppAppIndex
 from changarrito.domain.whatsapp import Intake, RouteKind
+
+#: Tenants whose quiet period the intake keeps, and for how long (seconds).
+QUIET_CACHE = 10_000
+QUIET_TTL = 60.0
 
 _PREFIX = "sha256="
 #: Numbers looked up for a body the platform's secret does not sign: a tenant's app signs
@@ -65,8 +72,11 @@ class WebhookIntake:
     ) -> None:
         self.resolver = resolver
         #: A tenant's quiet period (``None`` the platform's): its messages are first due
-        #: that long after they arrived.
+        #: that long after they arrived. Kept a minute per tenant (a tenant without an LLM
+        #: credential of its own would otherwise cost a credential read per webhook), and
+        #: forgotten when the tenant's credentials change (``on_change``).
         self.quiet_period = quiet_period
+        self._quiet: TTLCache[UUID | None, float] = TTLCache(maxsize=QUIET_CACHE, ttl=QUIET_TTL)
         self.apps = apps
         self.store = store
         self._verify_token = verify_token
@@ -74,6 +84,22 @@ class WebhookIntake:
 
     def __repr__(self) -> str:
         return "WebhookIntake()"
+
+    def on_change(self, change: Change) -> None:
+        if change.everything:
+            self._quiet.clear()
+        elif change.tenant_id is not None:
+            self._quiet.pop(change.tenant_id, None)
+
+    async def _quiet_period(self, tenant_id: UUID | None) -> float:
+        if self.quiet_period is None:
+            return 0.0
+        try:
+            return self._quiet[tenant_id]
+        except KeyError:
+            pass
+        quiet = self._quiet[tenant_id] = await self.quiet_period(tenant_id)
+        return quiet
 
     async def handshake(self, mode: str | None, token: str) -> bool:
         """True when ``mode`` is ``subscribe`` and ``token`` is the platform's or an active
@@ -123,7 +149,7 @@ class WebhookIntake:
                 continue
             except NotConfigured:  # routed, but no sending credential: the platform's app signs
                 tenant_id = (await self.resolver.route(pnid)).tenant_id
-            quiet = await self.quiet_period(tenant_id) if self.quiet_period else 0.0
+            quiet = await self._quiet_period(tenant_id)
             if tenant_id is None:
                 routes.destinations[pnid] = Destination(RouteKind.PLATFORM, None, quiet)
             else:
