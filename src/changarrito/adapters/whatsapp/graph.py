@@ -10,6 +10,7 @@ HTTP 400 whatever they mean, rate limits included, so ``classify_graph_error`` r
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -17,6 +18,7 @@ import msgspec
 import structlog
 
 from changarrito.adapters.http import HttpClients, decode_json, translate_transport_errors
+from changarrito.domain import media
 from changarrito.domain.errors import FinalProviderError, ProviderBadRequest, ProviderError
 from changarrito.domain.text import MAX_TEXT_CHARS, split_text
 from changarrito.plugins.whatsapp.graph_errors import (
@@ -33,10 +35,40 @@ log = structlog.get_logger(__name__)
 DEFAULT_TIMEOUT = 20.0
 
 _BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9]{1,128}$")
+#: Where Meta serves media downloads (``lookaside.fbsbx.com`` in its examples).
+MEDIA_HOSTS = (".fbsbx.com", ".facebook.com", ".fbcdn.net", ".whatsapp.net")
 
 
 class _SentMessage(msgspec.Struct):
     id: str
+
+
+class MediaNode(msgspec.Struct):
+    """``GET /{media-id}``: where to download the item (a URL valid for minutes) and what
+    Meta says it is (``file_size`` comes as a string)."""
+
+    url: str
+    mime_type: str | None = None
+    sha256: str | None = None
+    file_size: int | str | None = None
+    id: str | None = None
+
+    @property
+    def size(self) -> int | None:
+        try:
+            return int(self.file_size) if self.file_size is not None else None
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """A downloaded item, its SHA-256 checked."""
+
+    content: bytes = field(repr=False)
+    mime_type: str
+    sha256: str | None
+    size: int
 
 
 class SendResponse(msgspec.Struct):
@@ -137,6 +169,73 @@ class GraphClient:
         if typing:
             message["typing_indicator"] = {"type": "text"}
         await self._post(phone_number_id, token, message)
+
+    async def download_media(
+        self, media_id: str, token: str, *, kind: str, phone_number_id: str | None = None
+    ) -> MediaFile:
+        """Downloads the customer's ``kind`` item ``media_id`` with the receiving number's
+        token: its node (URL, MIME type, SHA-256, size), checked against ``domain/media.py``'s
+        limits before anything is downloaded, then its bytes, counted while they arrive and
+        their hash checked. The URL lives minutes: a 404 asks for a fresh one, once. The
+        token goes only to the Graph host or Meta's media hosts."""
+        if not media_id.isdigit():
+            raise ProviderBadRequest(f"not a WhatsApp media id: {media_id!r}", provider=PROVIDER)
+        for attempt in (1, 2):
+            node = await self._media_node(media_id, token, phone_number_id)
+            limit = media.check_metadata(kind, node.mime_type, node.size)
+            self._check_media_host(node.url)
+            received = media.Received(kind, limit)
+            client = self.http.get(node.url)
+            headers = {"Authorization": f"Bearer {token}"}
+            async with (
+                translate_transport_errors(PROVIDER),
+                client.stream("GET", node.url, headers=headers, timeout=self.timeout) as response,
+            ):
+                if response.status_code == 404 and attempt == 1:
+                    continue  # the URL expired: ask Graph for a fresh one
+                if response.status_code == 404:
+                    raise media.MediaRefused(
+                        "the media's download link expired twice", reason="expired"
+                    )
+                if not response.is_success:
+                    await response.aread()
+                    raise classify_graph_error(response, secrets=[token])
+                async for chunk in response.aiter_bytes():
+                    received.add(chunk)
+            content = received.verified(node.sha256)
+            assert node.mime_type is not None  # check_metadata allowed it
+            self._count("media", None)
+            return MediaFile(content, media.essence(node.mime_type), node.sha256, received.size)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _media_node(
+        self, media_id: str, token: str, phone_number_id: str | None
+    ) -> MediaNode:
+        url = f"{self.base_url}/{self.version}/{media_id}"
+        params = {"phone_number_id": phone_number_id} if phone_number_id else None
+        client = self.http.get(url)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with translate_transport_errors(PROVIDER):
+            response = await client.get(url, params=params, headers=headers, timeout=self.timeout)
+        if not response.is_success:
+            error = classify_graph_error(response, secrets=[token])
+            self._count("media", error)
+            raise error
+        node: MediaNode = decode_json(response, MediaNode, PROVIDER)
+        return node
+
+    def _check_media_host(self, url: str) -> None:
+        """The bearer token goes with the download: only to the Graph host itself or to
+        Meta's own media hosts, over HTTPS (or the Graph host's own scheme)."""
+        target, graph = httpx.URL(url), httpx.URL(self.base_url)
+        host = target.host.lower()
+        same = host == graph.host.lower() and target.scheme == graph.scheme
+        meta = target.scheme == "https" and host.endswith(MEDIA_HOSTS)
+        if not (same or meta):
+            raise media.MediaRefused(
+                f"refusing to send the token to {host or 'an unnamed host'} for a download",
+                reason="untrusted-host",
+            )
 
     async def _post(self, phone_number_id: str, token: str, body: dict[str, Any]) -> httpx.Response:
         url = self.messages_url(phone_number_id)
