@@ -122,7 +122,7 @@ def test_a_conversation_goes_back_to_the_bot_only_after_the_idle_time(
 ) -> None:
     now = active + timedelta(hours=hours)
     due = idle_resume_due(ConversationState.HUMAN, active, timedelta(hours=idle), now)
-    assert due is (hours >= idle)
+    assert due is (timedelta(hours=hours) >= timedelta(hours=idle))  # as datetimes round
     assert not idle_resume_due(ConversationState.BOT, active, timedelta(hours=idle), now)
 
 
