@@ -27,6 +27,7 @@ from typing import Literal, get_args
 
 from changarrito.domain.assistant import DEFAULT_FALLBACK_TEXT
 from changarrito.domain.conversations import (
+    DEFAULT_HANDOFF_IDLE,
     DEFAULT_HANDOFF_MESSAGE,
     DEFAULT_QUIET_PERIOD,
     DEFAULT_TEXT_ONLY_REPLY,
@@ -191,7 +192,8 @@ class WorkerSettings:
     fallback_text: str = DEFAULT_FALLBACK_TEXT  # CHANGARRITO_FALLBACK_TEXT
     # The conversations' defaults (a tenant's LLM config may set its own):
     quiet_period: float = DEFAULT_QUIET_PERIOD  # CHANGARRITO_QUIET_PERIOD: seconds, 0 is off
-    handoff_idle_hours: float = 12.0  # CHANGARRITO_HANDOFF_IDLE_HOURS: back to the bot after
+    # CHANGARRITO_HANDOFF_IDLE_HOURS: back to the bot after that long with nobody from the shop
+    handoff_idle_hours: float = DEFAULT_HANDOFF_IDLE.total_seconds() / 3600
     handoff_message: str = DEFAULT_HANDOFF_MESSAGE  # CHANGARRITO_HANDOFF_MESSAGE
     text_only_reply: str = DEFAULT_TEXT_ONLY_REPLY  # CHANGARRITO_TEXT_ONLY_REPLY
 
@@ -343,7 +345,11 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
             history=r.integer("CHANGARRITO_HISTORY_LIMIT", 20, minimum=1),
             fallback_text=r.string("CHANGARRITO_FALLBACK_TEXT", DEFAULT_FALLBACK_TEXT),
             quiet_period=_quiet_period(r),
-            handoff_idle_hours=r.number("CHANGARRITO_HANDOFF_IDLE_HOURS", 12.0, minimum=0.001),
+            handoff_idle_hours=r.number(
+                "CHANGARRITO_HANDOFF_IDLE_HOURS",
+                DEFAULT_HANDOFF_IDLE.total_seconds() / 3600,
+                minimum=0.001,
+            ),
             handoff_message=r.string("CHANGARRITO_HANDOFF_MESSAGE", DEFAULT_HANDOFF_MESSAGE),
             text_only_reply=r.string("CHANGARRITO_TEXT_ONLY_REPLY", DEFAULT_TEXT_ONLY_REPLY),
         ),

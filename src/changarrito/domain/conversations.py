@@ -93,12 +93,9 @@ def quiet_until(last_received: datetime, quiet_period: float) -> datetime | None
     return last_received + timedelta(seconds=min(quiet_period, MAX_QUIET_PERIOD))
 
 
-def idle_resume_due(
-    state: ConversationState, human_active_at: datetime | None, idle: timedelta, now: datetime
-) -> bool:
-    """Whether a conversation with a person has been idle long enough to go back to the bot."""
-    if state is not ConversationState.HUMAN:
-        return False
+def idle_resume_due(human_active_at: datetime | None, idle: timedelta, now: datetime) -> bool:
+    """Whether a conversation with a person has been idle long enough to go back to the bot
+    (counted from the last time someone from the shop acted in it)."""
     return human_active_at is None or now >= human_active_at + idle
 
 

@@ -210,9 +210,7 @@ class Pipeline:
         )
         switches: list[Switch] = []
         if turn.state == ConversationState.HUMAN:
-            if not idle_resume_due(
-                ConversationState.HUMAN, turn.human_active_at, settings.handoff_idle, turn.now
-            ):
+            if not idle_resume_due(turn.human_active_at, settings.handoff_idle, turn.now):
                 return Outcome("ignored", "a person is answering this conversation")
             idle = settings.handoff_idle.total_seconds() / 3600
             reason = f"nobody from the shop wrote for {idle:g} hours"

@@ -180,6 +180,15 @@ class GraphClient:
         token goes only to the Graph host or Meta's media hosts."""
         if not media_id.isdigit():
             raise ProviderBadRequest(f"not a WhatsApp media id: {media_id!r}", provider=PROVIDER)
+        try:
+            return await self._download(media_id, token, kind, phone_number_id)
+        except ProviderError as exc:
+            self._count("media", exc)
+            raise
+
+    async def _download(
+        self, media_id: str, token: str, kind: str, phone_number_id: str | None
+    ) -> MediaFile:
         for attempt in (1, 2):
             node = await self._media_node(media_id, token, phone_number_id)
             limit = media.check_metadata(kind, node.mime_type, node.size)
@@ -218,9 +227,7 @@ class GraphClient:
         async with translate_transport_errors(PROVIDER):
             response = await client.get(url, params=params, headers=headers, timeout=self.timeout)
         if not response.is_success:
-            error = classify_graph_error(response, secrets=[token])
-            self._count("media", error)
-            raise error
+            raise classify_graph_error(response, secrets=[token])
         node: MediaNode = decode_json(response, MediaNode, PROVIDER)
         return node
 

@@ -73,6 +73,18 @@ COMMENT ON COLUMN whatsapp_conversations.text_only_notice_at IS
 CREATE INDEX whatsapp_conversations_tenant_activity_idx
     ON whatsapp_conversations (tenant_id, last_activity_at DESC, id DESC);
 
+-- Every inbound message updates its conversation's row (the window, the last activity, in
+-- an indexed column: never HOT), so the table leaves dead rows at the message rate, like the
+-- queue's tables: the same count-based autovacuum thresholds as migration 0012's.
+ALTER TABLE whatsapp_conversations SET (
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 5000,
+    autovacuum_analyze_scale_factor = 0.02,
+    autovacuum_analyze_threshold = 5000,
+    autovacuum_vacuum_cost_limit = 2000,
+    autovacuum_vacuum_cost_delay = 2
+);
+
 CREATE TABLE whatsapp_conversation_switches (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     conversation_id uuid NOT NULL REFERENCES whatsapp_conversations (id) ON DELETE CASCADE,
