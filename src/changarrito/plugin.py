@@ -1,16 +1,27 @@
 """Everything a provider plugin needs, from one module: ``from changarrito.plugin import ...``.
 
 The hook marker, the base classes, the credential and config bases, the errors a provider
-raises, the shapes it takes and returns (``ChatMessage`` and ``Tool`` in, ``Reply`` and
-``ToolCall`` out), the one upstream-call helper (``Provider.call_json``) and the helpers
-around it. ``docs/plugins.md`` documents every name in ``__all__``; a plugin imports
-nothing else of Changarrito's (``changarrito.testing`` is for its tests).
+raises, the shapes it takes and returns (``ChatMessage`` with its ``Attachment``s, ``Tool``
+and ``Audio`` in; ``Reply``, ``ToolCall`` and ``Transcript`` out), the one upstream-call
+helper (``Provider.call_json``) and the helpers around it. ``docs/plugins.md`` documents
+every name in ``__all__``; a plugin imports nothing else of Changarrito's
+(``changarrito.testing`` is for its tests).
 """
 
 from __future__ import annotations
 
 from changarrito import hookimpl
-from changarrito.domain.chat import ChatMessage, LLMConfig, Reply, Tool, ToolCall, Usage
+from changarrito.domain.chat import (
+    Attachment,
+    Audio,
+    ChatMessage,
+    LLMConfig,
+    Reply,
+    Tool,
+    ToolCall,
+    Transcript,
+    Usage,
+)
 from changarrito.domain.errors import (
     FinalProviderError,
     InvalidSignature,
@@ -50,6 +61,8 @@ from changarrito.plugins.upstream import decode_json, scrub
 from changarrito.plugins.whatsapp.base import WhatsAppProvider
 
 __all__ = [
+    "Attachment",
+    "Audio",
     "ChatMessage",
     "Config",
     "Credentials",
@@ -75,6 +88,7 @@ __all__ = [
     "RetryableProviderError",
     "Tool",
     "ToolCall",
+    "Transcript",
     "Usage",
     "ValidationFailed",
     "WhatsAppProvider",

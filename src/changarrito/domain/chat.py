@@ -10,15 +10,47 @@ when a person is needed.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
 
+#: What an ``Attachment`` is, as a model reads it: a picture, or a PDF document.
+AttachmentKind = Literal["image", "pdf"]
+
+
+class Attachment(msgspec.Struct, frozen=True):
+    """A picture or a PDF the customer sent, for a model that reads it
+    (``LLMProvider.reads``): its bytes, their MIME type (``image/jpeg``, ``application/pdf``)
+    and the file's name when it has one. The bytes never appear in a ``repr``."""
+
+    kind: AttachmentKind
+    mime_type: str
+    data: bytes
+    filename: str | None = None
+
+    def __repr__(self) -> str:
+        name = f", filename={self.filename!r}" if self.filename else ""
+        return f"Attachment({self.kind}, {self.mime_type}, {len(self.data):,} bytes{name})"
+
+    def base64(self) -> str:
+        """The bytes in standard base64 (Anthropic's ``source.data``)."""
+        return base64.b64encode(self.data).decode("ascii")
+
+    def data_url(self) -> str:
+        """``data:<mime>;base64,<bytes>`` (OpenAI's ``image_url.url`` and ``file_data``)."""
+        return f"data:{self.mime_type};base64,{self.base64()}"
+
 
 class ChatMessage(msgspec.Struct, frozen=True):
+    """One turn of the chat. A customer's turn may carry ``attachments`` (only for a model
+    that reads them: the host never sends one to a provider whose ``reads`` leaves it out);
+    ``content`` is then the caption, possibly empty."""
+
     role: Literal["system", "user", "assistant"]
     content: str
+    attachments: tuple[Attachment, ...] = ()
 
 
 def alternating(turns: Sequence[ChatMessage]) -> list[ChatMessage]:
@@ -26,14 +58,20 @@ def alternating(turns: Sequence[ChatMessage]) -> list[ChatMessage]:
     (``user``) turn, then turns that alternate. Assistant turns before the first customer turn
     are dropped (a history cut at its limit can start with a reply, which Anthropic-style APIs
     refuse), and consecutive turns of one role are joined into one, in order, separated by a
-    blank line (two messages in a row, or a reply in two parts)."""
+    blank line (two messages in a row, or a reply in two parts), their attachments kept in
+    order."""
     system = [t for t in turns if t.role == "system"]
     chat: list[ChatMessage] = []
     for turn in turns:
         if turn.role == "system" or (not chat and turn.role != "user"):
             continue
         if chat and chat[-1].role == turn.role:
-            chat[-1] = ChatMessage(role=turn.role, content=f"{chat[-1].content}\n\n{turn.content}")
+            joined = "\n\n".join(t for t in (chat[-1].content, turn.content) if t)
+            chat[-1] = ChatMessage(
+                role=turn.role,
+                content=joined,
+                attachments=(*chat[-1].attachments, *turn.attachments),
+            )
         else:
             chat.append(turn)
     return [*system, *chat]
@@ -113,6 +151,9 @@ class Reply(msgspec.Struct, frozen=True):
     #: The model declined to answer (OpenAI ``message.refusal`` or ``finish_reason:
     #: content_filter``, Anthropic ``stop_reason: refusal``); ``text`` is whatever it said.
     refused: bool = False
+    #: The kinds of attachments the model was sent in this call (filled in by the host, as
+    #: ``source``): what the call is billed for besides tokens.
+    read: tuple[AttachmentKind, ...] = ()
 
     @property
     def handoff_reason(self) -> str | None:
@@ -124,6 +165,32 @@ class Reply(msgspec.Struct, frozen=True):
         reason = call.arguments.get("reason")
         reason = reason.strip() if isinstance(reason, str) else ""
         return reason or HANDOFF_DEFAULT_REASON
+
+
+class Audio(msgspec.Struct, frozen=True):
+    """A voice note or audio file to transcribe: its bytes, MIME type (WhatsApp voice notes
+    are ``audio/ogg`` with Opus) and a file name whose extension says the format (``.ogg``),
+    as transcription APIs want one."""
+
+    data: bytes
+    mime_type: str
+    filename: str
+
+    def __repr__(self) -> str:
+        return f"Audio({self.mime_type}, {len(self.data):,} bytes, {self.filename!r})"
+
+
+class Transcript(msgspec.Struct, frozen=True):
+    """What a provider's ``transcribe`` heard. ``seconds``: the audio's length when the
+    provider reports it (what transcription is billed by); ``usage``: its tokens when it
+    bills by tokens instead. ``source`` (tenant/platform) is filled in by the host."""
+
+    text: str
+    model: str
+    provider: str
+    seconds: float | None = None
+    usage: Usage | None = None
+    source: str | None = None
 
 
 #: Seconds to wait for more messages from the customer before answering (0 to 60).
@@ -148,3 +215,13 @@ class LLMConfig(msgspec.Struct, frozen=True, rename="camel"):
     text_only_reply: str | None = None
     quiet_period_seconds: QuietPeriod | None = None
     handoff_idle_hours: IdleHours | None = None
+    #: Whether the model reads pictures (``None``: the provider's default for the model's
+    #: family, ``LLMProvider.vision_default``).
+    vision: bool | None = None
+    #: Whether the model reads PDF documents (``None``: the provider's default for the
+    #: model's family, ``LLMProvider.documents_default``).
+    documents: bool | None = None
+    #: The model that transcribes voice notes (``None``: the provider's
+    #: ``default_transcription_model``) and the language to expect (ISO-639-1, ``es``).
+    transcription_model: str | None = None
+    transcription_language: Annotated[str, msgspec.Meta(pattern="^[a-z]{2}$")] | None = None

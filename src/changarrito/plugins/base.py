@@ -20,7 +20,15 @@ from uuid import UUID
 import httpx
 import msgspec
 
-from changarrito.domain.chat import ChatMessage, LLMConfig, Reply, Tool
+from changarrito.domain.chat import (
+    AttachmentKind,
+    Audio,
+    ChatMessage,
+    LLMConfig,
+    Reply,
+    Tool,
+    Transcript,
+)
 from changarrito.domain.payment_model import PaymentStatus
 from changarrito.plugins.provider import (
     Config,
@@ -60,6 +68,14 @@ class LLMProvider(Provider):
     #: ``Reply.tool_calls``. The host passes ``tools`` only when this is ``True``, so a
     #: provider whose ``chat`` has no ``tools`` parameter keeps working.
     supports_tools: ClassVar[bool] = False
+    #: Whether ``chat`` sends ``ChatMessage.attachments`` (pictures, PDFs) to the model as the
+    #: API's own content parts. Only then does ``reads`` name any kind: a provider written
+    #: before attachments never gets one.
+    supports_attachments: ClassVar[bool] = False
+    #: Whether ``transcribe`` is implemented (voice notes to text).
+    supports_transcription: ClassVar[bool] = False
+    #: The model ``transcribe`` uses when the config names none (``transcriptionModel``).
+    default_transcription_model: ClassVar[str | None] = None
 
     @abstractmethod
     async def chat(
@@ -73,6 +89,45 @@ class LLMProvider(Provider):
         """Sends ``messages`` (the system prompt is in ``config``) and returns the reply. A
         provider with ``supports_tools`` offers ``tools`` (none: a plain chat) and returns the
         model's calls as ``Reply.tool_calls``."""
+
+    async def transcribe(self, audio: Audio, config: Any, credentials: Any) -> Transcript:
+        """The text of ``audio`` (a WhatsApp voice note is ``audio/ogg``, Opus, named
+        ``*.ogg``), with the model ``transcription_model_for(config)`` and, when the config
+        sets one, ``config.transcription_language``. Implement it and set
+        ``supports_transcription``; raise the same ``ProviderError``s as ``chat``."""
+        raise NotImplementedError(f"{self.id} does not transcribe audio")
+
+    def transcription_model_for(self, config: Any) -> str:
+        """``config.transcription_model`` when set, else ``default_transcription_model``."""
+        chosen = getattr(config, "transcription_model", None) or self.default_transcription_model
+        if not chosen:
+            raise NotImplementedError(f"{self.id} names no transcription model")
+        return chosen
+
+    def reads(self, config: Any) -> frozenset[AttachmentKind]:
+        """What the configured model reads besides text: ``image`` and/or ``pdf``. The
+        tenant's ``vision`` and ``documents`` settings decide when set, else
+        ``vision_default`` and ``documents_default`` for the model; always nothing when the
+        provider does not ``supports_attachments``."""
+        if not self.supports_attachments:
+            return frozenset()
+        model = self.model_for(config)
+        vision = getattr(config, "vision", None)
+        documents = getattr(config, "documents", None)
+        kinds: set[AttachmentKind] = set()
+        if vision if vision is not None else self.vision_default(model):
+            kinds.add("image")
+        if documents if documents is not None else self.documents_default(model):
+            kinds.add("pdf")
+        return frozenset(kinds)
+
+    def vision_default(self, model: str) -> bool:
+        """Whether ``model`` reads pictures when the tenant did not say (``vision``)."""
+        return False
+
+    def documents_default(self, model: str) -> bool:
+        """Whether ``model`` reads PDFs when the tenant did not say (``documents``)."""
+        return False
 
     def model_for(self, config: Any) -> str:
         """The model to ask for: ``config.model`` when set, else ``default_model``.

@@ -216,12 +216,17 @@ class Provider(ABC):
         headers: Mapping[str, str],
         json: Any = None,
         content: bytes | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        data: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         accept_status: Collection[int] = (),
     ) -> httpx.Response:
         """Sends one request on the shared pool and returns a 2xx response (or one whose
         status is in ``accept_status``, e.g. a 404 the caller interprets); any other answer
         raises the classified ``ProviderError``, its message scrubbed of ``credentials``.
+
+        The body is ``json``, raw ``content``, or a ``multipart/form-data`` form: ``files``
+        (field → ``(filename, bytes, content type)``) with the plain fields ``data``.
 
         When ``credentials`` name the tenant's own endpoint (``tenant_endpoint``), the request
         goes through the HTTP adapter's guard (non-public addresses refused at connect time)
@@ -238,6 +243,8 @@ class Provider(ABC):
                 headers=dict(headers),
                 json=json,
                 content=content,
+                files=files,
+                data=data,
                 params=params,
                 **extra,
             )

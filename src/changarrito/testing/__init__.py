@@ -1,6 +1,7 @@
 """A conformance kit for provider plugins, shipped with the package.
 
 * ``FakeUpstream``: an ``httpx.MockTransport`` that records requests and answers from a script;
+  ``Form`` reads back a ``multipart/form-data`` body it received (a transcription's);
 * ``LLMProviderConformance`` and ``PaymentProviderConformance`` (with ``Notification``): pytest
   suites a plugin subclasses in its own CI;
 * ``FakeLLMProvider``, ``FakeCredentialSource``: fakes for the LLM use case.
@@ -11,7 +12,13 @@ Nothing here is imported by the service itself.
 from changarrito.testing.fakes import FakeCredentialSource, FakeLLMProvider, FakeProviders
 from changarrito.testing.payment_suite import LINK_ID, Notification, PaymentProviderConformance
 from changarrito.testing.suite import LLMProviderConformance
-from changarrito.testing.upstream import FakeUpstream, json_response, text_response
+from changarrito.testing.upstream import (
+    FakeUpstream,
+    Form,
+    FormFile,
+    json_response,
+    text_response,
+)
 
 __all__ = [
     "LINK_ID",
@@ -19,6 +26,8 @@ __all__ = [
     "FakeLLMProvider",
     "FakeProviders",
     "FakeUpstream",
+    "Form",
+    "FormFile",
     "LLMProviderConformance",
     "Notification",
     "PaymentProviderConformance",

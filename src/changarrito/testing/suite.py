@@ -11,6 +11,10 @@ error, the test is skipped) and ``verify_response()``::
         plugin = changarrito_mistral
         credentials = {"apiKey": "mistral-test-key-0123456789"}
 
+A provider that declares ``supports_attachments`` or ``supports_transcription`` is also held to
+``changarrito.testing.media_suite`` (override ``transcription_response(text)`` when its
+transcription answer is not OpenAI's).
+
 Tests are synchronous (each runs its coroutine with ``asyncio.run``): no pytest-asyncio needed.
 """
 
@@ -38,6 +42,7 @@ from changarrito.domain.errors import (
 from changarrito.domain.kinds import IntegrationType
 from changarrito.plugins.base import LLMProvider, ProviderContext
 from changarrito.testing.checks import check_declarations, registered
+from changarrito.testing.media_suite import MediaChecks
 from changarrito.testing.upstream import FakeUpstream, json_response, text_response
 
 T = TypeVar("T")
@@ -45,7 +50,7 @@ SECRET_WORDS = ("key", "secret", "token", "password")
 MESSAGES = [ChatMessage(role="user", content="¿Tienen tortillas?")]
 
 
-class LLMProviderConformance:
+class LLMProviderConformance(MediaChecks):
     """What every LLM provider must do; see the module docstring."""
 
     provider_class: ClassVar[type[LLMProvider]]
@@ -106,22 +111,41 @@ class LLMProviderConformance:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
 
-    def chat(self, *answers: Any) -> tuple[Any, FakeUpstream]:
-        upstream = FakeUpstream(*answers)
+    def call(
+        self,
+        upstream: FakeUpstream,
+        method: str,
+        *args: Any,
+        config: dict[str, Any] | None = None,
+    ) -> Any:
+        """``provider.<method>(*args, config, credentials)`` on ``upstream``, the config
+        being ``config`` (default: the class's) and the credentials the class's."""
 
         async def call() -> Any:
             http = upstream.clients()
             provider = self.provider_class(ProviderContext(http=http, env=dict(self.env)))
             try:
-                return await provider.chat(
-                    MESSAGES,
-                    provider.parse_config(self.config),
+                return await getattr(provider, method)(
+                    *args,
+                    provider.parse_config(self.config if config is None else config),
                     provider.parse_credentials(self.credentials),
                 )
             finally:
                 await http.aclose()
 
-        return self.run(call()), upstream
+        return self.run(call())
+
+    def chat(
+        self,
+        *answers: Any,
+        messages: list[ChatMessage] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> tuple[Any, FakeUpstream]:
+        upstream = FakeUpstream(*answers)
+        reply = self.call(
+            upstream, "chat", MESSAGES if messages is None else messages, config=config
+        )
+        return reply, upstream
 
     def chat_error(self, *answers: Any) -> ProviderError:
         with pytest.raises(ProviderError) as info:

@@ -102,3 +102,16 @@ class TestOllamaConformance(LLMProviderConformance):
 
     def quota_response(self) -> None:
         return None
+
+
+def test_the_kits_media_checks_apply_to_the_built_ins_that_declare_them() -> None:
+    kits = [
+        TestOpenAIConformance,
+        TestOpenRouterConformance,
+        TestAzureOpenAIConformance,
+        TestAnthropicConformance,
+        TestOllamaConformance,
+    ]
+    assert all(k.provider_class.supports_attachments for k in kits)
+    transcribing = {k.provider_class.id for k in kits if k.provider_class.supports_transcription}
+    assert transcribing == {"openai", "azure-openai"}

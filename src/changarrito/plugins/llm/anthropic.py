@@ -4,6 +4,11 @@ Tools: offered as ``tools: [{name, description, input_schema}]`` with ``tool_cho
 {"type": "auto"}`` (only when there are some); ``tool_use`` content blocks come back as
 ``ToolCall``s (their ``input`` is an object already; anything else is read as ``{}``).
 ``stop_reason: refusal`` is a refusal.
+
+Attachments: a customer's pictures and PDFs become ``image`` and ``document`` blocks (base64)
+before the caption's ``text`` block (``changarrito.plugins.llm.attachments``). Every Claude 3
+and later reads pictures; PDFs by default on 3.5 Sonnet, 3.5 Haiku, 3.7 and the 4 family
+(``changarrito.plugins.llm.families``). No transcription: Anthropic has no speech-to-text API.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from changarrito import hookimpl
 from changarrito.domain.chat import ChatMessage, Reply, Tool, ToolCall, Usage
 from changarrito.plugins.base import Credentials, LLMProvider
 from changarrito.plugins.hookspecs import RegisterLLM
+from changarrito.plugins.llm.attachments import anthropic_content
+from changarrito.plugins.llm.families import ANTHROPIC_IMAGES, ANTHROPIC_PDFS, reads
 from changarrito.plugins.llm.openai_compat import ApiKey
 from changarrito.plugins.upstream import decode_json
 
@@ -64,6 +71,7 @@ class AnthropicProvider(LLMProvider):
     id = "anthropic"
     name = "Anthropic"
     supports_tools = True
+    supports_attachments = True
     default_model = "claude-3-5-haiku-latest"
     default_base_url = "https://api.anthropic.com/v1"
     base_url_env = "ANTHROPIC_BASE_URL"
@@ -85,7 +93,9 @@ class AnthropicProvider(LLMProvider):
             "model": self.model_for(config),
             "max_tokens": getattr(config, "max_tokens", None) or DEFAULT_MAX_TOKENS,
             "messages": [
-                {"role": m.role, "content": m.content} for m in messages if m.role != "system"
+                {"role": m.role, "content": anthropic_content(m)}
+                for m in messages
+                if m.role != "system"
             ],
         }
         if system:
@@ -93,6 +103,12 @@ class AnthropicProvider(LLMProvider):
         if getattr(config, "temperature", None) is not None:
             body["temperature"] = config.temperature
         return body
+
+    def vision_default(self, model: str) -> bool:
+        return reads(ANTHROPIC_IMAGES, model)
+
+    def documents_default(self, model: str) -> bool:
+        return reads(ANTHROPIC_PDFS, model)
 
     def error_details(self, payload: Any) -> tuple[str | None, str | None, bool]:
         error = payload.get("error") if isinstance(payload, dict) else None

@@ -7,6 +7,11 @@ optional ``apiKey`` for a proxy or Ollama cloud); the platform's comes from ``OL
 No tools (``supports_tools`` stays ``False``): ``/api/chat`` takes ``tools``, but a model
 without tool support (many local models) answers it with a 400, and which model a tenant runs
 is its own choice; the host therefore never offers Ollama the handoff tool.
+
+Pictures go in the message's ``images`` (base64), read by default by the library's vision
+models (llava, bakllava, llama3.2-vision, llama4, gemma3, qwen2.5vl, qwen2-vl, qwen3-vl,
+minicpm-v, moondream, granite3.2-vision; ``changarrito.plugins.llm.families``). Ollama reads
+no PDFs, whatever ``documents`` says, and transcribes nothing.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from typing import Any, ClassVar
 import msgspec
 
 from changarrito import hookimpl
-from changarrito.domain.chat import ChatMessage, Reply, Tool, Usage
+from changarrito.domain.chat import AttachmentKind, ChatMessage, Reply, Tool, Usage
 from changarrito.plugins.base import Credentials, LLMProvider
 from changarrito.plugins.hookspecs import RegisterLLM
+from changarrito.plugins.llm.attachments import ollama_message
+from changarrito.plugins.llm.families import OLLAMA_IMAGES, ollama_name, reads
 from changarrito.plugins.llm.openai_compat import HttpUrl
 from changarrito.plugins.upstream import decode_json
 
@@ -49,6 +56,7 @@ class OllamaProvider(LLMProvider):
     name = "Ollama"
     default_model = "llama3.2"
     supports_tools = False  # see the module's docstring
+    supports_attachments = True
     credentials_schema: ClassVar[type[msgspec.Struct]] = OllamaCredentials
     platform_env = {"baseUrl": "OLLAMA_BASE_URL"}
 
@@ -72,15 +80,18 @@ class OllamaProvider(LLMProvider):
             options["num_predict"] = config.max_tokens
         body: dict[str, Any] = {
             "model": self.model_for(config),
-            "messages": [
-                {"role": m.role, "content": m.content}
-                for m in self.with_system_prompt(messages, config)
-            ],
+            "messages": [ollama_message(m) for m in self.with_system_prompt(messages, config)],
             "stream": False,
         }
         if options:
             body["options"] = options
         return body
+
+    def reads(self, config: Any) -> frozenset[AttachmentKind]:
+        return super().reads(config) - {"pdf"}  # /api/chat takes pictures only
+
+    def vision_default(self, model: str) -> bool:
+        return reads(OLLAMA_IMAGES, ollama_name(model))
 
     async def chat(
         self,

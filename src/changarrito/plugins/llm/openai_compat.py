@@ -8,6 +8,15 @@ parameters}}]`` with ``tool_choice: "auto"`` (only when there are some); the mod
 ``message.tool_calls[]`` come back as ``ToolCall``s, their ``function.arguments`` (a JSON
 *string*) decoded, and anything that is not a JSON object read as ``{}``. A non-empty
 ``message.refusal`` or ``finish_reason: content_filter`` is a refusal.
+
+Attachments: a customer's turn with pictures or PDFs is sent as a list of content parts, each
+picture an ``image_url`` part (a ``data:`` URL, ``detail: auto``), each PDF a ``file`` part
+(``filename`` and ``file_data``, a data URL), then the caption as a ``text`` part when there
+is one; every other turn stays a plain string. Which models read them is the vendor's
+``vision_default``/``documents_default`` (none here: a subclass or the tenant says).
+
+Transcription (``transcribe``, only for a vendor that sets ``supports_transcription``): the
+``/audio/transcriptions`` form of ``changarrito.plugins.llm.transcription``.
 """
 
 from __future__ import annotations
@@ -19,9 +28,19 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from changarrito.domain.chat import ChatMessage, Reply, Tool, ToolCall, Usage
+from changarrito.domain.chat import (
+    Audio,
+    ChatMessage,
+    Reply,
+    Tool,
+    ToolCall,
+    Transcript,
+    Usage,
+)
 from changarrito.domain.errors import ProviderBadResponse
 from changarrito.plugins.base import Credentials, LLMProvider
+from changarrito.plugins.llm import transcription
+from changarrito.plugins.llm.attachments import openai_content
 from changarrito.plugins.upstream import decode_json
 
 #: ``http://`` or ``https://`` URL, no credentials or whitespace in it.
@@ -140,12 +159,15 @@ class OpenAICompatibleProvider(LLMProvider):
     """A vendor that speaks OpenAI's Chat Completions format: set ``id``, ``name``,
     ``default_model``, ``default_base_url``, ``base_url_env`` and ``platform_env``, and
     override ``endpoint``, ``auth_headers``, ``body`` or ``verify_path`` only where the vendor
-    differs. ``chat`` and ``verify`` are implemented, ``chat`` with tools; the credentials are
-    ``apiKey`` and an optional ``baseUrl`` (the tenant's own endpoint); ``error_details`` also
-    recognises OpenAI's out-of-quota codes."""
+    differs. ``chat`` and ``verify`` are implemented, ``chat`` with tools and attachments;
+    ``transcribe`` too, for a vendor that sets ``supports_transcription`` (and
+    ``default_transcription_model``). The credentials are ``apiKey`` and an optional
+    ``baseUrl`` (the tenant's own endpoint); ``error_details`` also recognises OpenAI's
+    out-of-quota codes."""
 
     credentials_schema: ClassVar[type[msgspec.Struct]] = OpenAICredentials
     supports_tools: ClassVar[bool] = True
+    supports_attachments: ClassVar[bool] = True
     #: Body field carrying the output cap (OpenAI prefers ``max_completion_tokens``).
     max_tokens_field: ClassVar[str] = "max_tokens"
     #: Path, under the base URL, of a cheap authenticated GET used by ``verify``.
@@ -170,7 +192,7 @@ class OpenAICompatibleProvider(LLMProvider):
         body: dict[str, Any] = {
             "model": self.model_for(config),
             "messages": [
-                {"role": m.role, "content": m.content}
+                {"role": m.role, "content": openai_content(m)}
                 for m in self.with_system_prompt(messages, config)
             ],
         }
@@ -236,6 +258,29 @@ class OpenAICompatibleProvider(LLMProvider):
             usage=Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens),
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
             provider=self.id,
+        )
+
+    def transcription_fields(self, config: Any) -> tuple[str | None, str | None]:
+        """(``model`` field, ``language`` field) of a transcription; ``None``: not sent."""
+        return self.transcription_model_for(config), getattr(config, "transcription_language", None)
+
+    async def transcribe(self, audio: Audio, config: Any, credentials: Any) -> Transcript:
+        if not self.supports_transcription:
+            return await super().transcribe(audio, config, credentials)
+        url, params = self.endpoint(credentials, config, transcription.PATH)
+        model, language = self.transcription_fields(config)
+        files, fields = transcription.form(audio, model=model, language=language)
+        response = await self.call_json(
+            "POST",
+            url,
+            credentials=credentials,
+            headers=self.auth_headers(credentials),
+            files=files,
+            data=fields,
+            params=params,
+        )
+        return transcription.transcript(
+            response, model=self.transcription_model_for(config), provider=self.id
         )
 
     async def verify(self, credentials: Any, config: Any) -> None:
