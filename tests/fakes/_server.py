@@ -1,4 +1,5 @@
-"""A small threaded HTTP server that records JSON requests and answers from a script."""
+"""A small threaded HTTP server that records requests and answers from a script: JSON, or raw
+bytes with their own ``Content-Type`` (a file download)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ from typing import Any
 @dataclass(frozen=True)
 class Answer:
     """A scripted answer: ``status`` and JSON ``body`` after ``delay`` seconds. ``hang`` keeps
-    the request open longer than any client waits, like an upstream that stopped answering."""
+    the request open longer than any client waits, like an upstream that stopped answering.
+    ``content`` (bytes) answers those bytes as they are, with ``content_type``, instead of
+    JSON."""
 
     status: int = 200
     body: Any = None
     delay: float = 0.0
     hang: bool = False
+    content: bytes | None = None
+    content_type: str = "application/octet-stream"
 
 
 @dataclass
@@ -38,6 +43,8 @@ class Recorded:
     #: The status and body answered.
     status: int = 0
     response: Any = None
+    #: The body's bytes as received (``body`` is them decoded: JSON, else text).
+    raw: bytes = b""
 
 
 class FakeServer:
@@ -69,7 +76,11 @@ class FakeServer:
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
                 recorded = Recorded(
-                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+                    self.command,
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    raw=raw,
                 )
                 answer = fake.answer(recorded)
                 recorded.status, recorded.response = answer.status, answer.body
@@ -90,9 +101,13 @@ class FakeServer:
                 if not recorded.answered:
                     self.close_connection = True
                     return
-                payload = json.dumps(answer.body if answer.body is not None else {}).encode()
+                if answer.content is not None:
+                    payload, content_type = answer.content, answer.content_type
+                else:
+                    body = answer.body if answer.body is not None else {}
+                    payload, content_type = json.dumps(body).encode(), "application/json"
                 self.send_response(answer.status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

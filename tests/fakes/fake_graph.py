@@ -12,19 +12,77 @@ test said a token can read (``graph.own(token, waba_id, *phone_number_ids)``):
 ``GET /{version}/{phone_number_id}`` (the number's node) and ``GET
 /{version}/{waba_id}/phone_numbers`` (``{"data": [{"id"}...]}``); anything else is Graph's
 code 100 ("does not exist, cannot be loaded due to missing permissions").
+
+Media, as Meta's Media API reference describes it (PROVIDERS.md 5.1):
+
+- ``GET /{version}/{media-id}`` of an item a test added (``graph.add_media(...)``) answers its
+  node (``messaging_product``, ``url``, ``mime_type``, ``sha256`` in hex, ``file_size`` as a
+  string, ``id``) to the bearer token it was added for (any bearer token when none was
+  given; without one, code 190); ``?phone_number_id=`` of another number is code 100.
+- The node's ``url`` points back at this fake (``/media-download/{id}?token=...``): the bytes,
+  with the item's ``Content-Type``, to the same bearer token; ``graph.expire_downloads(id, n)``
+  makes the next ``n`` downloads 404 (an expired URL), ``graph.state_wrong_hash(id)`` and
+  ``graph.state_size(id, n)`` make the node lie about the bytes it serves.
+  ``graph.node_gets(id)`` and ``graph.downloads(id)`` count the calls.
+- ``POST /{version}/{phone_number_id}/media`` (multipart) records the upload
+  (``graph.uploads()``: file bytes, file name, content type, ``type``, ``messaging_product``)
+  and answers ``{"id": "<new media id>"}``, unless ``graph.script_uploads(...)`` says otherwise;
+  the uploaded file can be downloaded back like an added item.
+- The messages endpoint takes ``image`` and ``document`` messages like text ones
+  (``graph.media_sends()``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
+import secrets
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
+from changarrito.testing.upstream import Form
 from fakes._server import Answer, FakeServer, Recorded
 
 _PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<pnid>\d+)/messages$")
 _NODE = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<id>\d+)(?P<edge>/phone_numbers)?$")
+_UPLOAD = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<pnid>\d+)/media$")
+_DOWNLOAD = re.compile(r"^/media-download/(?P<id>\d+)$")
+MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
+
+
+@dataclass
+class FakeMedia:
+    """One item Graph holds: its bytes and what its node says of them (``sha256`` and
+    ``file_size`` are what is *stated*; a test may make them lie)."""
+
+    media_id: str
+    content: bytes = field(repr=False)
+    mime_type: str
+    sha256: str
+    file_size: int
+    #: The bearer token that may read it (``None``: any) and the number it belongs to.
+    token: str | None = None
+    phone_number_id: str | None = None
+    #: How many of the next downloads answer 404 (an expired URL).
+    expire_next: int = 0
+    node_gets: int = 0
+    downloads: int = 0
+
+
+@dataclass(frozen=True)
+class FakeUpload:
+    """One ``POST /{phone_number_id}/media`` as received."""
+
+    phone_number_id: str
+    token: str
+    messaging_product: str | None
+    type: str | None
+    filename: str | None
+    content_type: str | None
+    content: bytes = field(repr=False)
+    media_id: str | None
 
 
 class FakeGraph(FakeServer):
@@ -37,6 +95,10 @@ class FakeGraph(FakeServer):
         self._ids = itertools.count(1)
         #: (token, phone number id) -> the business account it is in, as Graph lets it read.
         self._readable: dict[tuple[str, str], str] = {}
+        self._media: dict[str, FakeMedia] = {}
+        self._uploads: list[FakeUpload] = []
+        self._upload_answers: list[Answer] = []
+        self._media_ids = itertools.count(7_000_000_000_001)
 
     def own(self, token: str, waba_id: str, *phone_number_ids: str) -> None:
         """``token`` can read these numbers, in business account ``waba_id``, and the account."""
@@ -67,9 +129,164 @@ class FakeGraph(FakeServer):
         with self._lock:
             self._reads = list(answers)
 
+    # Media ------------------------------------------------------------------------------
+
+    def add_media(
+        self,
+        media_id: str | None,
+        content: bytes,
+        mime_type: str,
+        *,
+        token: str | None = None,
+        phone_number_id: str | None = None,
+    ) -> FakeMedia:
+        """An item Graph holds (``media_id`` ``None``: a new id), stating its true hash and
+        size; readable with ``token`` only when one is given."""
+        with self._lock:
+            ident = media_id or str(next(self._media_ids))
+            item = FakeMedia(
+                ident,
+                content,
+                mime_type,
+                hashlib.sha256(content).hexdigest(),
+                len(content),
+                token=token,
+                phone_number_id=phone_number_id,
+            )
+            self._media[ident] = item
+            return item
+
+    def expire_downloads(self, media_id: str, times: int = 1) -> None:
+        """The next ``times`` downloads of the item answer 404, as an expired URL does."""
+        with self._lock:
+            self._media[media_id].expire_next = times
+
+    def state_wrong_hash(self, media_id: str) -> None:
+        """The node states a SHA-256 that is not the bytes'."""
+        with self._lock:
+            self._media[media_id].sha256 = hashlib.sha256(b"not these bytes").hexdigest()
+
+    def state_size(self, media_id: str, size: int) -> None:
+        """The node states ``size`` bytes, whatever it serves: a small one while serving
+        more (oversize while streaming), or one over the type's limit."""
+        with self._lock:
+            self._media[media_id].file_size = size
+
+    def node_gets(self, media_id: str) -> int:
+        with self._lock:
+            return self._media[media_id].node_gets
+
+    def downloads(self, media_id: str) -> int:
+        """Download requests of the item (those answered 404 too)."""
+        with self._lock:
+            return self._media[media_id].downloads
+
+    def script_uploads(self, *answers: Answer) -> None:
+        with self._lock:
+            self._upload_answers = list(answers)
+
+    def uploads(self) -> list[FakeUpload]:
+        with self._lock:
+            return list(self._uploads)
+
+    def media_sends(self, *, accepted_only: bool = True) -> list[Recorded]:
+        """Picture, document and other media messages received."""
+
+        def is_media(r: Recorded) -> bool:
+            if not (isinstance(r.body, dict) and r.body.get("type") in MEDIA_TYPES):
+                return False
+            return not accepted_only or (r.answered and r.status == 200)
+
+        return self.recorded(is_media)
+
+    def _node(self, recorded: Recorded, item: FakeMedia, token: str) -> Answer:
+        query = parse_qs(urlsplit(recorded.path).query)
+        number = (query.get("phone_number_id") or [None])[0]
+        with self._lock:
+            item.node_gets += 1
+            if item.token is not None and token != item.token:
+                return self.error(100, 400, "Unsupported get request: no permission")
+            if number and item.phone_number_id and number != item.phone_number_id:
+                return self.error(100, 400, "Unsupported get request: not this number's media")
+            nonce = secrets.token_urlsafe(12)
+            return Answer(
+                200,
+                {
+                    "messaging_product": "whatsapp",
+                    "url": f"{self.url}/media-download/{item.media_id}?token={nonce}",
+                    "mime_type": item.mime_type,
+                    "sha256": item.sha256,
+                    "file_size": str(item.file_size),
+                    "id": item.media_id,
+                },
+            )
+
+    def _download(self, recorded: Recorded, media_id: str, token: str) -> Answer:
+        with self._lock:
+            item = self._media.get(media_id)
+            if item is None:
+                return Answer(404, content=b"", content_type="text/plain")
+            item.downloads += 1
+            if not token or (item.token is not None and token != item.token):
+                return self.error(190, 401, "Invalid OAuth access token")
+            if item.expire_next > 0:
+                item.expire_next -= 1
+                return Answer(404, content=b"URL expired", content_type="text/plain")
+            return Answer(200, content=item.content, content_type=item.mime_type)
+
+    def _upload(self, recorded: Recorded, pnid: str, token: str) -> Answer:
+        try:
+            form = Form.parse(recorded.headers.get("content-type", ""), recorded.raw)
+        except ValueError:
+            form = Form()
+        file = form.files.get("file")
+        with self._lock:
+            scripted = self._upload_answers.pop(0) if self._upload_answers else None
+        media_id = None
+        if scripted is None and file is not None and token:
+            stored = self.add_media(
+                None, file.data, file.content_type or "", token=token, phone_number_id=pnid
+            )
+            media_id = stored.media_id
+        upload = FakeUpload(
+            pnid,
+            token,
+            form.fields.get("messaging_product"),
+            form.fields.get("type"),
+            file.filename if file else None,
+            file.content_type if file else None,
+            file.data if file else b"",
+            media_id,
+        )
+        with self._lock:
+            self._uploads.append(upload)
+        if scripted is not None:
+            return scripted
+        if not token:
+            return self.error(190, 401, "Invalid OAuth access token")
+        if file is None:
+            return self.error(100, 400, "The parameter file is required")
+        return Answer(200, {"id": media_id})
+
     def answer(self, recorded: Recorded) -> Answer:
+        path = urlsplit(recorded.path).path
+        token = recorded.headers.get("authorization", "").removeprefix("Bearer ")
+        download = _DOWNLOAD.match(path)
+        if recorded.method == "GET" and download is not None:
+            return self._download(recorded, download["id"], token)
+        node = _NODE.match(path)
+        if recorded.method == "GET" and node is not None and not node["edge"]:
+            with self._lock:
+                item = self._media.get(node["id"])
+            if item is not None and node["version"] == self.version:
+                if not token:
+                    return self.error(190, 401, "Invalid OAuth access token")
+                return self._node(recorded, item, token)
         if recorded.method == "GET":
             return self._read(recorded)
+        upload = _UPLOAD.match(path)
+        if recorded.method == "POST" and upload is not None and upload["version"] == self.version:
+            return self._upload(recorded, upload["pnid"], token)
         match = _PATH.match(recorded.path)
         if recorded.method != "POST" or match is None or match["version"] != self.version:
             return self.error(100, 404, f"Unknown path {recorded.path}")

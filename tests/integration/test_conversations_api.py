@@ -433,6 +433,7 @@ async def test_messages_merge_both_directions_newest_first_and_never_show_the_ra
         "error": None,
         "edited": False,
         "deleted": False,
+        "media": None,
     }
     assert by_id[f"in_{edited}"]["edited"] is True
     assert by_id[f"in_{deleted}"]["deleted"] is True
@@ -608,19 +609,12 @@ async def test_a_send_with_handoff_also_gives_the_conversation_to_a_person(
     assert len(graph.sends()) == 1
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"type": "image", "image": {"link": "https://example.test/a.jpg"}},
-        {"type": "document", "document": {"id": "123"}},
-        {"type": "template", "name": "hello", "language": "es_MX", "parameters": []},
-    ],
-)
-async def test_media_and_template_sends_are_a_422_saying_they_are_not_supported_yet(
-    app_client, shop, db, graph, body
+async def test_template_sends_are_a_422_saying_they_are_not_supported_yet(
+    app_client, shop, db, graph
 ) -> None:
     tenant_id, headers, number, _ = await shop()
     cid = await conversation(db, number, tenant_id)
+    body = {"type": "template", "name": "hello", "language": "es_MX", "parameters": []}
 
     response = await app_client.post(f"{API}/{cid}/messages", json=body, headers=headers)
 
@@ -640,6 +634,11 @@ async def test_media_and_template_sends_are_a_422_saying_they_are_not_supported_
         {"type": "video", "text": "hola"},
         {"text": "hola"},
         [],
+        # Meta's own shape is not ours: the link is at the top level.
+        {"type": "image", "image": {"link": "https://example.test/a.jpg"}},
+        {"type": "document", "document": {"id": "123"}},
+        {"type": "image", "link": "https://shop.example.mx/a.png", "filename": "a.png"},
+        {"type": "image", "id": "1013859600285441"},
     ],
 )
 async def test_a_malformed_send_is_a_client_problem_and_sends_nothing(
@@ -653,6 +652,7 @@ async def test_a_malformed_send_is_a_client_problem_and_sends_nothing(
     assert response.status_code in (400, 422), response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert graph.sends(accepted_only=False) == []
+    assert graph.media_sends(accepted_only=False) == []
 
 
 async def test_a_blank_text_is_a_422_and_sends_nothing(app_client, shop, db, graph) -> None:
@@ -665,6 +665,354 @@ async def test_a_blank_text_is_a_422_and_sends_nothing(app_client, shop, db, gra
 
     assert response.status_code == 422, response.text
     assert graph.sends(accepted_only=False) == []
+
+
+# --- pictures and documents ----------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200)
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + b"1 0 obj\n" * 50
+
+
+async def outbound_media(db: psycopg.AsyncConnection[Any], message: dict[str, Any]) -> Any:
+    stored = await row(
+        db,
+        "SELECT media, text, author FROM whatsapp_outbound_messages WHERE id = %s",
+        int(message["id"].removeprefix("out_")),
+    )
+    return stored
+
+
+async def test_the_shop_sends_a_picture_by_link_with_its_caption(
+    app_client, shop, db, graph
+) -> None:
+    tenant_id, headers, number, token = await shop()
+    cid = await conversation(db, number, tenant_id, phone="5215544440000")
+    link = "https://cdn.tienda.example.mx/pasteles/tres-leches.jpg?v=2"
+
+    response = await app_client.post(
+        f"{API}/{cid}/messages",
+        json={"type": "image", "link": link, "caption": "Así quedó 🎂"},
+        headers=headers,
+    )
+
+    assert response.status_code == 201, response.text
+    message = response.json()
+    assert (message["type"], message["author"], message["status"]) == ("image", "shop", "sent")
+    assert message["text"] == "Así quedó 🎂"
+    assert message["media"] == {
+        "type": "image",
+        "mimeType": None,
+        "filename": None,
+        "caption": "Así quedó 🎂",
+        "link": link,
+        "uploaded": False,
+        "size": None,
+        "state": None,
+        "reasonCode": None,
+        "reason": None,
+    }
+    [send] = graph.media_sends()
+    assert phone_number_id(send) == number
+    assert send.headers["authorization"] == f"Bearer {token}"
+    assert send.body["to"] == "+5215544440000"
+    assert (send.body["type"], send.body["image"]) == (
+        "image",
+        {"link": link, "caption": "Así quedó 🎂"},
+    )
+    assert graph.uploads() == [] and graph.sends() == []
+    assert await outbound_media(db, message) == (
+        {"type": "image", "link": link},
+        "Así quedó 🎂",
+        "shop",
+    )
+    listed = (await app_client.get(f"{API}/{cid}/messages", headers=headers)).json()["data"]
+    assert listed[0] == message
+
+
+async def test_a_document_by_link_carries_the_filename_the_customer_sees(
+    app_client, shop, db, graph
+) -> None:
+    tenant_id, headers, number, _ = await shop()
+    cid = await conversation(db, number, tenant_id)
+    link = "https://tienda.example.mx/menu.pdf"
+
+    response = await app_client.post(
+        f"{API}/{cid}/messages",
+        json={"type": "document", "link": link, "filename": "Menú de diciembre.pdf"},
+        headers=headers,
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["text"] == ""
+    assert response.json()["media"]["caption"] is None
+    assert response.json()["media"]["filename"] == "Menú de diciembre.pdf"
+    [send] = graph.media_sends()
+    assert send.body["document"] == {"link": link, "filename": "Menú de diciembre.pdf"}
+
+
+async def test_an_uploaded_picture_is_checked_uploaded_to_the_number_and_sent_by_its_id(
+    app_client, shop, db, graph
+) -> None:
+    tenant_id, headers, number, token = await shop()
+    cid = await conversation(db, number, tenant_id)
+
+    response = await app_client.post(
+        f"{API}/{cid}/messages",
+        data={"type": "image", "caption": "El pedido"},
+        files={"file": ("pedido.png", PNG, "image/png")},
+        headers=headers,
+    )
+
+    assert response.status_code == 201, response.text
+    message = response.json()
+    [upload] = graph.uploads()
+    assert (upload.phone_number_id, upload.token) == (number, token)
+    assert (upload.messaging_product, upload.type, upload.content_type) == (
+        "whatsapp",
+        "image/png",
+        "image/png",
+    )
+    assert upload.content == PNG
+    [send] = graph.media_sends()
+    assert send.body["image"] == {"id": upload.media_id, "caption": "El pedido"}
+    assert message["media"]["uploaded"] is True
+    assert message["media"]["link"] is None
+    assert message["media"]["mimeType"] == "image/png"
+    assert message["media"]["filename"] is None  # a picture has no name on WhatsApp
+    media, text, _ = await outbound_media(db, message)
+    assert media == {"type": "image", "id": upload.media_id, "mimeType": "image/png"}
+    assert text == "El pedido"
+
+
+async def test_an_uploaded_document_is_named_after_its_file_unless_a_filename_is_given(
+    app_client, shop, db, graph
+) -> None:
+    tenant_id, headers, number, _ = await shop()
+    cid = await conversation(db, number, tenant_id)
+
+    own_name = await app_client.post(
+        f"{API}/{cid}/messages",
+        data={"type": "document"},
+        files={"file": ("ticket.pdf", PDF, "application/pdf")},
+        headers=headers,
+    )
+    renamed = await app_client.post(
+        f"{API}/{cid}/messages",
+        data={"type": "document", "filename": "Factura 0042.pdf", "handoff": "true"},
+        files={"file": ("tmp123.pdf", PDF, "application/octet-stream")},
+        headers=headers,
+    )
+
+    assert own_name.status_code == renamed.status_code == 201, (own_name.text, renamed.text)
+    first, second = graph.media_sends()
+    assert first.body["document"] == {"id": graph.uploads()[0].media_id, "filename": "ticket.pdf"}
+    assert second.body["document"]["filename"] == "Factura 0042.pdf"
+    assert graph.uploads()[1].type == "application/pdf"  # read from the bytes
+    assert renamed.json()["media"]["mimeType"] == "application/pdf"
+    detail = (await app_client.get(f"{API}/{cid}", headers=headers)).json()
+    assert detail["state"] == "human"
+
+
+async def test_outside_the_window_a_picture_is_a_409_and_nothing_is_uploaded_or_sent(
+    app_client, shop, db, graph
+) -> None:
+    tenant_id, headers, number, _ = await shop()
+    cid = await conversation(db, number, tenant_id, last_wrote=timedelta(hours=25))
+
+    by_link = await app_client.post(
+        f"{API}/{cid}/messages",
+        json={"type": "image", "link": "https://tienda.example.mx/a.png"},
+        headers=headers,
+    )
+    uploaded = await app_client.post(
+        f"{API}/{cid}/messages",
+        data={"type": "image"},
+        files={"file": ("a.png", PNG, "image/png")},
+        headers=headers,
+    )
+
+    assert by_link.status_code == uploaded.status_code == 409
+    assert problem_type(by_link) == problem_type(uploaded) == "window-closed"
+    assert graph.uploads() == [] and graph.media_sends(accepted_only=False) == []
+    count = await row(
+        db, "SELECT count(*) FROM whatsapp_outbound_messages WHERE conversation_id = %s", cid
+    )
+    assert count == (0,)
+
+
+async def test_an_upload_graph_refuses_is_recorded_failed_and_answered_502(
+    app_client, shop, db, graph
+) -> None:
+    tenant_id, headers, number, _ = await shop()
+    cid = await conversation(db, number, tenant_id)
+    graph.script_uploads(FakeGraph.error(131053, message="Media upload error"))
+
+    response = await app_client.post(
+        f"{API}/{cid}/messages",
+        data={"type": "image"},
+        files={"file": ("a.png", PNG, "image/png")},
+        headers=headers,
+    )
+
+    assert response.status_code == 502, response.text
+    assert graph.media_sends(accepted_only=False) == []
+    stored = await row(
+        db,
+        "SELECT wamid, status, error_code, media FROM whatsapp_outbound_messages"
+        " WHERE conversation_id = %s",
+        cid,
+    )
+    assert stored == (None, "failed", 131053, {"type": "image", "mimeType": "image/png"})
+    [listed] = (await app_client.get(f"{API}/{cid}/messages", headers=headers)).json()["data"]
+    assert (listed["type"], listed["status"]) == ("image", "failed")
+    assert listed["error"]["code"] == 131053
+    assert listed["media"]["uploaded"] is True
+
+
+async def test_a_picture_graph_refuses_to_send_is_recorded_failed_with_its_error(
+    app_client, shop, db, graph
+) -> None:
+    tenant_id, headers, number, _ = await shop()
+    cid = await conversation(db, number, tenant_id)
+    graph.script_sends(FakeGraph.error(131051, message="Unsupported message type"))
+
+    response = await app_client.post(
+        f"{API}/{cid}/messages",
+        json={"type": "image", "link": "https://tienda.example.mx/a.png"},
+        headers=headers,
+    )
+
+    assert response.status_code == 502, response.text
+    stored = await row(
+        db,
+        "SELECT wamid, status, error_code FROM whatsapp_outbound_messages"
+        " WHERE conversation_id = %s",
+        cid,
+    )
+    assert stored == (None, "failed", 131051)
+
+
+async def test_the_customers_media_shows_what_became_of_it_and_why_it_could_not_be_used(
+    app_client, shop, db
+) -> None:
+    tenant_id, headers, number, _ = await shop()
+    cid = await conversation(db, number, tenant_id)
+    t = datetime.now(UTC) - timedelta(minutes=5)
+    photo = await inbound(db, cid, number, tenant_id, "", at=t)
+    voice = await inbound(db, cid, number, tenant_id, "", at=t + timedelta(seconds=1))
+    fresh = await inbound(db, cid, number, tenant_id, "", at=t + timedelta(seconds=2))
+    await db.execute(
+        "UPDATE whatsapp_inbound_messages SET type = CASE WHEN id = %s THEN 'audio'"
+        " ELSE 'image' END WHERE id = ANY(%s)",
+        (voice, [photo, voice, fresh]),
+    )
+    await db.execute(
+        """
+        INSERT INTO whatsapp_media
+            (inbound_id, tenant_id, kind, media_id, mime_type, file_size, filename, state,
+             reason_code, reason)
+        VALUES (%s, %s, 'image', '1', 'image/jpeg', 20480, NULL, 'read', NULL, NULL),
+               (%s, %s, 'audio', '2', 'audio/ogg', 17000000, NULL, 'failed', 'too-large',
+                'the audio is 17,000,000 bytes, over the 16,777,216-byte limit')
+        """,
+        (photo, tenant_id, voice, tenant_id),
+    )
+
+    response = await app_client.get(f"{API}/{cid}/messages", headers=headers)
+
+    assert response.status_code == 200, response.text
+    by_id = {m["id"]: m for m in response.json()["data"]}
+    assert by_id[f"in_{photo}"]["type"] == "image"
+    assert by_id[f"in_{photo}"]["media"] == {
+        "type": "image",
+        "mimeType": "image/jpeg",
+        "filename": None,
+        "caption": None,
+        "link": None,
+        "uploaded": None,
+        "size": 20480,
+        "state": "read",
+        "reasonCode": None,
+        "reason": None,
+    }
+    failed = by_id[f"in_{voice}"]["media"]
+    assert (failed["type"], failed["state"], failed["reasonCode"]) == (
+        "audio",
+        "failed",
+        "too-large",
+    )
+    assert "16,777,216-byte limit" in failed["reason"]
+    assert by_id[f"in_{fresh}"]["media"] is None  # no worker looked at it yet
+
+
+async def test_the_internal_api_sends_a_document_from_the_platform_number(
+    app_client, db, graph
+) -> None:
+    cid = await conversation(
+        db, PLATFORM_PHONE_NUMBER_ID, None, phone="5215577775555", name=f"p{next(_serial)}"
+    )
+
+    sent = await app_client.post(
+        f"{INTERNAL}/{cid}/messages",
+        data={"type": "document", "caption": "Su factura"},
+        files={"file": ("factura.pdf", PDF, "application/pdf")},
+        headers=INTERNAL_HEADERS,
+    )
+
+    assert sent.status_code == 201, sent.text
+    [upload] = graph.uploads()
+    assert (upload.phone_number_id, upload.token) == (PLATFORM_PHONE_NUMBER_ID, PLATFORM_TOKEN)
+    [send] = graph.media_sends()
+    assert send.body["document"]["caption"] == "Su factura"
+
+
+@pytest.mark.parametrize(
+    ("data", "files"),
+    [
+        ({"type": "image"}, {}),  # no file
+        ({"type": "video"}, {"file": ("a.png", PNG, "image/png")}),
+        ({"type": "text"}, {"file": ("a.png", PNG, "image/png")}),
+        ({"type": "image", "filename": "a.png"}, {"file": ("a.png", PNG, "image/png")}),
+        ({"type": "image", "color": "red"}, {"file": ("a.png", PNG, "image/png")}),
+        ({"type": "image", "handoff": "maybe"}, {"file": ("a.png", PNG, "image/png")}),
+        ({}, {"file": ("a.png", PNG, "image/png"), "type": ("t.txt", b"image", "text/plain")}),
+    ],
+)
+async def test_a_malformed_upload_is_a_400_naming_the_field_and_sends_nothing(
+    app_client, shop, db, graph, data, files
+) -> None:
+    tenant_id, headers, number, _ = await shop()
+    cid = await conversation(db, number, tenant_id)
+
+    response = await app_client.post(
+        f"{API}/{cid}/messages",
+        data=data,
+        files=files or {"unused": ("", b"", "text/plain")},
+        headers=headers,
+    )
+
+    assert response.status_code == 400, response.text
+    assert problem_type(response) == "invalid-request"
+    assert response.json()["errors"]
+    assert graph.uploads() == [] and graph.media_sends(accepted_only=False) == []
+
+
+async def test_a_json_message_over_64_kib_is_a_413_that_says_so(
+    app_client, shop, db, graph
+) -> None:
+    tenant_id, headers, number, _ = await shop()
+    cid = await conversation(db, number, tenant_id)
+
+    response = await app_client.post(
+        f"{API}/{cid}/messages",
+        json={"type": "image", "link": "https://tienda.example.mx/a.png", "caption": "x" * 70_000},
+        headers=headers,
+    )
+
+    assert response.status_code == 413, response.text
+    assert problem_type(response) == "body-too-large"
+    assert "64 KiB" in response.json()["detail"]
+    assert graph.media_sends(accepted_only=False) == []
 
 
 # --- handoff and resume ---------------------------------------------------------------------------
@@ -875,6 +1223,11 @@ async def test_the_schema_documents_both_apis_with_their_problems(app_client) ->
                 assert operation["security"] == [{scheme: []}], (path, method)
     send = paths[f"{API}/{{conversation_id}}/messages"]["post"]
     assert "window-closed" in send["responses"]["409"]["description"]
+    assert set(send["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    upload = send["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert upload["required"] == ["type", "file"]
+    assert upload["properties"]["file"] == {"type": "string", "format": "binary"}
+    assert "media" in schema["components"]["schemas"]["ConversationMessage"]["properties"]
 
 
 async def test_a_cursor_made_from_another_tenants_conversation_only_pages_the_callers_own(

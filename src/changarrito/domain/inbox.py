@@ -6,11 +6,13 @@ resolver and the Graph client the pipeline uses). Every call is scoped: ``tenant
 caller's tenant, ``None`` the platform's own number (the internal API), and a conversation of
 another scope is simply not found (never "forbidden": that would tell it exists).
 
-Sending (``Inbox.send_text``) follows the pipeline's rules: only inside the customer-service
-window (``conversations.window_open``); from the conversation's number with the credential
-that replies from it; recorded *before* it is sent (no wamid yet), its wamid recorded as soon
-as Meta accepts it, and a refusal recorded on the row (``failed``, with Meta's error) before
-the error goes back to the caller.
+Sending (``Inbox.send_text``, ``Inbox.send_media``) follows the pipeline's rules: only inside
+the customer-service window (``conversations.window_open``); from the conversation's number
+with the credential that replies from it; recorded *before* it is sent (no wamid yet), its
+wamid recorded as soon as Meta accepts it, and a refusal recorded on the row (``failed``, with
+Meta's error) before the error goes back to the caller.
+
+What a picture or document the shop sends may be is checked first (``outgoing.py``).
 """
 
 from __future__ import annotations
@@ -27,10 +29,19 @@ from changarrito.domain.errors import (
     NotConfigured,
     NotFound,
     ProviderError,
-    ValidationFailed,
 )
 from changarrito.domain.errors import UnknownPhoneNumber as _UnknownPhoneNumber
+from changarrito.domain.media import OutgoingMedia
 from changarrito.domain.model import utcnow
+from changarrito.domain.outgoing import (
+    MediaUpload,
+    check_caption,
+    check_filename,
+    check_link,
+    check_text,
+    check_upload,
+    upload_name,
+)
 from changarrito.domain.ports import Senders, WhatsAppSender
 
 #: Page sizes of the lists.
@@ -98,9 +109,29 @@ class ConversationDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageMedia:
+    """What a message's picture, voice note or document is. Outbound (the shop's): sent by
+    ``link`` or ``uploaded``, its ``filename`` and ``mime_type`` when known. Inbound (the
+    customer's): what Meta said it is (``mime_type``, ``size``, ``filename``) and what became
+    of it (``state``: received, transcribed, read, unread, failed; ``reason`` in words when it
+    could not be used, ``reason_code`` as a slug)."""
+
+    kind: str
+    mime_type: str | None = None
+    filename: str | None = None
+    link: str | None = None
+    uploaded: bool = False
+    size: int | None = None
+    state: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One message of a conversation, in or out. ``rank`` orders the two directions at the
-    same instant (inbound 0, outbound 1); with ``at`` and ``row_id`` it is the list's key."""
+    same instant (inbound 0, outbound 1); with ``at`` and ``row_id`` it is the list's key.
+    ``media``: what its picture, voice note or document is (``None``: text, or not known)."""
 
     direction: str
     rank: int
@@ -116,6 +147,7 @@ class Message:
     error_title: str | None
     edited: bool
     deleted: bool
+    media: MessageMedia | None = None
 
 
 #: The position after which a list goes on: (last_activity_at, id) of conversations,
@@ -155,6 +187,17 @@ class FailedSend:
     details: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SentMedia:
+    """What is recorded of a picture or document the shop sends (the outbound row's
+    ``media``): its kind, ``link`` (none when uploaded), ``filename`` and ``mime_type``."""
+
+    kind: str
+    link: str | None = None
+    filename: str | None = None
+    mime_type: str | None = None
+
+
 class ConversationStore(Protocol):
     async def conversations(
         self,
@@ -183,13 +226,23 @@ class ConversationStore(Protocol):
         ...
 
     async def record_shop_message(
-        self, conversation: Conversation, recipient: str, text: str, ref: str | None
+        self,
+        conversation: Conversation,
+        recipient: str,
+        text: str,
+        ref: str | None,
+        media: SentMedia | None = None,
     ) -> Message | None:
-        """Records a message the shop is about to send (no wamid yet) and the person's
-        activity on the conversation; ``None`` when the conversation is gone."""
+        """Records a message the shop is about to send (no wamid yet; with ``media`` a
+        picture or document, ``text`` its caption or '') and the person's activity on the
+        conversation; ``None`` when the conversation is gone."""
         ...
 
-    async def shop_message_sent(self, row_id: int, wamid: str) -> Message: ...
+    async def shop_message_sent(
+        self, row_id: int, wamid: str, *, media_id: str | None = None
+    ) -> Message:
+        """Records the wamid (and the uploaded media's id, with ``media_id``)."""
+        ...
 
     async def shop_message_failed(self, row_id: int, failure: FailedSend) -> Message: ...
 
@@ -204,6 +257,13 @@ class ConversationStore(Protocol):
         """Moves the conversation to ``to_state`` (and records the switch) unless it is in
         it already; its state after, ``None`` when there is no such conversation."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    conversation: Conversation
+    recipient: str
+    token: str
 
 
 class Inbox:
@@ -261,6 +321,65 @@ class Inbox:
         """Sends ``text`` as the shop, inside the window only; ``handoff`` also gives the
         conversation to a person first (so the bot does not answer beside them)."""
         check_text("text", text, blank=False)
+        ready = await self._ready(tenant_id, conversation_id, caller, handoff=handoff)
+        recorded = await self._record(ready, text, caller, None)
+        try:
+            wamids = await self.whatsapp.send_text(
+                ready.conversation.phone_number_id, ready.token, ready.recipient, text, None
+            )
+        except ProviderError as exc:
+            await self.store.shop_message_failed(recorded.row_id, _failure(exc))
+            raise
+        return await self.store.shop_message_sent(recorded.row_id, wamids[0])
+
+    async def send_media(
+        self,
+        tenant_id: UUID | None,
+        conversation_id: UUID,
+        media: OutgoingMedia | MediaUpload,
+        caller: Caller,
+        *,
+        handoff: bool = False,
+    ) -> Message:
+        """Sends a picture or document as the shop, by ``link`` (an ``OutgoingMedia``) or
+        uploaded first (a ``MediaUpload``), with the same rules as a text. Its input is
+        checked before anything else (``MediaNotSendable``); the row is recorded before the
+        upload, so an upload Graph refuses is recorded failed too."""
+        if isinstance(media, MediaUpload):
+            name = check_filename(media.kind, media.filename or media.file_name, upload=True)
+            mime = check_upload(media)
+            sent = SentMedia(media.kind, filename=name, mime_type=mime)
+        else:
+            check_link(media.link)
+            name = check_filename(media.kind, media.filename)
+            sent = SentMedia(media.kind, link=media.link, filename=name)
+        caption = check_caption(media.caption)
+        ready = await self._ready(tenant_id, conversation_id, caller, handoff=handoff)
+        recorded = await self._record(ready, caption or "", caller, sent)
+        number = ready.conversation.phone_number_id
+        media_id = None
+        try:
+            if isinstance(media, MediaUpload):
+                assert sent.mime_type is not None
+                file_name = name or upload_name(media.kind, sent.mime_type)
+                media_id = await self.whatsapp.upload_media(
+                    number, ready.token, media.content, sent.mime_type, file_name
+                )
+            outgoing = OutgoingMedia(
+                media.kind, media_id=media_id, link=sent.link, caption=caption, filename=name
+            )
+            wamid = await self.whatsapp.send_media(number, ready.token, ready.recipient, outgoing)
+        except ProviderError as exc:
+            await self.store.shop_message_failed(recorded.row_id, _failure(exc))
+            raise
+        return await self.store.shop_message_sent(recorded.row_id, wamid, media_id=media_id)
+
+    async def _ready(
+        self, tenant_id: UUID | None, conversation_id: UUID, caller: Caller, *, handoff: bool
+    ) -> _Ready:
+        """The conversation, its recipient and the token its number sends with, when a
+        message may be sent now (and, with ``handoff``, the conversation given to a
+        person)."""
         conversation = await self.get(tenant_id, conversation_id)
         if not window_open(conversation.window_open_until, self.clock()):
             raise WindowClosed()
@@ -278,17 +397,17 @@ class Inbox:
             raise NotConfigured("the number's WhatsApp credential has no access token")
         if handoff:
             await self._switch(tenant_id, conversation_id, ConversationState.HUMAN, caller, None)
-        recorded = await self.store.record_shop_message(conversation, recipient, text, caller.ref)
+        return _Ready(conversation, recipient, token)
+
+    async def _record(
+        self, ready: _Ready, text: str, caller: Caller, media: SentMedia | None
+    ) -> Message:
+        recorded = await self.store.record_shop_message(
+            ready.conversation, ready.recipient, text, caller.ref, media
+        )
         if recorded is None:
             raise ConversationNotFound()
-        try:
-            wamids = await self.whatsapp.send_text(
-                conversation.phone_number_id, token, recipient, text, None
-            )
-        except ProviderError as exc:
-            await self.store.shop_message_failed(recorded.row_id, _failure(exc))
-            raise
-        return await self.store.shop_message_sent(recorded.row_id, wamids[0])
+        return recorded
 
     async def handoff(
         self, tenant_id: UUID | None, conversation_id: UUID, caller: Caller, reason: str | None
@@ -315,23 +434,6 @@ class Inbox:
         state = await self.store.switch(tenant_id, conversation_id, to, caller.actor, reason)
         if state is None:
             raise ConversationNotFound()
-
-
-def check_text(field: str, value: str, *, blank: bool = True) -> None:
-    """``ValidationFailed`` for text PostgreSQL cannot store (a NUL, a lone surrogate) and,
-    unless ``blank``, for text with nothing but whitespace."""
-    problem = None
-    if "\x00" in value:
-        problem = "must not contain NUL characters"
-    elif not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            problem = "must be valid Unicode text (no lone surrogates)"
-    if problem is None and not blank and not value.strip():
-        problem = "must not be blank"
-    if problem is not None:
-        raise ValidationFailed(f"{field} {problem}", errors=[(field, problem)])
 
 
 def _failure(exc: ProviderError) -> FailedSend:

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg.rows import class_row, kwargs_row
+from psycopg.types.json import Jsonb
 
 from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.pool import Pool
@@ -24,6 +25,8 @@ from changarrito.domain.inbox import (
     Filters,
     Message,
     MessageKey,
+    MessageMedia,
+    SentMedia,
     Switch,
 )
 
@@ -32,8 +35,52 @@ def _conversation(*, state: str, **columns: Any) -> Conversation:
     return Conversation(state=ConversationState(state), **columns)
 
 
+def _message(*, media: dict[str, Any] | None, **columns: Any) -> Message:
+    outbound = columns["direction"] == "outbound"
+    return Message(**columns, media=message_media(media, outbound=outbound))
+
+
+def message_media(media: dict[str, Any] | None, *, outbound: bool) -> MessageMedia | None:
+    """A row's ``media`` jsonb as the domain's: an outbound row's as recorded
+    (``media_record``; no ``link``: it was uploaded), an inbound one's as
+    ``conversation_messages`` builds it from ``whatsapp_media``."""
+    if not media or not isinstance(media.get("type"), str):
+        return None
+
+    def text(key: str) -> str | None:
+        value = media.get(key)
+        return value if isinstance(value, str) else None
+
+    size = media.get("size")
+    return MessageMedia(
+        kind=media["type"],
+        mime_type=text("mimeType"),
+        filename=text("filename"),
+        link=text("link"),
+        uploaded=outbound and "link" not in media,
+        size=size if isinstance(size, int) else None,
+        state=text("state"),
+        reason_code=text("reasonCode"),
+        reason=text("reason"),
+    )
+
+
+def media_record(media: SentMedia) -> dict[str, Any]:
+    """The outbound row's ``media`` (migration 0014): ``type``, ``link`` (none when
+    uploaded), ``filename``, ``mimeType``; the uploaded media's ``id`` is added once Graph
+    gave it (``shop_message_sent``)."""
+    record: dict[str, Any] = {"type": media.kind}
+    if media.link is not None:
+        record["link"] = media.link
+    if media.filename is not None:
+        record["filename"] = media.filename
+    if media.mime_type is not None:
+        record["mimeType"] = media.mime_type
+    return record
+
+
 _CONVERSATION_ROW = kwargs_row(_conversation)
-_MESSAGE_ROW = class_row(Message)
+_MESSAGE_ROW = kwargs_row(_message)
 _SWITCH_ROW = class_row(Switch)
 
 
@@ -102,7 +149,12 @@ class PostgresConversations:
                 return await cur.fetchall()
 
     async def record_shop_message(
-        self, conversation: Conversation, recipient: str, text: str, ref: str | None
+        self,
+        conversation: Conversation,
+        recipient: str,
+        text: str,
+        ref: str | None,
+        media: SentMedia | None = None,
     ) -> Message | None:
         params = {
             "conversation_id": conversation.id,
@@ -110,6 +162,7 @@ class PostgresConversations:
             "recipient": recipient,
             "text": text,
             "author_ref": ref,
+            "media": Jsonb(media_record(media)) if media is not None else None,
         }
         with translated():
             async with self.pool.connection() as conn:
@@ -117,8 +170,11 @@ class PostgresConversations:
                 await cur.execute(QUERIES["record_shop_message"], params)
                 return await cur.fetchone()
 
-    async def shop_message_sent(self, row_id: int, wamid: str) -> Message:
-        return await self._update("shop_message_sent", {"id": row_id, "wamid": wamid})
+    async def shop_message_sent(
+        self, row_id: int, wamid: str, *, media_id: str | None = None
+    ) -> Message:
+        params = {"id": row_id, "wamid": wamid, "media_id": media_id}
+        return await self._update("shop_message_sent", params)
 
     async def shop_message_failed(self, row_id: int, failure: FailedSend) -> Message:
         params = {

@@ -45,14 +45,22 @@ LIMIT %(limit)s
 -- them, outbound by when they were recorded; at the same instant an outbound one (rank 1)
 -- comes before an inbound one (rank 0), then the higher row id. ``after_*``: the key of the
 -- previous page's last message. A message that joined another (a burst) shows the state of
--- the one it joined. Never ``raw``.
+-- the one it joined. ``media``: an inbound item's row of ``whatsapp_media`` (migration 0014,
+-- what Meta said it is and what became of it; NULL before a worker wrote it), an outbound
+-- picture's or document's ``media`` as recorded. Never ``raw``.
 (SELECT 'inbound' AS direction, 0 AS rank, i.id AS row_id, 'customer' AS author, i.type,
         i.text, i.wamid, i.received_at AS at,
         CASE WHEN i.state = 'joined' THEN coalesce(j.state, i.state) ELSE i.state END AS status,
         i.joined_to AS answered_with, NULL::integer AS error_code, NULL::text AS error_title,
-        i.edited_at IS NOT NULL AS edited, i.revoked_at IS NOT NULL AS deleted
+        i.edited_at IS NOT NULL AS edited, i.revoked_at IS NOT NULL AS deleted,
+        CASE WHEN m.inbound_id IS NOT NULL THEN
+            jsonb_build_object('type', m.kind, 'mimeType', m.mime_type, 'size', m.file_size,
+                               'filename', m.filename, 'state', m.state,
+                               'reasonCode', m.reason_code, 'reason', m.reason)
+        END AS media
  FROM whatsapp_inbound_messages i
  LEFT JOIN whatsapp_inbound_messages j ON j.id = i.joined_to
+ LEFT JOIN whatsapp_media m ON m.inbound_id = i.id
  WHERE i.conversation_id = %(id)s AND i.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
    AND (%(after_at)s::timestamptz IS NULL
         OR (i.received_at, 0, i.id)
@@ -60,8 +68,9 @@ LIMIT %(limit)s
  ORDER BY i.received_at DESC, i.id DESC
  LIMIT %(limit)s)
 UNION ALL
-(SELECT 'outbound', 1, o.id, o.author, 'text', o.text, o.wamid, o.created_at, o.status,
-        NULL::bigint, o.error_code, o.error_title, false, false
+(SELECT 'outbound', 1, o.id, o.author, coalesce(o.media->>'type', 'text'), o.text, o.wamid,
+        o.created_at, o.status, NULL::bigint, o.error_code, o.error_title, false, false,
+        o.media
  FROM whatsapp_outbound_messages o
  WHERE o.conversation_id = %(id)s AND o.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
    AND (%(after_at)s::timestamptz IS NULL
@@ -75,7 +84,8 @@ LIMIT %(limit)s
 -- name: record_shop_message
 -- A message the shop sends through the API, recorded before it is sent (no wamid yet, one
 -- send attempt counted), with the person's activity on the conversation; no row when the
--- conversation is not the scope's.
+-- conversation is not the scope's. ``media``: a picture's or document's (``text`` is then
+-- its caption, or ''), NULL for a text.
 WITH conversation AS (
     UPDATE whatsapp_conversations c
     SET last_activity_at = greatest(c.last_activity_at, now()), human_active_at = now(),
@@ -85,23 +95,28 @@ WITH conversation AS (
 )
 INSERT INTO whatsapp_outbound_messages
     (conversation_id, author, author_ref, inbound_id, tenant_id, phone_number_id, recipient,
-     text, send_attempts, send_started_at)
+     text, media, send_attempts, send_started_at)
 SELECT id, 'shop', %(author_ref)s::text, NULL, tenant_id, phone_number_id, %(recipient)s,
-       %(text)s, 1, now()
+       %(text)s, %(media)s::jsonb, 1, now()
 FROM conversation
-RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author, 'text' AS type, text,
-          wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
-          error_title, false AS edited, false AS deleted
+RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author,
+          coalesce(media->>'type', 'text') AS type, text, wamid, created_at AS at, status,
+          NULL::bigint AS answered_with, error_code, error_title, false AS edited,
+          false AS deleted, media
 
 -- name: shop_message_sent
--- Meta accepted it: its wamid (status webhooks find the row by it).
+-- Meta accepted it: its wamid (status webhooks find the row by it) and, for an uploaded
+-- picture or document, the media id Graph gave it (``media.id``).
 UPDATE whatsapp_outbound_messages
 SET wamid = %(wamid)s, status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END,
+    media = CASE WHEN %(media_id)s::text IS NULL THEN media
+                 ELSE media || jsonb_build_object('id', %(media_id)s::text) END,
     updated_at = now()
 WHERE id = %(id)s
-RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author, 'text' AS type, text,
-          wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
-          error_title, false AS edited, false AS deleted
+RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author,
+          coalesce(media->>'type', 'text') AS type, text, wamid, created_at AS at, status,
+          NULL::bigint AS answered_with, error_code, error_title, false AS edited,
+          false AS deleted, media
 
 -- name: shop_message_failed
 -- Meta refused it (or could not be reached): no wamid, failed, with the error.
@@ -109,9 +124,10 @@ UPDATE whatsapp_outbound_messages
 SET status = 'failed', failed_at = now(), error_code = %(code)s, error_title = %(title)s,
     error_details = %(details)s, updated_at = now()
 WHERE id = %(id)s AND wamid IS NULL
-RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author, 'text' AS type, text,
-          wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
-          error_title, false AS edited, false AS deleted
+RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author,
+          coalesce(media->>'type', 'text') AS type, text, wamid, created_at AS at, status,
+          NULL::bigint AS answered_with, error_code, error_title, false AS edited,
+          false AS deleted, media
 
 -- name: switch_conversation
 -- Moves a conversation to ``to_state`` ('bot', 'human', 'closed') unless it is there

@@ -2,7 +2,9 @@
 ``changarrito.plugins.whatsapp.graph_errors.classify_graph_error``).
 
 ``POST {base}/{version}/{phone_number_id}/messages`` with the number's own bearer token, on the
-shared pooled client of the Graph host. Graph reports most failures as
+shared pooled client of the Graph host; pictures and documents are uploaded first with ``POST
+{base}/{version}/{phone_number_id}/media`` (multipart) and sent by the id Graph answers, or
+sent by a public ``link`` Meta fetches itself. Graph reports most failures as
 HTTP 400 whatever they mean, rate limits included, so ``classify_graph_error`` reads
 ``error.code`` first and the HTTP status only when the body has no code it knows.
 """
@@ -10,7 +12,6 @@ HTTP 400 whatever they mean, rate limits included, so ``classify_graph_error`` r
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -20,6 +21,7 @@ import structlog
 from changarrito.adapters.http import HttpClients, decode_json, translate_transport_errors
 from changarrito.domain import media
 from changarrito.domain.errors import FinalProviderError, ProviderBadRequest, ProviderError
+from changarrito.domain.media import MediaFile, OutgoingMedia
 from changarrito.domain.text import MAX_TEXT_CHARS, split_text
 from changarrito.plugins.whatsapp.graph_errors import (
     PROVIDER,
@@ -61,14 +63,14 @@ class MediaNode(msgspec.Struct):
             return None
 
 
-@dataclass(frozen=True, slots=True)
-class MediaFile:
-    """A downloaded item, its SHA-256 checked."""
+class UploadResponse(msgspec.Struct):
+    """``POST /{phone_number_id}/media`` answers the new media's id."""
 
-    content: bytes = field(repr=False)
-    mime_type: str
-    sha256: str | None
-    size: int
+    id: str
+
+
+#: Meta's limit on a picture's or document's caption, in characters.
+MAX_CAPTION_CHARS = 1024
 
 
 class SendResponse(msgspec.Struct):
@@ -89,7 +91,8 @@ def recipient_fields(to: str) -> dict[str, str]:
 
 
 class GraphClient:
-    """Sends text messages and read receipts from one WhatsApp Business number.
+    """Sends text messages, pictures, documents and read receipts from a WhatsApp Business
+    number, and downloads the customer's media.
 
     The token is passed per call (it belongs to the number, resolved per message); the HTTP
     client is the shared pooled one of the Graph host.
@@ -110,12 +113,12 @@ class GraphClient:
         self.version = version.strip("/")
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
 
-    def messages_url(self, phone_number_id: str) -> str:
+    def messages_url(self, phone_number_id: str, edge: str = "messages") -> str:
         if not phone_number_id.isdigit():
             raise ProviderBadRequest(
                 f"not a WhatsApp phone number id: {phone_number_id!r}", provider=PROVIDER
             )
-        return f"{self.base_url}/{self.version}/{phone_number_id}/messages"
+        return f"{self.base_url}/{self.version}/{phone_number_id}/{edge}"
 
     async def send_text(
         self,
@@ -146,15 +149,52 @@ class GraphClient:
             if reply_to_wamid and index == 0:
                 message["context"] = {"message_id": reply_to_wamid}
             response = await self._post(phone_number_id, token, message)
-            sent: SendResponse = decode_json(response, SendResponse, PROVIDER)
-            if not sent.messages:
-                raise FinalProviderError(
-                    "WhatsApp accepted the message but returned no message id",
-                    provider=PROVIDER,
-                    status=response.status_code,
-                )
-            wamids.append(sent.messages[0].id)
+            wamids.append(_wamid(response))
         return wamids
+
+    async def upload_media(
+        self, phone_number_id: str, token: str, content: bytes, mime_type: str, filename: str
+    ) -> str:
+        """Uploads ``content`` for ``phone_number_id`` to send (Graph keeps it 30 days) and
+        returns its media id: ``multipart/form-data`` with ``messaging_product=whatsapp``,
+        ``type`` (the MIME type) and ``file``. Checking what the bytes are is the caller's
+        (``domain/outgoing.py``); Graph refuses a MIME type that does not match (131053)."""
+        url = self.messages_url(phone_number_id, "media")
+        request: dict[str, Any] = {
+            "data": {"messaging_product": "whatsapp", "type": mime_type},
+            "files": {"file": (filename, content, mime_type)},
+        }
+        response = await self._call("upload", url, token, request)
+        uploaded: UploadResponse = decode_json(response, UploadResponse, PROVIDER)
+        if not uploaded.id.isdigit():
+            raise FinalProviderError(
+                "WhatsApp accepted the upload but returned no media id", provider=PROVIDER
+            )
+        return uploaded.id
+
+    async def send_media(
+        self,
+        phone_number_id: str,
+        token: str,
+        to: str,
+        media: OutgoingMedia,
+        reply_to_wamid: str | None = None,
+    ) -> str:
+        """Sends a picture or document by its uploaded ``media_id`` or by ``link``, with its
+        caption (up to 1,024 characters) and, for a document, its ``filename``; returns the
+        wamid."""
+        body = media_body(media)
+        message: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            **recipient_fields(to),
+            "type": media.kind,
+            media.kind: body,
+        }
+        if reply_to_wamid:
+            message["context"] = {"message_id": reply_to_wamid}
+        response = await self._post(phone_number_id, token, message)
+        return _wamid(response)
 
     async def mark_read(
         self, phone_number_id: str, token: str, wamid: str, *, typing: bool = False
@@ -246,12 +286,21 @@ class GraphClient:
 
     async def _post(self, phone_number_id: str, token: str, body: dict[str, Any]) -> httpx.Response:
         url = self.messages_url(phone_number_id)
-        client = self.http.get(url)
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         kind = "read" if body.get("status") == "read" else "message"
+        return await self._call(kind, url, token, {"json": body})
+
+    async def _call(
+        self, kind: str, url: str, token: str, request: dict[str, Any]
+    ) -> httpx.Response:
+        """POSTs ``request`` (httpx's ``json=`` or ``data=``/``files=``) with the token,
+        counting the call as ``kind`` and classifying Graph's refusal."""
+        client = self.http.get(url)
+        headers = {"Authorization": f"Bearer {token}"}
+        if "json" in request:
+            headers["Content-Type"] = "application/json"
         try:
             async with translate_transport_errors(PROVIDER):
-                response = await client.post(url, json=body, headers=headers, timeout=self.timeout)
+                response = await client.post(url, headers=headers, timeout=self.timeout, **request)
         except ProviderError as exc:
             self._count(kind, exc)
             raise
@@ -272,3 +321,35 @@ class GraphClient:
     def _count(self, kind: str, error: ProviderError | None) -> None:
         if self.metrics is not None:
             self.metrics.graph_call(kind, error, error.provider_code if error else None)
+
+
+def media_body(media: OutgoingMedia) -> dict[str, str]:
+    """The ``image`` or ``document`` object of a send: ``id`` or ``link`` (exactly one), the
+    caption when there is one, and a document's ``filename``."""
+    if media.kind not in ("image", "document"):
+        raise ProviderBadRequest(f"cannot send a {media.kind!r} as media", provider=PROVIDER)
+    if (media.media_id is None) == (media.link is None):
+        raise ProviderBadRequest("a media message needs either an id or a link", provider=PROVIDER)
+    if media.media_id is not None and not media.media_id.isdigit():
+        raise ProviderBadRequest(f"not a WhatsApp media id: {media.media_id!r}", provider=PROVIDER)
+    body = {"id": media.media_id} if media.media_id is not None else {"link": str(media.link)}
+    if media.caption:
+        if len(media.caption) > MAX_CAPTION_CHARS:
+            raise ProviderBadRequest(
+                f"a caption is at most {MAX_CAPTION_CHARS:,} characters", provider=PROVIDER
+            )
+        body["caption"] = media.caption
+    if media.filename and media.kind == "document":
+        body["filename"] = media.filename
+    return body
+
+
+def _wamid(response: httpx.Response) -> str:
+    sent: SendResponse = decode_json(response, SendResponse, PROVIDER)
+    if not sent.messages:
+        raise FinalProviderError(
+            "WhatsApp accepted the message but returned no message id",
+            provider=PROVIDER,
+            status=response.status_code,
+        )
+    return sent.messages[0].id

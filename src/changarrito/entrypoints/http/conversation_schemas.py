@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 
 from changarrito.domain import inbox
 from changarrito.domain.conversations import window_open
@@ -35,12 +36,31 @@ class TextMessageCreate(
     handoff: bool = False
 
 
-class ImageMessageCreate(Wire, frozen=True, tag_field="type", tag="image"):
-    """Not supported yet (a 422 ``unsupported-message-type``)."""
+class ImageMessageCreate(
+    Wire, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="image"
+):
+    """A picture (JPEG or PNG) the shop sends by ``link``: a public ``https://`` URL with a
+    host name (no IP address, no ``localhost`` or ``.local``/``.internal`` name, no user
+    name or password, no port but 443), up to 2,048 characters; Meta fetches it. ``caption``
+    up to 1,024 characters. To upload the file itself, send ``multipart/form-data``."""
+
+    link: str
+    caption: str | None = None
+    handoff: bool = False
 
 
-class DocumentMessageCreate(Wire, frozen=True, tag_field="type", tag="document"):
-    """Not supported yet (a 422 ``unsupported-message-type``)."""
+class DocumentMessageCreate(
+    Wire, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="document"
+):
+    """A document (PDF, plain text, Word, Excel, PowerPoint) the shop sends by ``link``
+    (the same rules as a picture's), with an optional ``caption`` (up to 1,024 characters)
+    and the ``filename`` the customer sees: a plain name (no ``/`` or ``\\``), up to 240
+    characters."""
+
+    link: str
+    caption: str | None = None
+    filename: str | None = None
+    handoff: bool = False
 
 
 class TemplateMessageCreate(Wire, frozen=True, tag_field="type", tag="template"):
@@ -49,6 +69,35 @@ class TemplateMessageCreate(Wire, frozen=True, tag_field="type", tag="template")
 
 MessageCreate = (
     TextMessageCreate | ImageMessageCreate | DocumentMessageCreate | TemplateMessageCreate
+)
+
+
+#: Fields of a ``multipart/form-data`` upload (``conversations.read_upload`` reads them).
+UPLOAD_FIELDS = ("type", "file", "caption", "filename", "handoff")
+
+#: The OpenAPI schema of an upload (msgspec has no Struct for a file part).
+UPLOAD_FORM = Schema(
+    type=OpenAPIType.OBJECT,
+    description="A picture or document uploaded to send (each field at most once; the "
+    "service's request body limit, 3 MiB, is the upload's limit: send a larger file by "
+    "`link`). The file's bytes must be what its part's `Content-Type` says (JPEG, PNG and "
+    "PDF by their signature; a generic `application/octet-stream` is read from the bytes); "
+    "pictures: `image/jpeg`, `image/png`; documents: `application/pdf`, `text/plain`, Word, "
+    "Excel, PowerPoint.",
+    required=["type", "file"],
+    properties={
+        "type": Schema(type=OpenAPIType.STRING, enum=["image", "document"]),
+        "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+        "caption": Schema(type=OpenAPIType.STRING, description="Up to 1,024 characters."),
+        "filename": Schema(
+            type=OpenAPIType.STRING,
+            description="Documents only: the name the customer sees (default: the uploaded "
+            "file's own), a plain name up to 240 characters ending as its type does.",
+        ),
+        "handoff": Schema(
+            type=OpenAPIType.BOOLEAN, description="`true`: a person takes the conversation."
+        ),
+    },
 )
 
 
@@ -146,6 +195,51 @@ class ConversationPage(Wire, frozen=True):
     next_cursor: str | None
 
 
+class MessageMedia(Wire, frozen=True):
+    """A message's picture, voice note or document. ``type``: ``image``, ``document``,
+    ``audio``, ``video``, ``sticker``.
+
+    The shop's (outbound): ``link`` when sent by link, ``uploaded`` true when the file was
+    uploaded, ``filename`` (documents), ``mimeType`` (uploads) and ``caption`` (the message's
+    text, ``null`` without one). The customer's (inbound): what WhatsApp said it is
+    (``mimeType``, ``size`` in bytes, ``filename``) and what became of it: ``state``
+    ``received`` (not used yet), ``transcribed`` (the text is its transcript), ``read`` (the
+    assistant saw it), ``unread`` (the assistant cannot read this kind) or ``failed``, with
+    ``reason`` (in words, for the shop) and ``reasonCode`` (``too-large``,
+    ``type-not-allowed``, ``hash-mismatch``, ``expired``, ...) when it could not be used.
+    Fields of the other direction are ``null``."""
+
+    type: str
+    mime_type: str | None
+    filename: str | None
+    caption: str | None
+    link: str | None
+    uploaded: bool | None
+    size: int | None
+    state: str | None
+    reason_code: str | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, m: inbox.Message) -> MessageMedia | None:
+        media = m.media
+        if media is None:
+            return None
+        outbound = m.direction == "outbound"
+        return cls(
+            type=media.kind,
+            mime_type=media.mime_type,
+            filename=media.filename,
+            caption=(m.text or None) if outbound else None,
+            link=media.link,
+            uploaded=media.uploaded if outbound else None,
+            size=media.size,
+            state=media.state,
+            reason_code=media.reason_code,
+            reason=media.reason,
+        )
+
+
 class MessageError(Wire, frozen=True):
     """Why Meta did not take (or deliver) it: Graph's error code and title."""
 
@@ -160,7 +254,9 @@ class ConversationMessage(Wire, frozen=True):
     queue (``pending``, ``processing``, ``answered``, ``ignored``, ``failed``, ``dead``; a
     message answered together with another shows that one's, and ``answeredWith`` names
     it); outbound, its delivery (``queued``, ``sent``, ``delivered``, ``read``, ``played``,
-    ``failed``, with ``error``)."""
+    ``failed``, with ``error``). ``media``: the picture, voice note or document of an
+    ``image``, ``document``, ``audio``, ``video`` or ``sticker`` message (``null`` for text,
+    and for a customer's item not looked at yet)."""
 
     id: str
     direction: Literal["inbound", "outbound"]
@@ -174,6 +270,7 @@ class ConversationMessage(Wire, frozen=True):
     error: MessageError | None
     edited: bool
     deleted: bool
+    media: MessageMedia | None
 
     @classmethod
     def of(cls, m: inbox.Message) -> ConversationMessage:
@@ -192,6 +289,7 @@ class ConversationMessage(Wire, frozen=True):
             error=MessageError(code=m.error_code, title=m.error_title) if failed else None,
             edited=m.edited,
             deleted=m.deleted,
+            media=MessageMedia.of(m),
         )
 
 

@@ -11,6 +11,14 @@ The same endpoints twice, over ``domain.inbox.Inbox``:
 A conversation outside the caller's scope is a 404, whether it exists or not. Lists are newest
 first, ``limit`` 1..100 (20), and go on with ``cursor`` (the page's opaque ``nextCursor``); a
 cursor that is not one is a 400 ``invalid-cursor``.
+
+``POST .../messages`` takes JSON (a text, or a picture or document by ``link``) up to 64 KiB,
+or a ``multipart/form-data`` upload of a picture or document (``read_upload``) up to the app's
+request body limit (``app.MAX_BODY_BYTES``, 3 MiB, below WhatsApp's own 5 MB and 100 MB: past
+it a 413 ``body-too-large`` says to send the file by link): the endpoint sets no limit of its
+own, so the app's holds; the others with a body take 64 KiB. One handler reads both: its
+request class (``SendRequest``) gives no JSON for a multipart body, which the handler then
+reads as a form.
 """
 
 from __future__ import annotations
@@ -19,9 +27,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import ValidationException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from changarrito.adapters.internal_api import INTERNAL_PREFIX
@@ -35,17 +48,23 @@ from changarrito.domain.inbox import (
     ConversationKey,
     Filters,
     Inbox,
+    Message,
     MessageKey,
-    check_text,
 )
+from changarrito.domain.media import MAX_BYTES, OutgoingMedia
 from changarrito.domain.model import utcnow
+from changarrito.domain.outgoing import MediaUpload, check_text
 from changarrito.entrypoints.http import cursors
 from changarrito.entrypoints.http.auth import BEARER, INTERNAL, require_internal_key
 from changarrito.entrypoints.http.conversation_schemas import (
+    UPLOAD_FIELDS,
+    UPLOAD_FORM,
     Conversation,
     ConversationDetail,
     ConversationMessage,
     ConversationPage,
+    DocumentMessageCreate,
+    ImageMessageCreate,
     MessageCreate,
     MessagePage,
     SwitchRequest,
@@ -97,9 +116,65 @@ SWITCH = problem_responses(400, 401, 404, 413, 503)
 
 
 class UnsupportedMessageType(ValidationFailed):
-    """Only text messages can be sent for now."""
+    """Only text messages, pictures and documents can be sent for now."""
 
     code = "unsupported-message-type"
+
+
+MULTIPART = RequestEncodingType.MULTI_PART.value
+#: What a 413 says of JSON; an upload's limit is the app's (``SendRequest.upload_limit``).
+JSON_TOO_LARGE = f"A JSON message is at most {MAX_BODY_BYTES // 1024} KiB."
+#: Were the app to set no body limit: WhatsApp's largest file, and room for the form.
+UPLOAD_FALLBACK_BYTES = MAX_BYTES["document"] + MAX_BODY_BYTES
+
+
+def upload_too_large(limit: int) -> str:
+    return (
+        f"An upload is at most {limit / (1024 * 1024):.3g} MiB (this service's request body "
+        "limit, below WhatsApp's own): send a larger picture or document by its link."
+    )
+
+
+class SendRequest(Request[Any, Any, Any]):
+    """The send endpoint's request: JSON up to 64 KiB, or a ``multipart/form-data`` upload
+    up to the app's limit, each over its limit a 413 that says which; a multipart body is no
+    JSON (``json()`` is ``None``: the handler reads ``form()``)."""
+
+    @property
+    def is_upload(self) -> bool:
+        return self.content_type[0] == MULTIPART
+
+    @property
+    def upload_limit(self) -> int:
+        """The app's request body limit (the endpoint sets none of its own)."""
+        return self.route_handler.resolve_request_max_body_size() or UPLOAD_FALLBACK_BYTES
+
+    async def body(self) -> bytes:
+        limit = self.upload_limit if self.is_upload else MAX_BODY_BYTES
+        detail = upload_too_large(limit) if self.is_upload else JSON_TOO_LARGE
+        if (self.content_length or 0) > limit:
+            raise RequestEntityTooLarge(detail=detail)
+        try:
+            body = await super().body()
+        except RequestEntityTooLarge:
+            raise RequestEntityTooLarge(detail=detail) from None
+        if len(body) > limit:
+            raise RequestEntityTooLarge(detail=detail)
+        return body
+
+    async def json(self) -> Any:
+        if self.is_upload:
+            return None
+        return await super().json()
+
+
+@dataclass
+class SendOperation(Operation):
+    """The send endpoint's OpenAPI operation: its JSON body, and the multipart upload."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.content[MULTIPART] = OpenAPIMediaType(schema=UPLOAD_FORM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +229,8 @@ def message_key(cursor: str | None) -> MessageKey | None:
 
 
 class ConversationEndpoints(Controller):
-    """The endpoints both APIs share; a subclass says whose conversations (``whose``)."""
-
-    request_max_body_size = MAX_BODY_BYTES
+    """The endpoints both APIs share; a subclass says whose conversations (``whose``). Each
+    endpoint with a body says how big it may be (the send: the app's limit, for uploads)."""
 
     @get("/", responses=LIST, summary="Conversations, newest activity first")
     async def list_conversations(
@@ -216,26 +290,54 @@ class ConversationEndpoints(Controller):
         "/{conversation_id:uuid}/messages",
         status_code=201,
         responses=SEND,
-        summary="Send a text as the shop (inside the 24-hour window)",
+        summary="Send a text, picture or document as the shop (inside the 24-hour window)",
+        request_class=SendRequest,
+        operation_class=SendOperation,
     )
     async def send_message(
         self,
         whose: NamedDependency[Scope],
         inbox: NamedDependency[Inbox],
         conversation_id: FromPath[UUID],
-        data: JSONBody[MessageCreate],
+        request: Request[Any, Any, Any],
+        data: JSONBody[MessageCreate | None] = None,
     ) -> ConversationMessage:
         """Sent from the conversation's number with its WhatsApp credential, recorded as
-        the shop's; outside the window a 409 ``window-closed`` (a template is needed)."""
-        if not isinstance(data, TextMessageCreate):
-            kind = type(data).__struct_config__.tag
-            raise UnsupportedMessageType(
-                f"sending {kind} messages is not supported yet; send a text",
-                errors=[("type", f"{kind} is not supported yet")],
+        the shop's; outside the window a 409 ``window-closed`` (a template is needed).
+
+        A picture or document goes by ``link`` (JSON) or uploaded (``multipart/form-data``:
+        ``type``, ``file``, ``caption``, ``filename``, ``handoff``); a link, caption, file
+        name or file that cannot be sent is a 422 naming why (``media-link-refused``,
+        ``caption-too-long``, ``media-filename-refused``, ``media-type-not-allowed``,
+        ``media-content-mismatch``, ``media-too-large``), and nothing is sent."""
+        sent: Message
+        if data is None:
+            if not isinstance(request, SendRequest) or not request.is_upload:
+                raise ValidationException("A message body is required.")
+            upload, handoff = await read_upload(request)
+            sent = await inbox.send_media(
+                whose.tenant_id, conversation_id, upload, whose.caller, handoff=handoff
             )
-        sent = await inbox.send_text(
-            whose.tenant_id, conversation_id, data.text, whose.caller, handoff=data.handoff
-        )
+        elif isinstance(data, TextMessageCreate):
+            sent = await inbox.send_text(
+                whose.tenant_id, conversation_id, data.text, whose.caller, handoff=data.handoff
+            )
+        elif isinstance(data, ImageMessageCreate | DocumentMessageCreate):
+            filename = data.filename if isinstance(data, DocumentMessageCreate) else None
+            kind: Literal["image", "document"] = (
+                "image" if isinstance(data, ImageMessageCreate) else "document"
+            )
+            media = OutgoingMedia(kind, link=data.link, caption=data.caption, filename=filename)
+            sent = await inbox.send_media(
+                whose.tenant_id, conversation_id, media, whose.caller, handoff=data.handoff
+            )
+        else:
+            kind_name = type(data).__struct_config__.tag
+            raise UnsupportedMessageType(
+                f"sending {kind_name} messages is not supported yet; send a text, a picture "
+                "or a document",
+                errors=[("type", f"{kind_name} is not supported yet")],
+            )
         return ConversationMessage.of(sent)
 
     @post(
@@ -243,6 +345,7 @@ class ConversationEndpoints(Controller):
         status_code=200,
         responses=SWITCH,
         summary="A person takes the conversation over (the bot stops answering it)",
+        request_max_body_size=MAX_BODY_BYTES,
     )
     async def handoff(
         self,
@@ -261,6 +364,7 @@ class ConversationEndpoints(Controller):
         status_code=200,
         responses=SWITCH,
         summary="Give the conversation back to the bot",
+        request_max_body_size=MAX_BODY_BYTES,
     )
     async def resume(
         self,
@@ -273,6 +377,53 @@ class ConversationEndpoints(Controller):
         reason = _reason(data)
         detail = await inbox.resume(whose.tenant_id, conversation_id, whose.caller, reason)
         return ConversationDetail.of_detail(detail, utcnow())
+
+
+async def read_upload(request: Request[Any, Any, Any]) -> tuple[MediaUpload, bool]:
+    """The upload of a ``multipart/form-data`` send, and its ``handoff``. Every field at most
+    once, none but ``UPLOAD_FIELDS`` (``filename`` only for a document), ``file`` a file;
+    otherwise a 400 ``invalid-request`` naming the field. The file's bytes are checked by
+    the inbox (``outgoing.check_upload``)."""
+    form = await request.form()
+    problems: list[dict[str, str]] = []
+    values: dict[str, Any] = {}
+    for name, value in form.multi_items():
+        if name not in UPLOAD_FIELDS:
+            problems.append({"key": name, "message": "is not a field of an upload"})
+        elif name in values:
+            problems.append({"key": name, "message": "is given more than once"})
+        values[name] = value
+    kind, file = values.get("type"), values.get("file")
+    if kind not in ("image", "document"):
+        problems.append({"key": "type", "message": "must be image or document"})
+    if not isinstance(file, UploadFile):
+        problems.append({"key": "file", "message": "must be a file"})
+    text_fields = [n for n in ("type", "caption", "filename", "handoff") if n in values]
+    for name in text_fields:
+        if not isinstance(values[name], str):
+            problems.append({"key": name, "message": "must be text, not a file"})
+    if "filename" in values and kind == "image":
+        problems.append({"key": "filename", "message": "is only for documents"})
+    handoff = values.get("handoff", "false")
+    if handoff not in ("true", "false"):
+        problems.append({"key": "handoff", "message": "must be true or false"})
+    try:
+        if problems or not isinstance(file, UploadFile):
+            raise ValidationException("The upload is malformed.", extra=problems)
+        content = await file.read()
+    finally:
+        for _, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                await value.close()
+    upload = MediaUpload(
+        kind="image" if kind == "image" else "document",
+        content=content,
+        declared_type=file.content_type,
+        file_name=file.filename,
+        caption=values.get("caption"),
+        filename=values.get("filename"),
+    )
+    return upload, handoff == "true"
 
 
 def _reason(data: SwitchRequest | None) -> str | None:
