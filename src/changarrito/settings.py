@@ -30,7 +30,6 @@ from changarrito.domain.conversations import (
     DEFAULT_HANDOFF_IDLE,
     DEFAULT_HANDOFF_MESSAGE,
     DEFAULT_QUIET_PERIOD,
-    DEFAULT_TEXT_ONLY_REPLY,
     MAX_QUIET_PERIOD,
 )
 from changarrito.domain.errors import ConfigurationError
@@ -175,6 +174,14 @@ class LLMSettings:
     #: ``CHANGARRITO_PLATFORM_LLM_MAX_PROMPT_CHARS``: the most characters of system prompt and
     #: conversation one call on the platform's key sends.
     platform_max_prompt_chars: int = 24000
+    #: ``CHANGARRITO_TRANSCRIPTION_PROVIDER``: the platform's provider that transcribes voice
+    #: notes (unset: ``LLM_PROVIDER``, when it can); ``CHANGARRITO_TRANSCRIPTION_MODEL``: its
+    #: model (unset: the provider's default, ``gpt-4o-mini-transcribe`` for openai).
+    transcription_provider: str | None = None
+    transcription_model: str | None = None
+    #: ``CHANGARRITO_TRANSCRIPTION_PLATFORM_FALLBACK``: the platform also transcribes for
+    #: tenants with an LLM of their own that cannot (or whose key fails for good).
+    transcription_platform_fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +202,8 @@ class WorkerSettings:
     # CHANGARRITO_HANDOFF_IDLE_HOURS: back to the bot after that long with nobody from the shop
     handoff_idle_hours: float = DEFAULT_HANDOFF_IDLE.total_seconds() / 3600
     handoff_message: str = DEFAULT_HANDOFF_MESSAGE  # CHANGARRITO_HANDOFF_MESSAGE
-    text_only_reply: str = DEFAULT_TEXT_ONLY_REPLY  # CHANGARRITO_TEXT_ONLY_REPLY
+    #: ``CHANGARRITO_TEXT_ONLY_REPLY``; unset: a reply saying what the assistant reads.
+    text_only_reply: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +341,11 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
             platform_max_prompt_chars=r.integer(
                 "CHANGARRITO_PLATFORM_LLM_MAX_PROMPT_CHARS", 24000, minimum=100
             ),
+            transcription_provider=r.text("CHANGARRITO_TRANSCRIPTION_PROVIDER"),
+            transcription_model=r.text("CHANGARRITO_TRANSCRIPTION_MODEL"),
+            transcription_platform_fallback=r.boolean(
+                "CHANGARRITO_TRANSCRIPTION_PLATFORM_FALLBACK", False
+            ),
         ),
         workers=WorkerSettings(
             concurrency=r.integer("CHANGARRITO_WORKERS_CONCURRENCY", 16),
@@ -351,7 +364,7 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
                 minimum=0.001,
             ),
             handoff_message=r.string("CHANGARRITO_HANDOFF_MESSAGE", DEFAULT_HANDOFF_MESSAGE),
-            text_only_reply=r.string("CHANGARRITO_TEXT_ONLY_REPLY", DEFAULT_TEXT_ONLY_REPLY),
+            text_only_reply=r.text("CHANGARRITO_TEXT_ONLY_REPLY"),
         ),
         metrics=MetricsSettings(
             tenant_labels=r.boolean("CHANGARRITO_METRICS_TENANT_LABELS", False),

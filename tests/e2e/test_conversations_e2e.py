@@ -15,9 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from changarrito.domain.conversations import DEFAULT_HANDOFF_MESSAGE, DEFAULT_TEXT_ONLY_REPLY
-from fakes._server import Answer
-from fakes.fake_llm import FakeLLM, last_user_text
+from changarrito.domain.conversations import DEFAULT_HANDOFF_MESSAGE
+from fakes.fake_llm import FakeLLM, last_user_text, slow_answer
 from fakes.world import Shop, Worker, World, fakes, module_world, running_server, wait_for
 from whatsapp_payloads import message, new_wamid, text_message
 
@@ -107,20 +106,6 @@ def echo(world: World, server: str, shop: Shop, customer: str, text: str) -> Non
         ],
     }
     assert world.post(server, payload, shop.webhook_secret).status_code == 200
-
-
-def slow_answer(text: str, delay: float) -> Answer:
-    """The next chat request is answered with ``text`` after ``delay`` seconds."""
-    body = {
-        "id": "chatcmpl-slow",
-        "object": "chat.completion",
-        "model": "fake-model",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5},
-    }
-    return Answer(200, body, delay=delay)
 
 
 def test_three_messages_a_second_apart_get_one_llm_call_and_one_reply(
@@ -220,23 +205,19 @@ def test_after_the_idle_time_the_bot_answers_again(world: World, server: str) ->
     assert (state["state"], state["state_changed_by"]) == ("bot", "idle")
 
 
-def test_a_voice_note_gets_the_text_only_reply_once_per_conversation(
+def test_a_sticker_gets_the_text_only_reply_once_per_conversation(
     world: World, server: str
 ) -> None:
     shop = world.shop("panaderia", "126000000000012")
     customer = customer_number(6)
     asked_before = len(world.llm.chats())
-    first = message(
-        "audio",
-        {"id": "media-1", "mime_type": "audio/ogg; codecs=opus", "voice": True},
-        sender=customer,
-    )
+    first = message("sticker", {"id": "8801", "mime_type": "image/webp"}, sender=customer)
     world.post(server, World.text_webhook(shop.phone_number_id, first), shop.webhook_secret)
 
     (reply,) = wait_for("the text-only reply", lambda: world.graph.replies_to(first["id"]))
-    assert reply.body["text"]["body"] == DEFAULT_TEXT_ONLY_REPLY
+    assert reply.body["text"]["body"].startswith("Solo puedo leer mensajes de texto")
 
-    second = message("audio", {"id": "media-2", "voice": True}, sender=customer)
+    second = message("sticker", {"id": "8802", "mime_type": "image/webp"}, sender=customer)
     world.post(server, World.text_webhook(shop.phone_number_id, second), shop.webhook_secret)
     wait_for("the second one settled", lambda: world.inbound(second["id"])["state"] == "ignored")
     assert len(sends_to(world, customer)) == 1

@@ -33,7 +33,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from changarrito.domain.changes import Change
-from changarrito.domain.chat import ChatMessage
+from changarrito.domain.chat import Attachment, ChatMessage, Reply, Transcript
 from changarrito.domain.conversations import Switch
 from changarrito.domain.errors import (
     ChangarritoError,
@@ -45,6 +45,7 @@ from changarrito.domain.errors import (
     ValidationFailed,
 )
 from changarrito.domain.kinds import kind_of
+from changarrito.domain.media import MEDIA_TYPES, MediaItem
 from changarrito.domain.model import (
     AuditEntry,
     Credential,
@@ -686,6 +687,11 @@ class MemoryMessageLog:
         self.outbound: dict[int, OutboundRow] = {}
         self.leases: dict[int, str] = {}
         self.answered: set[int] = set()
+        #: The media items by message id, the transcripts that became their message's text,
+        #: and each use of an item: (message id, use, source, seconds).
+        self.media: dict[int, MediaItem] = {}
+        self.texts: dict[int, str] = {}
+        self.uses: list[tuple[int, str, str | None, float | None]] = []
         if intake is not None:
             intake.on_statuses.append(self._apply_statuses)
 
@@ -719,11 +725,12 @@ class MemoryMessageLog:
                 == (message.phone_number_id, message.customer_id, message.tenant_id)
                 and ids[wamid] != message.id
                 and since <= m.sent_at <= message.sent_at
-                and m.text is not None
+                and self.texts.get(ids[wamid], m.text) is not None
                 and m.type not in _NOT_HISTORY
             ):
                 at = self.intake.received[wamid] if self.intake is not None else m.sent_at
-                said.append((at, ids[wamid], ChatMessage(role="user", content=m.text)))
+                content = self.texts.get(ids[wamid], m.text) or ""
+                said.append((at, ids[wamid], ChatMessage(role="user", content=content)))
         replies: dict[int, list[OutboundRow]] = {}
         for row in self.outbound.values():
             if (
@@ -818,6 +825,68 @@ class MemoryMessageLog:
         self.answered.add(answered.id)
         return True
 
+    # --- the customer's media, as ``whatsapp_media`` keeps it --------------------------
+
+    async def media_items(self, inbound_ids: Sequence[int]) -> list[MediaItem]:
+        """The items of these stored messages, filed on first sight from their webhook."""
+        by_id = {n: w for w, n in self.intake.ids.items()} if self.intake is not None else {}
+        found: list[MediaItem] = []
+        for inbound_id in inbound_ids:
+            wamid = by_id.get(inbound_id)
+            stored = self.intake.messages.get(wamid) if self.intake and wamid else None
+            if stored is None or stored.type not in MEDIA_TYPES:
+                continue
+            if inbound_id not in self.media:
+                body = json.loads(stored.raw).get(stored.type) or {}
+                self.media[inbound_id] = MediaItem(
+                    inbound_id=inbound_id,
+                    kind=stored.type,
+                    media_id=_text(body.get("id"), 128),
+                    mime_type=_text(body.get("mime_type"), 255),
+                    sha256=_text(body.get("sha256"), 128),
+                    filename=_text(body.get("filename"), 255),
+                    voice=body.get("voice") is True,
+                    state="received",
+                    reason_code=None,
+                    reason=None,
+                    text=None,
+                )
+            text = self.texts.get(inbound_id, stored.text)
+            found.append(replace(self.media[inbound_id], text=text))
+        return found
+
+    async def media_outcome(
+        self, inbound_id: int, state: str, reason_code: str | None, reason: str | None
+    ) -> None:
+        item = self.media.get(inbound_id)
+        if item is not None and item.state != "transcribed":
+            self.media[inbound_id] = replace(
+                item, state=state, reason_code=reason_code, reason=(reason or "")[:500] or None
+            )
+
+    async def transcribed(
+        self, inbound_id: int, tenant_id: UUID | None, text: str, transcript: Transcript
+    ) -> str:
+        item = self.media.get(inbound_id)
+        if item is None:
+            return text
+        if item.state == "transcribed":
+            return self.texts.get(inbound_id, text)
+        self.media[inbound_id] = replace(item, state="transcribed", reason_code=None, reason=None)
+        self.texts[inbound_id] = text
+        self.uses.append((inbound_id, "transcription", transcript.source, transcript.seconds))
+        return text
+
+    async def media_used(
+        self, tenant_id: UUID | None, sent: Sequence[tuple[int, Attachment]], reply: Reply
+    ) -> None:
+        for inbound_id, attachment in sent:
+            use = "image" if attachment.kind == "image" else "document"
+            self.uses.append((inbound_id, use, reply.source, None))
+            item = self.media.get(inbound_id)
+            if item is not None and item.state != "transcribed":
+                self.media[inbound_id] = replace(item, state="read", reason_code=None, reason=None)
+
     def status_of(self, wamid: str) -> str | None:
         """The status of the part Meta knows as ``wamid``."""
         return next((r.status for r in self.outbound.values() if r.wamid == wamid), None)
@@ -853,3 +922,11 @@ class MemoryRateLimits:
             return tat - now - period
         self.tat[(tenant_id, action)] = tat
         return 0.0
+
+
+def _text(value: Any, limit: int) -> str | None:
+    """A webhook field as ``left(raw ->> field, limit)`` reads it."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text[:limit]

@@ -28,6 +28,7 @@ from changarrito.adapters.postgres.payments import PostgresPaymentStore
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.store import PostgresStore
 from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
+from changarrito.domain.chat import Attachment, Reply, Transcript, Usage
 from changarrito.domain.errors import (
     ChangarritoError,
     Conflict,
@@ -36,6 +37,7 @@ from changarrito.domain.errors import (
     TenantNotFound,
     ValidationFailed,
 )
+from changarrito.domain.media import MediaItem
 from changarrito.domain.model import (
     AuditEntry,
     Credential,
@@ -959,3 +961,83 @@ async def test_a_status_for_another_number_or_tenant_moves_no_reply(ports: Ports
 
 async def test_a_migrated_database_has_no_pending_migrations(ports: Ports) -> None:
     assert await ports.schema.pending_migrations() == []
+
+
+# --- the customer's media ----------------------------------------------------------------------
+
+VOICE_NOTE = (
+    b'{"id": "x", "type": "audio", "audio": {"id": "9001", "mime_type": "audio/ogg; codecs=opus",'
+    b' "sha256": "c2hh", "voice": true}}'
+)
+
+
+async def voice_note(ports: Ports) -> QueuedMessage:
+    (claimed,) = await stored(
+        ports,
+        message(
+            unique("wamid."), phone_number_id=unique("pn"), type="audio", text=None, raw=VOICE_NOTE
+        ),
+    )
+    return claimed
+
+
+async def test_a_media_message_is_filed_from_its_webhook_on_first_sight(ports: Ports) -> None:
+    note = await voice_note(ports)
+    (text,) = await stored(ports, message(unique("wamid."), phone_number_id=unique("pn")))
+
+    (item,) = await ports.messages.media_items([note.id, text.id])
+    assert item == MediaItem(
+        note.id,
+        "audio",
+        "9001",
+        "audio/ogg; codecs=opus",
+        "c2hh",
+        None,
+        True,
+        "received",
+        None,
+        None,
+        None,
+    )
+    assert await ports.messages.media_items([note.id]) == [item]  # filed once
+
+
+async def test_a_transcript_becomes_the_messages_text_once(ports: Ports) -> None:
+    note = await voice_note(ports)
+    await ports.messages.media_items([note.id])
+    heard = Transcript("¿Tienen tortillas?", "whisper-1", "openai", seconds=2.5, source="tenant")
+
+    first = await ports.messages.transcribed(note.id, None, "¿Tienen tortillas?", heard)
+    second = await ports.messages.transcribed(note.id, None, "otra cosa", heard)
+    await ports.messages.media_outcome(note.id, "failed", "expired", "too late")
+
+    assert first == second == "¿Tienen tortillas?"
+    (item,) = await ports.messages.media_items([note.id])
+    assert (item.state, item.text, item.reason_code) == ("transcribed", "¿Tienen tortillas?", None)
+
+
+async def test_an_item_that_could_not_be_used_keeps_its_reason(ports: Ports) -> None:
+    note = await voice_note(ports)
+    await ports.messages.media_items([note.id])
+
+    await ports.messages.media_outcome(note.id, "failed", "too-large", "x" * 600)
+
+    (item,) = await ports.messages.media_items([note.id])
+    assert (item.state, item.reason_code, item.reason) == ("failed", "too-large", "x" * 500)
+
+
+async def test_an_item_a_model_was_sent_is_read(ports: Ports) -> None:
+    raw = b'{"id": "x", "type": "image", "image": {"id": "77", "mime_type": "image/jpeg"}}'
+    (photo,) = await stored(
+        ports,
+        message(unique("wamid."), phone_number_id=unique("pn"), type="image", text=None, raw=raw),
+    )
+    await ports.messages.media_items([photo.id])
+    reply = Reply("ok", "gpt-4o", Usage(), 1.0, "openai", source="platform", read=("image",))
+
+    await ports.messages.media_used(
+        None, [(photo.id, Attachment("image", "image/jpeg", b"x"))], reply
+    )
+
+    (item,) = await ports.messages.media_items([photo.id])
+    assert item.state == "read"

@@ -43,6 +43,11 @@ EVERY_METRIC = (
     "changarrito_cache_misses_total",
     "changarrito_cache_hit_ratio",
     "changarrito_credential_resolutions_total",
+    "changarrito_media_downloads_total",
+    "changarrito_media_downloaded_bytes_total",
+    "changarrito_transcriptions_total",
+    "changarrito_transcribed_audio_seconds_total",
+    "changarrito_media_to_model_total",
 )
 
 

@@ -132,5 +132,8 @@ def test_a_tenants_llm_config_overrides_the_platforms_conversation_settings() ->
     )
     assert own.quiet_period == 0 and own.handoff_idle == timedelta(hours=3)
     assert own.handoff_message == "Ya te atiendo"
-    assert own.text_only_reply == platform.text_only_reply
+    assert own.text_only_reply == platform.text_only_reply is None  # says what it reads
+    assert platform.overridden_by({"textOnlyReply": " Solo texto "}).text_only_reply == (
+        "Solo texto"
+    )
     assert platform.overridden_by({"quietPeriodSeconds": True, "handoffMessage": " "}) == platform

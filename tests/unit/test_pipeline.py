@@ -15,7 +15,17 @@ from hypothesis import strategies as st
 
 from changarrito.domain.assistant import DEFAULT_FALLBACK_TEXT, Assistant
 from changarrito.domain.backoff import backoff_delay
-from changarrito.domain.chat import HANDOFF_TOOL, ChatMessage, Reply, Tool, ToolCall, Usage
+from changarrito.domain.chat import (
+    HANDOFF_TOOL,
+    Attachment,
+    Audio,
+    ChatMessage,
+    Reply,
+    Tool,
+    ToolCall,
+    Transcript,
+    Usage,
+)
 from changarrito.domain.conversations import ConversationSettings, ConversationState, Switch
 from changarrito.domain.errors import (
     NotConfigured,
@@ -26,6 +36,14 @@ from changarrito.domain.errors import (
     RecipientRateLimited,
     RetryableProviderError,
     UnknownPhoneNumber,
+)
+from changarrito.domain.media import (
+    Capabilities,
+    MediaFile,
+    MediaItem,
+    MediaRefused,
+    OutgoingMedia,
+    text_only_reply,
 )
 from changarrito.domain.model import (
     IntegrationType,
@@ -92,6 +110,9 @@ class FakeAssistant:
         self.calls: list[tuple[UUID | None, list[ChatMessage]]] = []
         self.tools: list[tuple[Tool, ...]] = []
         self.settings = ConversationSettings(quiet_period=0)
+        self.can = Capabilities()
+        self.transcripts: list[str | Exception] = ["¿Tienen tortillas de harina?"]
+        self.heard: list[Audio] = []
 
     async def reply(
         self,
@@ -115,6 +136,16 @@ class FakeAssistant:
     async def conversation_settings(self, tenant_id: UUID | None) -> ConversationSettings:
         return self.settings
 
+    async def capabilities(self, tenant_id: UUID | None) -> Capabilities:
+        return self.can
+
+    async def transcribe(self, tenant_id: UUID | None, audio: Audio) -> Transcript:
+        self.heard.append(audio)
+        said = self.transcripts.pop(0) if len(self.transcripts) > 1 else self.transcripts[0]
+        if isinstance(said, Exception):
+            raise said
+        return Transcript(said, "whisper-1", "openai", seconds=3.5, source="tenant")
+
 
 @dataclass
 class FakeWhatsApp:
@@ -122,6 +153,34 @@ class FakeWhatsApp:
     sends: list[dict[str, Any]] = field(default_factory=list)
     reads: list[dict[str, Any]] = field(default_factory=list)
     read_error: Exception | None = None
+    #: Media ids Graph serves: their bytes, or the error a download raises (once each).
+    media: dict[str, MediaFile | list[Exception]] = field(default_factory=dict)
+    downloads: list[str] = field(default_factory=list)
+
+    async def download_media(
+        self, media_id: str, token: str, *, kind: str, phone_number_id: str | None = None
+    ) -> MediaFile:
+        self.downloads.append(media_id)
+        served = self.media[media_id]
+        if isinstance(served, list):
+            error = served.pop(0) if len(served) > 1 else served[0]
+            raise error
+        return served
+
+    async def upload_media(
+        self, phone_number_id: str, token: str, content: bytes, mime_type: str, filename: str
+    ) -> str:
+        raise AssertionError("the pipeline uploads nothing")
+
+    async def send_media(
+        self,
+        phone_number_id: str,
+        token: str,
+        to: str,
+        media: OutgoingMedia,
+        reply_to_wamid: str | None = None,
+    ) -> str:
+        raise AssertionError("the pipeline sends no media")
 
     async def send_text(
         self, phone_number_id: str, token: str, to: str, body: str, reply_to_wamid: str | None
@@ -172,6 +231,37 @@ class FakeLog:
     #: A person took the conversation over before the plan: it records nothing.
     taken_over: bool = False
     plans: list[dict[str, Any]] = field(default_factory=list)
+    #: The media items, by message id, as ``media_items`` files them; and their uses.
+    items: dict[int, MediaItem] = field(default_factory=dict)
+    uses: list[tuple[int, str, str | None]] = field(default_factory=list)
+
+    async def media_items(self, inbound_ids: Sequence[int]) -> list[MediaItem]:
+        return [self.items[i] for i in inbound_ids if i in self.items]
+
+    async def media_outcome(
+        self, inbound_id: int, state: str, reason_code: str | None, reason: str | None
+    ) -> None:
+        item = self.items[inbound_id]
+        if item.state != "transcribed":
+            self.items[inbound_id] = replace(
+                item, state=state, reason_code=reason_code, reason=reason
+            )
+
+    async def transcribed(
+        self, inbound_id: int, tenant_id: UUID | None, text: str, transcript: Transcript
+    ) -> str:
+        item = self.items[inbound_id]
+        if item.state == "transcribed":
+            return item.text or text
+        self.items[inbound_id] = replace(item, state="transcribed", text=text)
+        self.uses.append((inbound_id, "transcription", transcript.source))
+        return text
+
+    async def media_used(
+        self, tenant_id: UUID | None, sent: Sequence[tuple[int, Attachment]], reply: Reply
+    ) -> None:
+        for inbound_id, attachment in sent:
+            self.uses.append((inbound_id, attachment.kind, reply.source))
 
     async def turn(self, message: QueuedMessage, *, since: datetime, limit: int) -> Turn:
         self.history_calls.append({"since": since, "limit": limit})
@@ -384,7 +474,6 @@ async def test_the_conversation_is_limited_to_the_24_hour_window_and_the_history
         {"type": "reaction", "text": None},
         {"type": "reaction", "text": "👍"},
         {"type": "system", "text": "User changed number"},
-        {"type": "sticker", "text": None},
         {"type": "text", "text": "   "},
         {"type": "location", "text": None},
         {"customer_id": None, "customer_phone": None},
@@ -927,13 +1016,16 @@ async def test_a_burst_gets_one_llm_call_with_every_message_in_order_and_one_rep
     assert w.log.plans[0]["turn"].waiting == burst
 
 
-async def test_a_voice_note_alone_gets_the_text_only_reply_once_per_conversation() -> None:
+async def test_a_voice_note_nobody_transcribes_gets_a_reply_that_says_what_can_be_read() -> None:
     w = world()
 
     outcome = await w.pipeline.handle(inbound(type="audio", text=None))
 
     assert outcome.kind == "answered" and w.assistant.calls == []
-    assert [s["body"] for s in w.whatsapp.sends] == [ConversationSettings().text_only_reply]
+    assert [s["body"] for s in w.whatsapp.sends] == [
+        "Solo puedo leer mensajes de texto; ¿me lo escribes, por favor? "
+        "/ I can only read text messages; could you type it, please?"
+    ]
     assert w.log.plans[0]["notice"] is True
 
     again = world(log=FakeLog(notice_at=NOW - timedelta(minutes=3)))
@@ -948,9 +1040,7 @@ async def test_a_voice_note_in_a_burst_with_text_is_named_to_the_model() -> None
     await w.pipeline.handle(inbound(text="te mandé un audio"))
 
     (call,) = w.assistant.calls
-    assert call[1][-1].content == (
-        "te mandé un audio\n\n[a voice note, which I cannot listen to yet]"
-    )
+    assert call[1][-1].content == ("te mandé un audio\n\n[a voice note, which I cannot listen to]")
     assert w.log.plans[0]["notice"] is False
 
 
@@ -1020,3 +1110,244 @@ async def test_with_the_quiet_period_off_each_waiting_message_gets_its_own_answe
     assert w.assistant.calls[0][1][-1] == ChatMessage(role="user", content="hola")
     assert w.log.plans[0]["turn"].waiting == ()
     assert w.whatsapp.sends[0]["quote"] == "wamid.IN7"
+
+
+# --- the customer's media ------------------------------------------------------------------
+
+OGG = b"OggS\x00\x02" + bytes(200)
+JPEG = b"\xff\xd8\xff\xe0" + bytes(300)
+PDF = b"%PDF-1.7\n" + bytes(300)
+#: An assistant that transcribes voice notes and reads nothing else.
+TRANSCRIBES = Capabilities(frozenset(), transcribes=True)
+
+
+def item(
+    kind: str, *, inbound_id: int = 7, mime: str = "audio/ogg; codecs=opus", **changes: Any
+) -> MediaItem:
+    base = MediaItem(
+        inbound_id=inbound_id,
+        kind=kind,
+        media_id=f"90{inbound_id}",
+        mime_type=mime,
+        sha256=None,
+        filename=None,
+        voice=kind == "audio",
+        state="received",
+        reason_code=None,
+        reason=None,
+        text=None,
+    )
+    return replace(base, **changes)
+
+
+def media_world(
+    stored: MediaItem,
+    served: MediaFile | list[Exception],
+    *,
+    can: Capabilities = TRANSCRIBES,
+    max_attempts: int = 3,
+    **log: Any,
+) -> World:
+    w = world(
+        whatsapp=FakeWhatsApp(media={stored.media_id or "": served}),
+        log=FakeLog(items={stored.inbound_id: stored}, **log),
+        max_attempts=max_attempts,
+    )
+    w.assistant.can = can
+    return w
+
+
+async def test_a_voice_note_is_transcribed_and_the_model_answers_what_it_said() -> None:
+    w = media_world(item("audio"), MediaFile(OGG, "audio/ogg", None, len(OGG)))
+
+    outcome = await w.pipeline.handle(inbound(type="audio", text=None))
+
+    assert outcome.kind == "answered"
+    (audio,) = w.assistant.heard
+    assert (audio.data, audio.mime_type, audio.filename) == (OGG, "audio/ogg", "voice-note.ogg")
+    (call,) = w.assistant.calls
+    assert call[1][-1] == ChatMessage(role="user", content="¿Tienen tortillas de harina?")
+    assert w.log.items[7].state == "transcribed"
+    assert w.log.items[7].text == "¿Tienen tortillas de harina?"
+    assert w.log.uses == [(7, "transcription", "tenant")]
+    # the typing indicator shows while it is transcribed
+    assert w.whatsapp.reads == [{"from": PNID, "wamid": "wamid.IN7", "typing": True}]
+
+
+async def test_a_voice_note_claimed_again_after_a_crash_is_not_transcribed_twice() -> None:
+    done = item("audio", state="transcribed", text="¿Abren el domingo?")
+    w = media_world(done, MediaFile(OGG, "audio/ogg", None, len(OGG)))
+
+    outcome = await w.pipeline.handle(inbound(type="audio", text=None, attempts=2))
+
+    assert outcome.kind == "answered"
+    assert w.assistant.heard == [] and w.whatsapp.downloads == []
+    (call,) = w.assistant.calls
+    assert call[1][-1].content == "¿Abren el domingo?"
+
+
+async def test_a_voice_note_nobody_can_transcribe_gets_the_text_only_reply_once() -> None:
+    w = media_world(item("audio"), [AssertionError("not downloaded")], can=Capabilities())
+
+    outcome = await w.pipeline.handle(inbound(type="audio", text=None))
+
+    assert outcome.kind == "answered" and w.assistant.calls == []
+    assert [s["body"] for s in w.whatsapp.sends] == [text_only_reply(Capabilities())]
+    assert w.whatsapp.downloads == [] and w.log.plans[0]["notice"] is True
+    assert (w.log.items[7].state, w.log.items[7].reason_code) == ("unread", "not-readable")
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (MediaRefused("too big", reason="too-large"), "too-large"),
+        (MediaRefused("expired twice", reason="expired"), "expired"),
+        (MediaRefused("bad hash", reason="hash-mismatch"), "hash-mismatch"),
+    ],
+)
+async def test_a_voice_note_that_cannot_be_downloaded_gets_one_clear_reply_and_a_reason(
+    error: MediaRefused, code: str
+) -> None:
+    w = media_world(item("audio"), [error])
+
+    outcome = await w.pipeline.handle(inbound(type="audio", text=None))
+
+    assert outcome.kind == "answered" and w.assistant.calls == []
+    (send,) = w.whatsapp.sends
+    assert "no pude abrir tu nota de voz" in send["body"].lower()
+    assert "notas de voz" in send["body"] and "voice notes" in send["body"]
+    assert w.log.plans[0]["notice"] is False  # not the once-per-conversation notice
+    stored = w.log.items[7]
+    assert (stored.state, stored.reason_code, stored.reason) == ("failed", code, error.message)
+
+
+async def test_a_transcription_the_provider_refuses_does_not_touch_the_whatsapp_credential() -> (
+    None
+):
+    w = media_world(item("audio"), MediaFile(OGG, "audio/ogg", None, len(OGG)))
+    w.assistant.transcripts = [ProviderAuthError("key rejected", provider="openai")]
+
+    outcome = await w.pipeline.handle(inbound(type="audio", text=None))
+
+    assert outcome.kind == "answered"
+    assert "nota de voz" in w.whatsapp.sends[0]["body"]
+    assert w.log.items[7].reason_code == "transcription-refused"
+    assert w.verifications.calls == []
+
+
+async def test_a_transcription_that_is_only_busy_is_retried_until_the_last_attempt() -> None:
+    busy = RetryableProviderError("429", provider="openai", retry_after=3.0)
+    w = media_world(item("audio"), MediaFile(OGG, "audio/ogg", None, len(OGG)), max_attempts=2)
+    w.assistant.transcripts = [busy]
+
+    first = await w.pipeline.handle(inbound(type="audio", text=None, attempts=1))
+    assert (first.kind, first.retry_after) == ("retry", 3.0)
+    assert w.whatsapp.sends == [] and w.log.items[7].state == "received"
+
+    last = await w.pipeline.handle(inbound(type="audio", text=None, attempts=2))
+    assert last.kind == "answered"
+    assert w.log.items[7].reason_code == "unavailable"
+
+
+async def test_a_photo_reaches_a_model_with_vision_as_an_attachment_with_its_caption() -> None:
+    photo = item("image", mime="image/jpeg", text="[photo] ¿Tienen este modelo?")
+    w = media_world(
+        photo,
+        MediaFile(JPEG, "image/jpeg", None, len(JPEG)),
+        can=Capabilities(frozenset({"image"})),
+    )
+    w.assistant.answers = [
+        Reply("Sí, en negro.", "gpt-4o", Usage(), 1.0, "openai", source="tenant", read=("image",))
+    ]
+
+    await w.pipeline.handle(inbound(type="image", text="[photo] ¿Tienen este modelo?"))
+
+    (call,) = w.assistant.calls
+    last = call[1][-1]
+    assert last.content == "[photo] ¿Tienen este modelo?"
+    assert last.attachments == (Attachment("image", "image/jpeg", JPEG, "photo.jpg"),)
+    assert w.log.uses == [(7, "image", "tenant")]
+
+
+async def test_a_photo_the_model_did_not_read_is_not_recorded_as_read() -> None:
+    photo = item("image", mime="image/jpeg")
+    w = media_world(
+        photo,
+        MediaFile(JPEG, "image/jpeg", None, len(JPEG)),
+        can=Capabilities(frozenset({"image"})),
+    )
+
+    await w.pipeline.handle(inbound(type="image", text=None))
+
+    assert w.assistant.calls and w.log.uses == []  # the reply says it read nothing
+
+
+async def test_a_photo_without_caption_for_a_model_without_vision_gets_the_text_only_reply() -> (
+    None
+):
+    w = media_world(item("image", mime="image/jpeg"), [AssertionError("not downloaded")])
+
+    outcome = await w.pipeline.handle(inbound(type="image", text=None))
+
+    assert outcome.kind == "answered" and w.assistant.calls == []
+    assert [s["body"] for s in w.whatsapp.sends] == [text_only_reply(TRANSCRIBES)]
+    assert "notas de voz" in w.whatsapp.sends[0]["body"]
+    assert w.whatsapp.downloads == []
+
+
+async def test_a_pdf_reaches_a_model_that_reads_documents() -> None:
+    receipt = item("document", mime="application/pdf", filename="comprobante.pdf")
+    w = media_world(
+        receipt,
+        MediaFile(PDF, "application/pdf", None, len(PDF)),
+        can=Capabilities(frozenset({"image", "pdf"})),
+    )
+
+    await w.pipeline.handle(inbound(type="document", text=None))
+
+    (call,) = w.assistant.calls
+    assert call[1][-1].attachments == (
+        Attachment("pdf", "application/pdf", PDF, "comprobante.pdf"),
+    )
+
+
+async def test_a_spreadsheet_is_not_downloaded_and_the_customer_is_told_what_can_be_read() -> None:
+    sheet = item("document", mime="application/vnd.ms-excel", filename="pedido.xls", text=None)
+    w = media_world(sheet, [AssertionError("not downloaded")], can=Capabilities(frozenset({"pdf"})))
+
+    outcome = await w.pipeline.handle(inbound(type="document", text=None))
+
+    assert outcome.kind == "answered" and w.whatsapp.downloads == []
+    assert w.log.items[7].reason == "documents of type application/vnd.ms-excel cannot be read"
+
+
+@pytest.mark.parametrize("kind", ["sticker", "video"])
+async def test_a_sticker_or_a_video_alone_gets_the_text_only_reply_once_per_conversation(
+    kind: str,
+) -> None:
+    mime = "image/webp" if kind == "sticker" else "video/mp4"
+    w = media_world(item(kind, mime=mime), [AssertionError("not downloaded")])
+
+    outcome = await w.pipeline.handle(inbound(type=kind, text=None))
+
+    assert outcome.kind == "answered"
+    assert [s["body"] for s in w.whatsapp.sends] == [text_only_reply(TRANSCRIBES)]
+
+    told = media_world(item(kind, mime=mime), [AssertionError("not downloaded")], notice_at=NOW)
+    again = await told.pipeline.handle(inbound(type=kind, text=None))
+    assert again.kind == "ignored" and told.whatsapp.sends == [] and told.whatsapp.reads == []
+
+
+async def test_a_voice_note_in_a_burst_with_text_reaches_the_model_as_its_transcript() -> None:
+    note = item("audio", inbound_id=8)
+    w = media_world(
+        note,
+        MediaFile(OGG, "audio/ogg", None, len(OGG)),
+        waiting=(waiting(8, None, ago=30, type="audio"),),
+    )
+    w.assistant.settings = ConversationSettings(quiet_period=2)
+
+    await w.pipeline.handle(inbound(text="hola"))
+
+    (call,) = w.assistant.calls
+    assert call[1][-1].content == "hola\n\n¿Tienen tortillas de harina?"

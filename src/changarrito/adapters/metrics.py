@@ -10,10 +10,15 @@ never raises into its caller. What is exported (``docs/scaling.md`` has the tabl
   seconds (default 5) whatever the scrape rate;
 - ``changarrito_whatsapp_sends_total{kind,outcome,graph_code}``;
 - ``changarrito_llm_calls_total{provider,outcome,source}`` and ``..._duration_seconds{provider}``;
+- ``changarrito_media_downloads_total{kind,outcome}``,
+  ``changarrito_media_downloaded_bytes_total{kind}``,
+  ``changarrito_transcriptions_total{provider,outcome,source}``,
+  ``changarrito_transcribed_audio_seconds_total{provider,source}`` and
+  ``changarrito_media_to_model_total{kind,provider,source}``;
 - ``changarrito_cache_{hits,misses}_total{cache}`` and ``changarrito_cache_hit_ratio{cache}``;
 - ``changarrito_credential_resolutions_total{integration,source}``.
 
-Tenant ids become a ``tenant`` label of the LLM and credential counters only with
+Tenant ids become a ``tenant`` label of the LLM, media and credential counters only with
 ``CHANGARRITO_METRICS_TENANT_LABELS=on`` (default off): one series per tenant is fine for a
 few hundred shops and ruinous for a hundred thousand.
 """
@@ -117,6 +122,36 @@ class Metrics:
             buckets=_SLOW,
             registry=r,
         )
+        self._media = Counter(
+            "changarrito_media_downloads",
+            "Customers' media items downloaded from Graph, by kind and outcome",
+            ["kind", "outcome", *tenant],
+            registry=r,
+        )
+        self._media_bytes = Counter(
+            "changarrito_media_downloaded_bytes",
+            "Bytes of customers' media downloaded from Graph, by kind",
+            ["kind", *tenant],
+            registry=r,
+        )
+        self._transcriptions = Counter(
+            "changarrito_transcriptions",
+            "Voice-note transcriptions by provider, outcome and credential source",
+            ["provider", "outcome", "source", *tenant],
+            registry=r,
+        )
+        self._transcribed = Counter(
+            "changarrito_transcribed_audio_seconds",
+            "Seconds of audio transcribed (as the provider reports them), by credential source",
+            ["provider", "source", *tenant],
+            registry=r,
+        )
+        self._to_model = Counter(
+            "changarrito_media_to_model",
+            "Pictures and documents sent to a model, by kind, provider and credential source",
+            ["kind", "provider", "source", *tenant],
+            registry=r,
+        )
         # Counted in a plain dict and exported at scrape time: this runs on every resolution,
         # and a labelled prometheus Counter (lock, label lookup) cost more than the resolution.
         self._credentials: dict[tuple[str, ...], int] = {}
@@ -151,6 +186,30 @@ class Metrics:
         labels = [provider, outcome_of(error), source, *self._tenant(tenant_id)]
         self._llm.labels(*labels).inc()
         self._llm_seconds.labels(provider).observe(max(0.0, seconds))
+
+    def media_download(
+        self, kind: str, tenant_id: UUID | None, size: int, error: BaseException | None
+    ) -> None:
+        tenant = self._tenant(tenant_id)
+        self._media.labels(kind, outcome_of(error), *tenant).inc()
+        if size > 0:
+            self._media_bytes.labels(kind, *tenant).inc(size)
+
+    def transcription(
+        self,
+        provider: str,
+        source: str,
+        tenant_id: UUID | None,
+        seconds: float | None,
+        error: BaseException | None = None,
+    ) -> None:
+        tenant = self._tenant(tenant_id)
+        self._transcriptions.labels(provider, outcome_of(error), source, *tenant).inc()
+        if seconds is not None and seconds > 0 and math.isfinite(seconds):
+            self._transcribed.labels(provider, source, *tenant).inc(seconds)
+
+    def media_to_model(self, kind: str, provider: str, source: str, tenant_id: UUID | None) -> None:
+        self._to_model.labels(kind, provider, source, *self._tenant(tenant_id)).inc()
 
     def credential(self, resolved: Resolved) -> None:
         if self.settings.tenant_labels:

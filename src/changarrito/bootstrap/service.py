@@ -24,7 +24,7 @@ from changarrito.adapters.whatsapp.graph import GraphClient
 from changarrito.adapters.whatsapp.intake import WebhookIntake
 from changarrito.bootstrap.database import Database
 from changarrito.bootstrap.storage import Storage, postgres_storage
-from changarrito.domain.assistant import Assistant
+from changarrito.domain.assistant import Assistant, TranscriptionPolicy
 from changarrito.domain.changes import Change
 from changarrito.domain.conversations import ConversationSettings
 from changarrito.domain.inbox import Inbox
@@ -37,6 +37,7 @@ from changarrito.domain.ports import (
     Cipher,
     Resolver,
 )
+from changarrito.domain.reading import MediaReader
 from changarrito.domain.services import CredentialResolver
 from changarrito.domain.tenants import Tenants
 from changarrito.plugins.catalog import RegistryCatalog
@@ -169,6 +170,11 @@ def build_service(
             handoff_message=settings.workers.handoff_message,
             text_only_reply=settings.workers.text_only_reply,
         ),
+        transcription=TranscriptionPolicy(
+            provider=settings.llm.transcription_provider,
+            model=settings.llm.transcription_model,
+            platform_fallback=settings.llm.transcription_platform_fallback,
+        ),
         metrics=metrics,
     )
     webhook = WebhookIntake(
@@ -210,6 +216,9 @@ def build_service(
             whatsapp=graph,
             messages=storage.messages,
             verifications=storage.store,
+            reader=MediaReader(
+                whatsapp=graph, assistant=assistant, log=storage.messages, metrics=metrics
+            ),
             settings=PipelineSettings(
                 max_attempts=settings.workers.max_attempts,
                 history_limit=settings.workers.history,

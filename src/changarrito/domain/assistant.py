@@ -9,15 +9,19 @@ answer, the tenant's ``fallbackText`` (or the platform's) is sent instead of sil
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
 from changarrito.domain import resolution
-from changarrito.domain.chat import ChatMessage, Reply, Tool
+from changarrito.domain.chat import Audio, ChatMessage, Reply, Tool, Transcript
 from changarrito.domain.conversations import ConversationSettings
-from changarrito.domain.errors import ChangarritoError
+from changarrito.domain.errors import ChangarritoError, ProviderAuthError, ProviderQuotaExceeded
 from changarrito.domain.llm import PlatformLimits, Responder
-from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved
+from changarrito.domain.media import Capabilities
+from changarrito.domain.model import IntegrationType, PlatformDefaults, Resolved, Source
 from changarrito.domain.ports import CredentialSource, MetricsRecorder, ProviderLookup
 
 DEFAULT_FALLBACK_TEXT = (
@@ -41,6 +45,20 @@ class PlatformCredentials:
         return resolution.resolve(tenant_id, itype, [], self.platform, provider)
 
 
+@dataclass(frozen=True, slots=True)
+class TranscriptionPolicy:
+    """Who transcribes for tenants without a transcriber of their own
+    (``resolution.resolve_transcriber``)."""
+
+    #: ``CHANGARRITO_TRANSCRIPTION_PROVIDER``: the platform's transcribing provider (unset:
+    #: ``LLM_PROVIDER``); ``CHANGARRITO_TRANSCRIPTION_MODEL``: its model.
+    provider: str | None = None
+    model: str | None = None
+    #: ``CHANGARRITO_TRANSCRIPTION_PLATFORM_FALLBACK``: the platform also transcribes for
+    #: tenants whose own LLM provider cannot (or whose key fails for good).
+    platform_fallback: bool = False
+
+
 class Assistant:
     """The LLM side of the pipeline: a tenant's own settings (with the platform fallback
     policy of ``Responder``), the platform's for its own number, and the fallback text."""
@@ -54,10 +72,14 @@ class Assistant:
         platform_limits: PlatformLimits | None = None,
         fallback_text: str = DEFAULT_FALLBACK_TEXT,
         conversations: ConversationSettings | None = None,
+        transcription: TranscriptionPolicy | None = None,
         metrics: MetricsRecorder | None = None,
     ) -> None:
         self.credentials = credentials
+        self.providers = providers
+        self.metrics = metrics
         self.conversations = conversations or ConversationSettings()
+        self.transcription = transcription or TranscriptionPolicy()
         self.tenants = Responder(
             credentials,
             providers,
@@ -113,3 +135,84 @@ class Assistant:
     async def quiet_period(self, tenant_id: UUID | None) -> float:
         """The tenant's quiet period, in seconds (the intake stores its messages due then)."""
         return (await self.conversation_settings(tenant_id)).quiet_period
+
+    async def capabilities(self, tenant_id: UUID | None) -> Capabilities:
+        """What the tenant's model reads besides text, and whether its voice notes can be
+        transcribed (nothing when it has no LLM at all)."""
+        try:
+            llm = await self._llm(tenant_id)
+            provider = self.providers.llm(llm.provider)
+            reads = provider.reads(provider.parse_config(llm.config))
+        except ChangarritoError:
+            return Capabilities()
+        try:
+            self._transcriber(llm)
+        except ChangarritoError:
+            return Capabilities(frozenset(reads), transcribes=False)
+        return Capabilities(frozenset(reads), transcribes=True)
+
+    async def transcribe(self, tenant_id: UUID | None, audio: Audio) -> Transcript:
+        """``audio``'s text, by the credential ``resolution.resolve_transcriber`` picks; a
+        tenant's own key that fails for good (rejected, out of quota) is replaced by the
+        platform's when the operator allows it, as replies are."""
+        llm = await self._llm(tenant_id)
+        chosen = self._transcriber(llm)
+        try:
+            return await self._transcribe(chosen, audio)
+        except (ProviderAuthError, ProviderQuotaExceeded) as exc:
+            policy = self.transcription
+            if chosen.source is not Source.TENANT or not policy.platform_fallback:
+                raise
+            try:
+                platform = resolution.platform_transcriber(
+                    llm,
+                    self.credentials.platform,
+                    self._can_transcribe,
+                    policy.provider,
+                    policy.model,
+                )
+            except ChangarritoError:
+                raise exc from None
+        return await self._transcribe(platform, audio)
+
+    async def _llm(self, tenant_id: UUID | None) -> Resolved:
+        if tenant_id is None:
+            return resolution.resolve(PLATFORM, IntegrationType.LLM, [], self.credentials.platform)
+        return await self.credentials.resolve(tenant_id, IntegrationType.LLM)
+
+    def _transcriber(self, llm: Resolved) -> Resolved:
+        policy = self.transcription
+        return resolution.resolve_transcriber(
+            llm,
+            self.credentials.platform,
+            self._can_transcribe,
+            platform_provider=policy.provider,
+            platform_model=policy.model,
+            platform_allowed=policy.platform_fallback,
+        )
+
+    def _can_transcribe(self, provider_id: str) -> bool:
+        try:
+            return bool(self.providers.llm(provider_id).supports_transcription)
+        except ChangarritoError:
+            return False
+
+    async def _transcribe(self, resolved: Resolved, audio: Audio) -> Transcript:
+        provider = self.providers.llm(resolved.provider)
+        credentials = provider.parse_credentials(resolved.secrets.reveal())
+        try:
+            config = provider.parse_config(resolved.config)
+            transcript = await provider.transcribe(audio, config, credentials)
+        except Exception as exc:
+            self._transcription(resolved, None, exc)
+            raise
+        self._transcription(resolved, transcript.seconds, None)
+        return msgspec.structs.replace(transcript, source=resolved.source.value)
+
+    def _transcription(
+        self, resolved: Resolved, seconds: float | None, error: Exception | None
+    ) -> None:
+        if self.metrics is not None:
+            self.metrics.transcription(
+                resolved.provider, resolved.source.value, resolved.tenant_id, seconds, error
+            )

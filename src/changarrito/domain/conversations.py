@@ -34,19 +34,16 @@ DEFAULT_QUIET_PERIOD = 2.0
 MAX_QUIET_PERIOD = 60.0
 #: The default idle time after which a conversation with a person goes back to the bot.
 DEFAULT_HANDOFF_IDLE = timedelta(hours=12)
-#: Types the assistant cannot read yet (until media is read) when they carry no text: the
-#: customer is told, once per conversation, that only text can be read for now.
-UNREADABLE_TYPES = frozenset({"audio", "image", "video", "document", "unsupported"})
+#: Types that are to be answered even without text: media (``reading.MediaReader`` makes
+#: them readable where it can; what the model cannot read gets the "only text and voice
+#: notes" reply, once per conversation) and what WhatsApp could not show.
+UNREADABLE_TYPES = frozenset({"audio", "image", "video", "document", "sticker", "unsupported"})
 #: Inbound types that are not the customer writing (they neither open the window nor count).
 NOT_FROM_THE_CUSTOMER = frozenset({"system", "errors"})
 
 DEFAULT_HANDOFF_MESSAGE = (
     "Te comunico con una persona del equipo; en un momento te atienden. "
     "/ I'm passing you to a person on the team; they'll be with you shortly."
-)
-DEFAULT_TEXT_ONLY_REPLY = (
-    "Por ahora solo puedo leer mensajes de texto; ¿me lo escribes, por favor? "
-    "/ For now I can only read text messages; could you type it, please?"
 )
 
 
@@ -110,8 +107,9 @@ class ConversationSettings:
     handoff_idle: timedelta = DEFAULT_HANDOFF_IDLE
     #: What the customer is told when the conversation is handed to a person.
     handoff_message: str = DEFAULT_HANDOFF_MESSAGE
-    #: The once-per-conversation reply to what the assistant cannot read yet.
-    text_only_reply: str = DEFAULT_TEXT_ONLY_REPLY
+    #: The once-per-conversation reply to what the assistant cannot read (``None``: one that
+    #: says what it reads, ``media.text_only_reply``).
+    text_only_reply: str | None = None
 
     def overridden_by(self, config: Mapping[str, Any]) -> ConversationSettings:
         """These settings with a tenant's LLM config's own (``quietPeriodSeconds``,

@@ -37,7 +37,7 @@ from uuid import UUID
 import msgspec
 
 from changarrito.domain import resolution
-from changarrito.domain.chat import ChatMessage, Reply, Tool
+from changarrito.domain.chat import AttachmentKind, ChatMessage, Reply, Tool
 from changarrito.domain.errors import NotConfigured, ProviderAuthError, ProviderQuotaExceeded
 from changarrito.domain.model import IntegrationType, Resolved, Source
 from changarrito.domain.ports import CredentialSource, MetricsRecorder, ProviderLookup
@@ -86,6 +86,33 @@ class PlatformLimits:
             kept.append(message)
             budget -= len(message.content)
         return capped, kept[::-1]
+
+
+def readable_by(
+    messages: Sequence[ChatMessage], reads: frozenset[AttachmentKind]
+) -> tuple[list[ChatMessage], tuple[AttachmentKind, ...]]:
+    """``messages`` as a model that ``reads`` these kinds takes them: an attachment of another
+    kind is left out and the model told what came instead (a fallback model may read less
+    than the tenant's); and the kinds sent, in order."""
+    kept: list[ChatMessage] = []
+    sent: list[AttachmentKind] = []
+    for message in messages:
+        if not message.attachments:
+            kept.append(message)
+            continue
+        ok = tuple(a for a in message.attachments if a.kind in reads)
+        left = [UNSEEN[a.kind] for a in message.attachments if a.kind not in reads]
+        content = "\n".join(t for t in (message.content, *left) if t)
+        kept.append(msgspec.structs.replace(message, content=content, attachments=ok))
+        sent.extend(a.kind for a in ok)
+    return kept, tuple(sent)
+
+
+#: What a model is told of an attachment it cannot read.
+UNSEEN: dict[str, str] = {
+    "image": "[a photo, which I cannot see]",
+    "pdf": "[a PDF document, which I cannot open]",
+}
 
 
 class Responder:
@@ -140,6 +167,8 @@ class Responder:
         started = time.perf_counter()
         try:
             parsed = provider.parse_config(config)
+            reads = provider.reads(parsed) if hasattr(provider, "reads") else frozenset()
+            messages, read = readable_by(messages, reads)
             if getattr(provider, "supports_tools", False):
                 reply = await provider.chat(messages, parsed, credentials, tools=tuple(tools))
             else:  # a provider without tools keeps its three-argument ``chat``
@@ -152,7 +181,7 @@ class Responder:
             reply = msgspec.structs.replace(
                 reply, latency_ms=(time.perf_counter() - started) * 1000
             )
-        return msgspec.structs.replace(reply, source=resolved.source.value)
+        return msgspec.structs.replace(reply, source=resolved.source.value, read=read)
 
     def _record(self, resolved: Resolved, started: float, error: Exception | None) -> None:
         if self.metrics is not None:

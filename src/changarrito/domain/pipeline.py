@@ -30,10 +30,10 @@ tenant's ``fallbackText`` (or the platform's) is sent instead of silence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from changarrito.domain import media
 from changarrito.domain.chat import HANDOFF_TOOL, ChatMessage, alternating
 from changarrito.domain.conversations import (
     SERVICE_WINDOW,
@@ -55,13 +55,15 @@ from changarrito.domain.errors import (
     StorageError,
     UnknownPhoneNumber,
 )
+from changarrito.domain.media import Capabilities
 from changarrito.domain.model import IntegrationType, Resolved, Source
 from changarrito.domain.ports import MessageLog, Replier, Senders, Verifications, WhatsAppSender
 from changarrito.domain.queued import OutboundPart, QueuedMessage, Turn, TurnMessage
+from changarrito.domain.reading import MediaReader, Reading
 from changarrito.domain.text import MAX_TEXT_CHARS, split_text, whole_sentences
 
 #: Message types that never get an answer, whatever text they carry.
-UNANSWERED_TYPES = frozenset({"reaction", "system", "ephemeral", "errors", "sticker"})
+UNANSWERED_TYPES = frozenset({"reaction", "system", "ephemeral", "errors"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,7 @@ class Pipeline:
         messages: MessageLog,
         verifications: Verifications,
         settings: PipelineSettings | None = None,
+        reader: MediaReader | None = None,
     ) -> None:
         self.senders = senders
         self.assistant = assistant
@@ -109,6 +112,7 @@ class Pipeline:
         self.messages = messages
         self.verifications = verifications
         self.settings = settings or PipelineSettings()
+        self.reader = reader or MediaReader(whatsapp=whatsapp, assistant=assistant, log=messages)
 
     async def handle(self, message: QueuedMessage) -> Outcome:
         if message.attempts > self.settings.max_attempts:
@@ -226,18 +230,33 @@ class Pipeline:
         first = TurnMessage(message.id, message.wamid, message.type, message.text, turn.received_at)
         said = sorted([first, *turn.waiting], key=lambda m: (m.received_at, m.id))
         newest = said[-1].wamid
-        notice = not any((m.text or "").strip() for m in said)
+        items = await self.reader.items(said)
+        can = await self.assistant.capabilities(message.tenant_id) if items else Capabilities()
+        busy = any(media.action_for(i, can) in ("transcribe", "attach") for i in items.values())
+        if busy:  # the typing indicator while the voice note is transcribed
+            await self._mark_read(message, newest, token, notes)
+        reading = await self.reader.read(
+            message.tenant_id,
+            message.phone_number_id,
+            token,
+            said,
+            items,
+            can,
+            last_attempt=message.attempts >= self.settings.max_attempts,
+        )
+        failed = not reading.readable and bool(reading.failures)
+        notice = not reading.readable and not failed
         if notice and turn.text_only_notice_at is not None:
             return Outcome("ignored", "only text can be read for now; the customer was told")
-        await self._mark_read(message, newest, token, notes)
+        if not busy:
+            await self._mark_read(message, newest, token, notes)
         fallback = False
-        if notice:
-            text = settings.text_only_reply
+        if failed:
+            text = media.failure_reply(reading.failures, can)
+        elif notice:
+            text = settings.text_only_reply or media.text_only_reply(can)
         else:
-            said_texts = [_readable(m) for m in said]
-            text, fallback, handoff = await self._compose(
-                message, turn, said_texts, settings, notes
-            )
+            text, fallback, handoff = await self._compose(message, turn, reading, settings, notes)
             if handoff is not None:
                 switches.append(Switch(ConversationState.HUMAN, "model", handoff))
         parts = await self.messages.plan(
@@ -276,15 +295,17 @@ class Pipeline:
         self,
         message: QueuedMessage,
         turn: Turn,
-        said: Sequence[str],
+        reading: Reading,
         settings: ConversationSettings,
         notes: list[str],
     ) -> tuple[str, bool, str | None]:
         """The reply text, whether it is the fallback text, and why a person is needed when
         the model handed the conversation over (its ``handoff`` tool, or a refusal)."""
-        conversation = alternating(
-            [*turn.history, *(ChatMessage(role="user", content=text) for text in said)]
+        said = (
+            ChatMessage(role="user", content=m.text, attachments=m.attachments)
+            for m in reading.messages
         )
+        conversation = alternating([*turn.history, *said])
         last_attempt = message.attempts >= self.settings.max_attempts
         try:
             reply = await self.assistant.reply(
@@ -299,6 +320,7 @@ class Pipeline:
         except ChangarritoError as exc:
             notes.append(f"the LLM cannot answer: {exc.message}")
         else:
+            await self.reader.used(message.tenant_id, reading, reply)
             handoff = reply.handoff_reason or (
                 "the model declined to answer" if reply.refused else None
             )
@@ -316,20 +338,6 @@ class Pipeline:
             if not reply.truncated:
                 notes.append("the LLM answered with an empty text")
         return await self.assistant.fallback_text(message.tenant_id), True, None
-
-
-#: What the model is told of a message it cannot read yet, in a turn that has text too.
-_UNREADABLE = {
-    "audio": "[a voice note, which I cannot listen to yet]",
-    "image": "[a photo, which I cannot see yet]",
-    "video": "[a video, which I cannot watch yet]",
-    "document": "[a document, which I cannot open yet]",
-}
-
-
-def _readable(message: TurnMessage) -> str:
-    text = (message.text or "").strip()
-    return text or _UNREADABLE.get(message.type, "[a message WhatsApp could not show]")
 
 
 def _marked(part: OutboundPart) -> OutboundPart:

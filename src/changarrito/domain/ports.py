@@ -16,8 +16,17 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from changarrito.domain.chat import ChatMessage, Reply, Tool
+from changarrito.domain.chat import (
+    Attachment,
+    AttachmentKind,
+    Audio,
+    ChatMessage,
+    Reply,
+    Tool,
+    Transcript,
+)
 from changarrito.domain.conversations import ConversationSettings, Switch
+from changarrito.domain.media import Capabilities, MediaFile, MediaItem, OutgoingMedia
 from changarrito.domain.model import (
     AuditEntry,
     Credential,
@@ -172,6 +181,27 @@ class MetricsRecorder(Protocol):
         """One LLM chat call: who served it, from whose credential, how long, how it ended."""
         ...
 
+    def media_download(
+        self, kind: str, tenant_id: UUID | None, size: int, error: BaseException | None
+    ) -> None:
+        """One download of a customer's media item (its bytes, or why it failed)."""
+        ...
+
+    def transcription(
+        self,
+        provider: str,
+        source: str,
+        tenant_id: UUID | None,
+        seconds: float | None,
+        error: BaseException | None = None,
+    ) -> None:
+        """One transcription: by whom, from whose credential, how many seconds of audio."""
+        ...
+
+    def media_to_model(self, kind: str, provider: str, source: str, tenant_id: UUID | None) -> None:
+        """A picture or document sent to a model."""
+        ...
+
 
 class Resolver(Protocol):
     """Which credential serves a tenant or a WhatsApp number, and forgetting cached answers.
@@ -266,6 +296,15 @@ class ChatBackend(Protocol):
         *,
         tools: Sequence[Tool] = (),
     ) -> Reply: ...
+
+    @property
+    def supports_transcription(self) -> bool: ...
+
+    async def transcribe(self, audio: Audio, config: Any, credentials: Any) -> Transcript: ...
+
+    def reads(self, config: Any) -> frozenset[AttachmentKind]:
+        """What the configured model reads besides text (``image``, ``pdf``)."""
+        ...
 
 
 class ProviderLookup(Protocol):
@@ -419,8 +458,61 @@ class WhatsAppSender(Protocol):
         self, phone_number_id: str, token: str, wamid: str, *, typing: bool = False
     ) -> None: ...
 
+    async def download_media(
+        self, media_id: str, token: str, *, kind: str, phone_number_id: str | None = None
+    ) -> MediaFile:
+        """The customer's ``kind`` item, checked against ``media.py``'s limits and hash
+        (``MediaRefused`` otherwise)."""
+        ...
 
-class MessageLog(Protocol):
+    async def upload_media(
+        self, phone_number_id: str, token: str, content: bytes, mime_type: str, filename: str
+    ) -> str:
+        """Uploads a file for ``phone_number_id`` to send; returns Graph's media id."""
+        ...
+
+    async def send_media(
+        self,
+        phone_number_id: str,
+        token: str,
+        to: str,
+        media: OutgoingMedia,
+        reply_to_wamid: str | None = None,
+    ) -> str:
+        """Sends a picture or document; returns its wamid."""
+        ...
+
+
+class MediaLog(Protocol):
+    """The record of the customer's media items (``reading.MediaReader``)."""
+
+    async def media_items(self, inbound_ids: Sequence[int]) -> list[MediaItem]:
+        """The items of these messages (only those of a media type), filed on first sight
+        from what Meta's webhook said, with their state and their message's current text."""
+        ...
+
+    async def media_outcome(
+        self, inbound_id: int, state: str, reason_code: str | None, reason: str | None
+    ) -> None:
+        """Records what became of an item (``unread``, ``failed``) and why; a transcribed
+        item keeps its state."""
+        ...
+
+    async def transcribed(
+        self, inbound_id: int, tenant_id: UUID | None, text: str, transcript: Transcript
+    ) -> str:
+        """Stores ``text`` as the message's text, once, with the transcription's use (who,
+        how many seconds); returns the text stored (the first one, when it was already)."""
+        ...
+
+    async def media_used(
+        self, tenant_id: UUID | None, sent: Sequence[tuple[int, Attachment]], reply: Reply
+    ) -> None:
+        """Records that the call which made ``reply`` sent these items to the model."""
+        ...
+
+
+class MessageLog(MediaLog, Protocol):
     async def turn(self, message: QueuedMessage, *, since: datetime, limit: int) -> Turn:
         """The message's conversation, its other waiting messages, and up to ``limit``
         earlier messages since ``since`` (oldest first, without the turn's own)."""
@@ -477,6 +569,16 @@ class Replier(Protocol):
     ) -> Reply: ...
 
     async def fallback_text(self, tenant_id: UUID | None) -> str: ...
+
+    async def capabilities(self, tenant_id: UUID | None) -> Capabilities:
+        """What the tenant's assistant takes in besides text (its model's ``reads``, and
+        whether a voice note can be transcribed for it)."""
+        ...
+
+    async def transcribe(self, tenant_id: UUID | None, audio: Audio) -> Transcript:
+        """The text of ``audio``, by the credential the transcription policy picks
+        (``resolution.resolve_transcriber``); its ``source`` says whose."""
+        ...
 
     async def conversation_settings(self, tenant_id: UUID | None) -> ConversationSettings:
         """The quiet period, idle time and texts of the tenant's conversations."""

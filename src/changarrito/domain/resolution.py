@@ -15,7 +15,7 @@ Credentials of any other tenant are ignored whatever the store hands over.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -186,3 +186,79 @@ def resolve_sender(
         credential_id=own.id,
         is_verified=own.is_verified,
     )
+
+
+def resolve_transcriber(
+    llm: Resolved,
+    platform: PlatformDefaults,
+    can_transcribe: Callable[[str], bool],
+    *,
+    platform_provider: str | None = None,
+    platform_model: str | None = None,
+    platform_allowed: bool = False,
+) -> Resolved:
+    """The credential that transcribes a voice note for the tenant whose LLM credential
+    resolved to ``llm`` (``resolve(..., IntegrationType.LLM, ...)``):
+
+    1. the tenant's own LLM credential, when its provider can transcribe (source tenant);
+    2. else the platform's transcription credential: the platform's credential of
+       ``platform_provider`` (``CHANGARRITO_TRANSCRIPTION_PROVIDER``; unset, the platform's
+       LLM provider), when that provider can transcribe, with ``platform_model`` as its
+       ``transcriptionModel`` and the tenant's ``transcriptionLanguage`` — for a tenant on
+       the platform's LLM (or the platform's own number) always, as its replies are; for a
+       tenant with an LLM of its own only when the operator allows it (``platform_allowed``,
+       ``CHANGARRITO_TRANSCRIPTION_PLATFORM_FALLBACK``);
+    3. else ``NotConfigured``, saying which of those is missing.
+    """
+    if llm.source is Source.TENANT and can_transcribe(llm.provider):
+        return llm
+    if llm.source is Source.TENANT and not platform_allowed:
+        raise NotConfigured(
+            f"the tenant's LLM provider {llm.provider} cannot transcribe voice notes, and the "
+            "platform does not transcribe for tenants with an LLM of their own "
+            "(CHANGARRITO_TRANSCRIPTION_PLATFORM_FALLBACK is off)"
+        )
+    return platform_transcriber(llm, platform, can_transcribe, platform_provider, platform_model)
+
+
+def platform_transcriber(
+    llm: Resolved,
+    platform: PlatformDefaults,
+    can_transcribe: Callable[[str], bool],
+    platform_provider: str | None = None,
+    platform_model: str | None = None,
+) -> Resolved:
+    """Rule 2 of ``resolve_transcriber``: the platform's transcription credential for the
+    tenant of ``llm`` (also the fallback for a tenant's own transcription key that fails for
+    good, when the operator allows it); ``NotConfigured`` when there is none."""
+    wanted = platform_provider or platform.default_provider(IntegrationType.LLM)
+    credential = platform.credential(IntegrationType.LLM, wanted) if wanted else None
+    if credential is None or not can_transcribe(credential.provider):
+        why = (
+            f"the platform's {wanted} cannot transcribe"
+            if credential is not None
+            else "no platform transcription provider is configured"
+        )
+        raise NotConfigured(
+            f"No transcription for {_who(llm.tenant_id)}: {why} (set "
+            "CHANGARRITO_TRANSCRIPTION_PROVIDER to a platform LLM provider that transcribes, "
+            "such as openai with OPENAI_API_KEY, or give the tenant such an LLM provider)"
+        )
+    config = dict(credential.config)
+    if platform_model:
+        config["transcriptionModel"] = platform_model
+    language = llm.config.get("transcriptionLanguage")
+    if isinstance(language, str):
+        config["transcriptionLanguage"] = language
+    return Resolved(
+        tenant_id=llm.tenant_id,
+        integration_type=IntegrationType.LLM,
+        provider=credential.provider,
+        secrets=credential.secrets,
+        config=config,
+        source=Source.PLATFORM,
+    )
+
+
+def _who(tenant_id: UUID | None) -> str:
+    return f"tenant {tenant_id}" if tenant_id and tenant_id.int else "the platform"

@@ -22,9 +22,10 @@ from psycopg.rows import class_row
 from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.queries import QUERIES
-from changarrito.domain.chat import ChatMessage
+from changarrito.domain.chat import Attachment, ChatMessage, Reply, Transcript
 from changarrito.domain.conversations import Switch
 from changarrito.domain.errors import NotFound, StorageUnavailable
+from changarrito.domain.media import MediaItem
 from changarrito.domain.queued import OutboundPart, QueuedMessage, Turn, TurnMessage
 from changarrito.domain.whatsapp import STATUS_ORDER
 
@@ -203,3 +204,62 @@ class PostgresMessageLog:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
+
+    # --- the customer's media (``reading.MediaReader``) ---------------------------------
+
+    async def media_items(self, inbound_ids: Sequence[int]) -> list[MediaItem]:
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=class_row(MediaItem))
+                await cur.execute(QUERIES["media_items"], {"ids": list(inbound_ids)})
+                return await cur.fetchall()
+
+    async def media_outcome(
+        self, inbound_id: int, state: str, reason_code: str | None, reason: str | None
+    ) -> None:
+        params = {
+            "inbound_id": inbound_id,
+            "state": state,
+            "reason_code": reason_code,
+            "reason": reason,
+        }
+        with translated():
+            async with self.pool.connection() as conn:
+                await conn.execute(QUERIES["media_outcome"], params)
+
+    async def transcribed(
+        self, inbound_id: int, tenant_id: UUID | None, text: str, transcript: Transcript
+    ) -> str:
+        usage = transcript.usage
+        params = {
+            "inbound_id": inbound_id,
+            "tenant_id": tenant_id,
+            "text": text,
+            "source": transcript.source or "tenant",
+            "provider": transcript.provider,
+            "model": transcript.model,
+            "seconds": transcript.seconds,
+            "input_tokens": usage.input_tokens if usage else None,
+            "output_tokens": usage.output_tokens if usage else None,
+        }
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(QUERIES["media_transcribed"], params)
+                row = await cur.fetchone()
+        stored = row[0] if row is not None else None
+        return stored if isinstance(stored, str) and stored else text
+
+    async def media_used(
+        self, tenant_id: UUID | None, sent: Sequence[tuple[int, Attachment]], reply: Reply
+    ) -> None:
+        params = {
+            "tenant_id": tenant_id,
+            "ids": [inbound_id for inbound_id, _ in sent],
+            "uses": ["image" if a.kind == "image" else "document" for _, a in sent],
+            "source": reply.source or "tenant",
+            "provider": reply.provider,
+            "model": reply.model,
+        }
+        with translated():
+            async with self.pool.connection() as conn:
+                await conn.execute(QUERIES["media_used"], params)

@@ -24,7 +24,8 @@ LIMIT %(waiting)s
 -- name: history
 -- Earlier messages of the claimed message's conversation since a time, newest first: what
 -- the customer wrote (not what is still waiting: that is the turn) and every message that
--- reached them (the bot's replies, the shop's and the owner's messages). The window is
+-- reached them (the bot's replies, the shop's and the owner's messages; a picture or document
+-- the shop sent is named as one, with its caption). The window is
 -- Meta's time (``sent_at``), but the order is ours: when we received each message and made
 -- each reply. Meta's timestamps for the customer's messages against ours for the replies
 -- would put a backlog Meta redelivered late after the replies to it.
@@ -40,7 +41,13 @@ SELECT role, content FROM (
       AND i.text IS NOT NULL
       AND i.type NOT IN ('reaction', 'system', 'unsupported')
     UNION ALL
-    SELECT 'assistant', string_agg(o.text, E'\n\n' ORDER BY o.part), min(o.created_at),
+    SELECT 'assistant',
+           string_agg(CASE WHEN o.media IS NULL THEN o.text
+                           ELSE btrim(CASE o.media ->> 'type' WHEN 'image' THEN '[a photo] '
+                                                              ELSE '[a document] ' END
+                                      || o.text) END,
+                      E'\n\n' ORDER BY o.part),
+           min(o.created_at),
            coalesce(min(o.inbound_id), 0)
     FROM whatsapp_inbound_messages m
     JOIN whatsapp_outbound_messages o ON o.conversation_id = m.conversation_id
@@ -123,3 +130,76 @@ SET wamid = %(wamid)s,
     status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END,
     updated_at = now()
 WHERE id = %(id)s
+
+-- name: media_items
+-- The media items of these messages (media_items in message_log.py): filed in whatsapp_media
+-- from the stored webhook the first time a worker sees them, with what became of each so
+-- far and the message's current text (the caption, or once transcribed the transcript).
+-- The rows this statement files are not visible to its own snapshot: they come from the
+-- INSERT's RETURNING, the ones filed before from the table.
+WITH filed AS (
+    INSERT INTO whatsapp_media
+        (inbound_id, tenant_id, kind, media_id, mime_type, sha256, filename, voice)
+    SELECT m.id, m.tenant_id, m.type,
+           left(m.raw -> m.type ->> 'id', 128),
+           left(m.raw -> m.type ->> 'mime_type', 255),
+           left(m.raw -> m.type ->> 'sha256', 128),
+           left(m.raw -> m.type ->> 'filename', 255),
+           coalesce(m.raw -> m.type -> 'voice' = 'true'::jsonb, false)
+    FROM whatsapp_inbound_messages m
+    WHERE m.id = ANY (%(ids)s::bigint[])
+      AND m.type IN ('audio', 'image', 'video', 'document', 'sticker')
+    ON CONFLICT (inbound_id) DO NOTHING
+    RETURNING *
+)
+SELECT f.inbound_id, f.kind, f.media_id, f.mime_type, f.sha256, f.filename, f.voice,
+       f.state, f.reason_code, f.reason, m.text
+FROM filed f JOIN whatsapp_inbound_messages m ON m.id = f.inbound_id
+UNION ALL
+SELECT f.inbound_id, f.kind, f.media_id, f.mime_type, f.sha256, f.filename, f.voice,
+       f.state, f.reason_code, f.reason, m.text
+FROM whatsapp_media f JOIN whatsapp_inbound_messages m ON m.id = f.inbound_id
+WHERE f.inbound_id = ANY (%(ids)s::bigint[])
+
+-- name: media_outcome
+-- What became of an item; a transcribed one stays transcribed.
+UPDATE whatsapp_media
+SET state = %(state)s, reason_code = %(reason_code)s, reason = left(%(reason)s, 500),
+    updated_at = now()
+WHERE inbound_id = %(inbound_id)s AND state <> 'transcribed'
+
+-- name: media_transcribed
+-- A voice note's transcript becomes its message's text, once, with the transcription's use:
+-- a retry, or another worker, finds it done and keeps the first. Returns the text stored
+-- (the statement's snapshot still sees the text from before its own update).
+WITH done AS (
+    UPDATE whatsapp_media
+    SET state = 'transcribed', reason_code = NULL, reason = NULL, updated_at = now()
+    WHERE inbound_id = %(inbound_id)s AND state <> 'transcribed'
+    RETURNING inbound_id
+), stored AS (
+    UPDATE whatsapp_inbound_messages m
+    SET text = %(text)s, updated_at = now()
+    FROM done WHERE m.id = done.inbound_id
+    RETURNING m.text
+), used AS (
+    INSERT INTO whatsapp_media_uses
+        (inbound_id, tenant_id, use, source, provider, model, seconds, input_tokens,
+         output_tokens)
+    SELECT inbound_id, %(tenant_id)s::uuid, 'transcription', %(source)s, %(provider)s,
+           %(model)s, %(seconds)s, %(input_tokens)s, %(output_tokens)s
+    FROM done
+)
+SELECT coalesce((SELECT text FROM stored),
+                (SELECT text FROM whatsapp_inbound_messages WHERE id = %(inbound_id)s))
+
+-- name: media_used
+-- The pictures and documents a model was sent in one call.
+WITH used AS (
+    INSERT INTO whatsapp_media_uses (inbound_id, tenant_id, use, source, provider, model)
+    SELECT u.inbound_id, %(tenant_id)s::uuid, u.use, %(source)s, %(provider)s, %(model)s
+    FROM unnest(%(ids)s::bigint[], %(uses)s::text[]) AS u (inbound_id, use)
+    RETURNING inbound_id
+)
+UPDATE whatsapp_media f SET state = 'read', reason_code = NULL, reason = NULL, updated_at = now()
+WHERE f.inbound_id IN (SELECT inbound_id FROM used) AND f.state <> 'transcribed'

@@ -262,9 +262,10 @@ UNAVAILABLE_ON_COEXISTENCE = 131060
 
 
 def unreadable(message: Message) -> bool:
-    """Whether ``message`` is something the customer said that the assistant cannot read yet
-    (a voice note, a photo or document without a caption, a type WhatsApp could not show).
-    Stickers and reactions are not: they are stored and deliberately not answered."""
+    """Whether ``message`` is something the customer sent without words to answer: a voice
+    note, a photo, document, video or sticker without a caption (the workers read what they
+    can of it), a type WhatsApp could not show. Reactions are not: they are stored and
+    deliberately not answered."""
     if message.type not in UNREADABLE_TYPES or text_to_answer(message) is not None:
         return False
     if (
