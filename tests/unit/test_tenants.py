@@ -35,7 +35,12 @@ async def test_a_new_tenant_is_trimmed_stored_and_audited_with_who_asked() -> No
     )
 
 
-@given(st.text(alphabet=" \t\n", max_size=5) | st.text(min_size=MAX_NAME + 1).filter(str.strip))
+# Overlong once trimmed: a name whose surrounding whitespace (U+0085 too) takes it under the
+# limit is a valid name.
+OVERLONG = st.text(min_size=MAX_NAME + 1).filter(lambda s: len(s.strip()) > MAX_NAME)
+
+
+@given(st.text(alphabet=" \t\n", max_size=5) | OVERLONG)
 async def test_a_blank_or_overlong_name_is_refused_naming_the_field(name: str) -> None:
     use_case, audit = tenants()
     with pytest.raises(ValidationFailed) as refused:
