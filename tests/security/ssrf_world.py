@@ -134,7 +134,9 @@ def loopback_server() -> Iterator[tuple[int, list[str]]]:
     hits: list[str] = []
     handler = type("Models", (_Models,), {"hits": hits})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
     thread.start()
     try:
         yield server.server_address[1], hits
