@@ -1351,3 +1351,18 @@ async def test_a_voice_note_in_a_burst_with_text_reaches_the_model_as_its_transc
 
     (call,) = w.assistant.calls
     assert call[1][-1].content == "hola\n\n¿Tienen tortillas de harina?"
+
+
+async def test_a_voice_note_to_a_person_is_transcribed_for_them_and_not_answered() -> None:
+    w = media_world(
+        item("audio"),
+        MediaFile(OGG, "audio/ogg", None, len(OGG)),
+        state="human",
+        human_active_at=NOW - timedelta(minutes=5),
+    )
+
+    outcome = await w.pipeline.handle(inbound(type="audio", text=None))
+
+    assert (outcome.kind, outcome.reason) == ("ignored", "a person is answering this conversation")
+    assert w.log.items[7].text == "¿Tienen tortillas de harina?"  # the person reads it
+    assert w.assistant.calls == [] and w.whatsapp.sends == [] and w.whatsapp.reads == []

@@ -215,6 +215,7 @@ class Pipeline:
         switches: list[Switch] = []
         if turn.state == ConversationState.HUMAN:
             if not idle_resume_due(turn.human_active_at, settings.handoff_idle, turn.now):
+                await self._transcribe_for_the_shop(message, token)
                 return Outcome("ignored", "a person is answering this conversation")
             idle = settings.handoff_idle.total_seconds() / 3600
             reason = f"nobody from the shop wrote for {idle:g} hours"
@@ -275,6 +276,21 @@ class Pipeline:
                 "message, while the reply was being written",
             )
         return parts, fallback, newest
+
+    async def _transcribe_for_the_shop(self, message: QueuedMessage, token: str) -> None:
+        """A voice note in a conversation a person answers is still transcribed, so the
+        person reads it in the inbox; nothing else of the turn is read, and nobody answers."""
+        if message.type != "audio":
+            return
+        said = [TurnMessage(message.id, message.wamid, message.type, message.text, message.sent_at)]
+        items = await self.reader.items(said)
+        if not items:
+            return
+        can = await self.assistant.capabilities(message.tenant_id)
+        last = message.attempts >= self.settings.max_attempts
+        await self.reader.read(
+            message.tenant_id, message.phone_number_id, token, said, items, can, last_attempt=last
+        )
 
     async def _mark_read(
         self, message: QueuedMessage, wamid: str, token: str, notes: list[str]
