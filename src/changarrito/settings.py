@@ -204,6 +204,9 @@ class WorkerSettings:
     handoff_message: str = DEFAULT_HANDOFF_MESSAGE  # CHANGARRITO_HANDOFF_MESSAGE
     #: ``CHANGARRITO_TEXT_ONLY_REPLY``; unset: a reply saying what the assistant reads.
     text_only_reply: str | None = None
+    #: ``CHANGARRITO_TEMPLATE_SYNC_HOURS``: every owner's templates are synced from Graph
+    #: once per this many hours, spread over them (0: no scheduled sync).
+    template_sync_hours: float = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +368,7 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
             ),
             handoff_message=r.string("CHANGARRITO_HANDOFF_MESSAGE", DEFAULT_HANDOFF_MESSAGE),
             text_only_reply=r.text("CHANGARRITO_TEXT_ONLY_REPLY"),
+            template_sync_hours=r.number("CHANGARRITO_TEMPLATE_SYNC_HOURS", 6.0),
         ),
         metrics=MetricsSettings(
             tenant_labels=r.boolean("CHANGARRITO_METRICS_TENANT_LABELS", False),

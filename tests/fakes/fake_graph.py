@@ -30,10 +30,19 @@ Media, as Meta's Media API reference describes it (PROVIDERS.md 5.1):
   the uploaded file can be downloaded back like an added item.
 - The messages endpoint takes ``image`` and ``document`` messages like text ones
   (``graph.media_sends()``).
+
+Templates (PROVIDERS.md 5.5): ``GET /{version}/{waba_id}/message_templates`` lists the
+account's templates a test added (``graph.add_template(waba, name, ...)``, changed with
+``graph.set_template(...)``, removed with ``graph.remove_template(...)``) to a token that
+owns the account (``graph.own(token, waba_id, ...)``; else code 100, no token code 190), in
+pages of ``limit`` (at most ``graph.template_page_size`` when set): ``{"data": [...],
+"paging": {"cursors": {"before", "after"}, "next"?}}``, ``next`` only while more follow, the
+next page asked for with ``after``; only the ``fields`` asked for (all when none).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import re
@@ -49,6 +58,7 @@ _PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<pnid>\d+)/messages$")
 _NODE = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<id>\d+)(?P<edge>/phone_numbers)?$")
 _UPLOAD = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<pnid>\d+)/media$")
 _DOWNLOAD = re.compile(r"^/media-download/(?P<id>\d+)$")
+_TEMPLATES = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<waba>\d+)/message_templates$")
 MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 
 
@@ -99,10 +109,17 @@ class FakeGraph(FakeServer):
         self._uploads: list[FakeUpload] = []
         self._upload_answers: list[Answer] = []
         self._media_ids = itertools.count(7_000_000_000_001)
+        #: (token, business account) pairs a token may read, and each account's templates.
+        self._accounts: set[tuple[str, str]] = set()
+        self._templates: dict[str, list[dict[str, Any]]] = {}
+        self._template_ids = itertools.count(9_000_000_000_001)
+        #: The most templates one page holds, whatever ``limit`` asks (``None``: as asked).
+        self.template_page_size: int | None = None
 
     def own(self, token: str, waba_id: str, *phone_number_ids: str) -> None:
         """``token`` can read these numbers, in business account ``waba_id``, and the account."""
         with self._lock:
+            self._accounts.add((token, waba_id))
             for pnid in phone_number_ids:
                 self._readable[(token, pnid)] = waba_id
 
@@ -128,6 +145,91 @@ class FakeGraph(FakeServer):
     def script_reads(self, *answers: Answer) -> None:
         with self._lock:
             self._reads = list(answers)
+
+    # Templates --------------------------------------------------------------------------
+
+    def add_template(
+        self,
+        waba_id: str,
+        name: str,
+        language: str = "es_MX",
+        *,
+        components: list[dict[str, Any]] | None = None,
+        category: str = "UTILITY",
+        status: str = "APPROVED",
+        parameter_format: str | None = None,
+        quality: str | None = None,
+        template_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A template of account ``waba_id`` as Graph lists it (a new id when none given)."""
+        template: dict[str, Any] = {
+            "id": template_id or str(next(self._template_ids)),
+            "name": name,
+            "language": language,
+            "status": status,
+            "category": category,
+            "components": components
+            if components is not None
+            else [{"type": "BODY", "text": "Hola {{1}}"}],
+        }
+        if parameter_format is not None:
+            template["parameter_format"] = parameter_format
+        if quality is not None:
+            template["quality_score"] = {"score": quality, "date": 1735689600}
+        with self._lock:
+            self._templates.setdefault(waba_id, []).append(template)
+        return template
+
+    def set_template(self, waba_id: str, name: str, language: str, **fields: Any) -> None:
+        """Changes a template's fields (``status="PAUSED"``, ``category=...``)."""
+        with self._lock:
+            for template in self._templates.get(waba_id, []):
+                if template["name"] == name and template["language"] == language:
+                    template.update(fields)
+
+    def remove_template(self, waba_id: str, name: str, language: str) -> None:
+        with self._lock:
+            self._templates[waba_id] = [
+                t
+                for t in self._templates.get(waba_id, [])
+                if (t["name"], t["language"]) != (name, language)
+            ]
+
+    def template_reads(self) -> list[Recorded]:
+        return self.recorded(
+            lambda r: r.method == "GET" and _TEMPLATES.match(urlsplit(r.path).path) is not None
+        )
+
+    def _template_page(self, recorded: Recorded, waba_id: str, token: str) -> Answer:
+        if not token:
+            return self.error(190, 401, "Invalid OAuth access token")
+        query = parse_qs(urlsplit(recorded.path).query)
+        with self._lock:
+            allowed = (token, waba_id) in self._accounts
+            templates = [dict(t) for t in self._templates.get(waba_id, [])]
+        if not allowed:
+            return self.error(100, 400, "Unsupported get request: does not exist or no permission")
+        limit = int((query.get("limit") or ["25"])[0])
+        if self.template_page_size is not None:
+            limit = min(limit, self.template_page_size)
+        after = (query.get("after") or [None])[0]
+        try:
+            start = int(base64.urlsafe_b64decode(after).decode()) if after else 0
+        except ValueError:
+            return self.error(100, 400, "Invalid parameter: after")
+        page = templates[start : start + limit]
+        fields = (query.get("fields") or [""])[0].split(",")
+        if fields != [""]:
+            page = [{k: v for k, v in t.items() if k in fields} for t in page]
+        end = start + len(page)
+
+        def cursor(n: int) -> str:
+            return base64.urlsafe_b64encode(str(n).encode()).decode()
+
+        paging: dict[str, Any] = {"cursors": {"before": cursor(start), "after": cursor(end)}}
+        if end < len(templates):
+            paging["next"] = f"{self.url}{urlsplit(recorded.path).path}?after={cursor(end)}"
+        return Answer(200, {"data": page, "paging": paging})
 
     # Media ------------------------------------------------------------------------------
 
@@ -282,6 +384,11 @@ class FakeGraph(FakeServer):
                 if not token:
                     return self.error(190, 401, "Invalid OAuth access token")
                 return self._node(recorded, item, token)
+        templates = _TEMPLATES.match(path)
+        if recorded.method == "GET" and templates is not None:
+            if templates["version"] != self.version:
+                return self.error(100, 404, f"Unknown path {recorded.path}")
+            return self._template_page(recorded, templates["waba"], token)
         if recorded.method == "GET":
             return self._read(recorded)
         upload = _UPLOAD.match(path)

@@ -168,7 +168,8 @@ class FakeUpstreams:
     A credential containing ``bad`` is refused (401 with the provider's own error body);
     one containing ``down`` meets a 503. Anything else works. Requests are recorded. Graph's
     ``GET /{waba_id}/phone_numbers`` lists the numbers read with the same token before (a
-    token reads its own numbers, and its accounts list them).
+    token reads its own numbers, and its accounts list them); ``GET
+    /{waba_id}/message_templates`` lists no templates.
     """
 
     def __init__(self) -> None:
@@ -186,6 +187,8 @@ class FakeUpstreams:
             return httpx.Response(503, json={"error": {"message": "overloaded"}})
         if "bad" in auth:
             return self.refusal(host)
+        if host == "graph.test" and request.url.path.endswith("/message_templates"):
+            return httpx.Response(200, json={"data": []})  # an account without templates
         if host == "graph.test" and request.url.path.endswith("/phone_numbers"):
             listed = self.numbers_read.get(auth, [])
             return httpx.Response(200, json={"data": [{"id": n} for n in listed]})

@@ -56,7 +56,9 @@ def upstreams(request: httpx.Request) -> httpx.Response:
         session = {"id": f"cs_test_{uuid.uuid4().hex}", "url": "https://checkout.stripe.test/x"}
         return httpx.Response(200, json={"object": "balance", **session})
     if request.url.host == "graph.test":
-        return httpx.Response(200, json={"id": "1", "messages": [{"id": "wamid.OUT"}]})
+        # A node, a send's answer and an (empty) template listing in one.
+        body = {"id": "1", "messages": [{"id": "wamid.OUT"}], "data": []}
+        return httpx.Response(200, json=body)
     return httpx.Response(200, json={"object": "list", "data": []})
 
 

@@ -54,7 +54,11 @@ class FakePipeline:
 async def run_until_drained(queue: FakeQueue, concurrency: int) -> None:
     settings = WorkerSettings(concurrency=concurrency, poll=0.01, grace=5.0)
     service: Any = SimpleNamespace(
-        storage=SimpleNamespace(queue=queue), settings=None, pipeline=FakePipeline(), listener=None
+        storage=SimpleNamespace(queue=queue),
+        settings=None,
+        pipeline=FakePipeline(),
+        listener=None,
+        templates=None,
     )
     workers = Workers(service, settings)
     running = asyncio.create_task(workers.run())

@@ -39,6 +39,7 @@ from changarrito.domain.ports import (
 )
 from changarrito.domain.reading import MediaReader
 from changarrito.domain.services import CredentialResolver
+from changarrito.domain.template_sync import TemplateCatalog
 from changarrito.domain.tenants import Tenants
 from changarrito.plugins.catalog import RegistryCatalog
 from changarrito.plugins.manager import ProviderRegistry, load_plugins
@@ -75,6 +76,8 @@ class Service:
     database: Database | None = None
     #: The shops' conversations (the inbox API), on PostgreSQL.
     inbox: Inbox | None = None
+    #: The message templates (the templates API, the webhook's updates, the schedule).
+    templates: TemplateCatalog | None = None
     #: Change notifications (and the workers' wake-ups), on PostgreSQL; see ``listen``.
     listener: Listener | None = None
     #: What forgets cached reads when something changes (``on_change``).
@@ -177,6 +180,7 @@ def build_service(
         ),
         metrics=metrics,
     )
+    templates = TemplateCatalog(storage.templates, resolver, graph) if storage.templates else None
     webhook = WebhookIntake(
         resolver,
         storage.apps,
@@ -184,6 +188,7 @@ def build_service(
         verify_token=wa.verify_token,
         app_secret=wa.app_secret,
         quiet_period=assistant.quiet_period,
+        on_events=templates.apply_events if templates else None,
     )
     forgetters.append(webhook.on_change)
     return Service(
@@ -226,6 +231,7 @@ def build_service(
         ),
         database=database,
         inbox=Inbox(storage.conversations, resolver, graph) if storage.conversations else None,
+        templates=templates,
         listener=_listener(storage),
         forgetters=forgetters,
     )

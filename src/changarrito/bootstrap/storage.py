@@ -24,6 +24,7 @@ from changarrito.adapters.postgres.queue_stats import QueueStats, queue_stats
 from changarrito.adapters.postgres.rate_limits import PostgresRateLimits
 from changarrito.adapters.postgres.rotation import check_keyring
 from changarrito.adapters.postgres.store import PostgresStore
+from changarrito.adapters.postgres.templates import PostgresTemplates
 from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
 from changarrito.bootstrap.database import Database
 from changarrito.domain.changes import Change
@@ -37,6 +38,7 @@ from changarrito.domain.ports import (
     RateLimiter,
     SchemaState,
     Store,
+    TemplateStore,
     WhatsAppAppIndex,
 )
 from changarrito.settings import Settings
@@ -66,6 +68,8 @@ class Storage:
     listen_url: str | None = None
     queue_stats: Callable[[], Awaitable[QueueStats]] | None = None
     conversations: ConversationStore | None = None
+    #: The synced message templates (on PostgreSQL only).
+    templates: TemplateStore | None = None
     #: Called with every change another process announces (the app index's cache, ...).
     on_change: list[Callable[[Change], None]] = field(default_factory=list)
 
@@ -129,5 +133,6 @@ async def postgres_storage(
         listen_url=database.url,
         queue_stats=lambda: queue_stats(pool),
         conversations=PostgresConversations(pool),
+        templates=PostgresTemplates(pool),
         on_change=[apps.on_change, store.on_change],
     )

@@ -39,6 +39,15 @@ from changarrito.domain.model import (
     WhatsAppNumber,
 )
 from changarrito.domain.queued import OutboundPart, QueuedMessage, Turn
+from changarrito.domain.templates import (
+    GraphTemplate,
+    Parameter,
+    Template,
+    TemplateFilters,
+    TemplateKey,
+    TemplateListing,
+    TemplateUpdate,
+)
 
 if TYPE_CHECKING:
     from changarrito.domain.payment_model import (
@@ -631,4 +640,52 @@ class RateLimiter(Protocol):
     async def acquire(self, tenant_id: UUID, action: str, limit: int, period: float) -> float:
         """Takes one call of ``action`` for ``tenant_id``: ``0.0`` when it is allowed, else
         the seconds until one will be (nothing is taken then)."""
+        ...
+
+
+# --- message templates (``template_sync.TemplateCatalog``) ---------------------------------
+
+
+class TemplateSource(Protocol):
+    """Graph's templates of a WhatsApp Business Account (``adapters.whatsapp.graph``)."""
+
+    async def message_templates(self, waba_id: str, token: str) -> TemplateListing:
+        """Every template of the account, read with ``token`` (paged; ``complete`` False when
+        the listing stopped at the page cap); a ``ProviderError`` when Graph refuses."""
+        ...
+
+
+class TemplateStore(Protocol):
+    """The synced templates, scoped by owner (``tenant_id``; ``None``: the platform's)."""
+
+    async def templates(
+        self,
+        tenant_id: UUID | None,
+        filters: TemplateFilters,
+        after: TemplateKey | None,
+        limit: int,
+    ) -> list[Template]:
+        """The owner's templates by name, language (and row id), after ``after``."""
+        ...
+
+    async def replace_templates(
+        self,
+        tenant_id: UUID | None,
+        waba_id: str,
+        listed: Sequence[tuple[GraphTemplate, Sequence[Parameter]]],
+        *,
+        complete: bool,
+    ) -> tuple[int, int]:
+        """Stores what Graph listed for the owner's account; when ``complete``, removes the
+        owner's templates it did not list (and those of any other account). Returns
+        ``(stored, removed)``."""
+        ...
+
+    async def apply_update(self, update: TemplateUpdate) -> int:
+        """Applies a webhook's news to the templates it names (every owner's copy of that
+        account's template); how many rows changed."""
+        ...
+
+    async def template_owners(self) -> list[UUID]:
+        """Tenants with an active WhatsApp credential of their own (whose templates sync)."""
         ...

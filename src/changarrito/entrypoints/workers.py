@@ -37,6 +37,7 @@ from changarrito.domain.errors import ConfigurationError, StorageError, StorageU
 from changarrito.domain.pipeline import Outcome
 from changarrito.domain.queued import QueuedMessage
 from changarrito.entrypoints.collector import settle_after_start
+from changarrito.entrypoints.template_schedule import run_schedule
 from changarrito.settings import Settings, WorkerSettings
 
 log = structlog.get_logger("changarrito.worker")
@@ -59,6 +60,7 @@ class Workers:
             raise ConfigurationError("the message workers need the PostgreSQL queue")
         self.settings = settings or service.settings.workers
         self.pipeline = service.pipeline
+        self.templates = service.templates
         self.queue = queue
         if service.listener is not None:  # woken by the intake's notification, else polling
             service.listener.on(INBOUND_CHANNEL, self._notified)
@@ -79,6 +81,10 @@ class Workers:
         count = max(1, self.settings.concurrency)
         claimer = asyncio.create_task(self._claim_loop(count))
         heartbeat = asyncio.create_task(self._heartbeat())
+        background = [heartbeat]
+        hours = self.settings.template_sync_hours
+        if self.templates is not None and hours > 0:  # the templates, on start and on schedule
+            background.append(asyncio.create_task(run_schedule(self.templates, hours)))
         log.info("workers.started", worker=self.name, concurrency=count)
         try:
             await asyncio.shield(claimer)
@@ -91,7 +97,7 @@ class Workers:
             await self._finish_in_hand()
             raise
         finally:
-            for task in (heartbeat,):
+            for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

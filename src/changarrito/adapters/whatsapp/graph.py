@@ -22,6 +22,7 @@ from changarrito.adapters.http import HttpClients, decode_json, translate_transp
 from changarrito.domain import media
 from changarrito.domain.errors import FinalProviderError, ProviderBadRequest, ProviderError
 from changarrito.domain.media import MediaFile, OutgoingMedia
+from changarrito.domain.templates import GraphTemplate, TemplateListing
 from changarrito.domain.text import MAX_TEXT_CHARS, split_text
 from changarrito.plugins.whatsapp.graph_errors import (
     PROVIDER,
@@ -67,6 +68,69 @@ class UploadResponse(msgspec.Struct):
     """``POST /{phone_number_id}/media`` answers the new media's id."""
 
     id: str
+
+
+#: Templates asked for per page of ``GET /{waba_id}/message_templates``, and pages read at
+#: most (Meta allows 6,000 templates to a verified account: 60 pages).
+TEMPLATE_PAGE_SIZE = 100
+MAX_TEMPLATE_PAGES = 60
+TEMPLATE_FIELDS = (
+    "id,name,language,status,category,sub_category,parameter_format,components,quality_score"
+)
+
+
+class _Quality(msgspec.Struct):
+    score: str | None = None
+
+
+class _ListedTemplate(msgspec.Struct):
+    id: str
+    name: str
+    language: str
+    status: str
+    category: str | None = None
+    sub_category: str | None = None
+    parameter_format: str | None = None
+    quality_score: _Quality | None = None
+    components: list[dict[str, Any]] = []
+
+    def record(self) -> GraphTemplate:
+        quality = self.quality_score.score if self.quality_score else None
+        return GraphTemplate(
+            id=self.id,
+            name=self.name,
+            language=self.language,
+            status=self.status.upper(),
+            category=self.category.upper() if self.category else None,
+            sub_category=self.sub_category,
+            parameter_format=self.parameter_format,
+            quality=quality.upper() if quality else None,
+            components=self.components,
+        )
+
+
+class _Cursors(msgspec.Struct):
+    after: str | None = None
+
+
+class _Paging(msgspec.Struct):
+    cursors: _Cursors | None = None
+    next: str | None = None
+
+
+class TemplatePage(msgspec.Struct):
+    """One page of ``GET /{waba_id}/message_templates``: ``{"data": [...], "paging"?}``."""
+
+    data: list[_ListedTemplate]
+    paging: _Paging | None = None
+
+    @property
+    def after(self) -> str | None:
+        """The cursor of the next page (``None``: this was the last)."""
+        paging = self.paging
+        if paging is None or not paging.next or paging.cursors is None:
+            return None
+        return paging.cursors.after or None
 
 
 #: Meta's limit on a picture's or document's caption, in characters.
@@ -283,6 +347,46 @@ class GraphClient:
                 f"refusing to send the token to {host or 'an unnamed host'} for a download",
                 reason="untrusted-host",
             )
+
+    async def message_templates(self, waba_id: str, token: str) -> TemplateListing:
+        """Every template of business account ``waba_id``, read with its ``token``: pages of
+        ``TEMPLATE_PAGE_SIZE`` asked for with the previous page's ``cursors.after`` while it
+        has a ``next`` (never the ``next`` URL itself: the token goes only to the Graph
+        host), at most ``MAX_TEMPLATE_PAGES`` (past it the listing is not ``complete``)."""
+        if not waba_id.isdigit():
+            raise ProviderBadRequest(
+                f"not a WhatsApp Business Account id: {waba_id!r}", provider=PROVIDER
+            )
+        url = f"{self.base_url}/{self.version}/{waba_id}/message_templates"
+        params = {"fields": TEMPLATE_FIELDS, "limit": str(TEMPLATE_PAGE_SIZE)}
+        found: list[GraphTemplate] = []
+        for _ in range(MAX_TEMPLATE_PAGES):
+            page = await self._template_page(url, token, params)
+            found += [t.record() for t in page.data]
+            after = page.after
+            if after is None:
+                self._count("templates", None)
+                return TemplateListing(found)
+            params = {**params, "after": after}
+        self._count("templates", None)
+        log.warning("whatsapp.templates_truncated", pages=MAX_TEMPLATE_PAGES, found=len(found))
+        return TemplateListing(found, complete=False)
+
+    async def _template_page(self, url: str, token: str, params: dict[str, str]) -> TemplatePage:
+        client = self.http.get(url)
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            async with translate_transport_errors(PROVIDER):
+                response = await client.get(
+                    url, params=params, headers=headers, timeout=self.timeout
+                )
+            if not response.is_success:
+                raise classify_graph_error(response, secrets=[token])
+            page: TemplatePage = decode_json(response, TemplatePage, PROVIDER)
+        except ProviderError as exc:
+            self._count("templates", exc)
+            raise
+        return page
 
     async def _post(self, phone_number_id: str, token: str, body: dict[str, Any]) -> httpx.Response:
         url = self.messages_url(phone_number_id)

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+import structlog
 from cachetools import TTLCache
 
 from changarrito.adapters.whatsapp.webhook_parser import (
@@ -33,10 +34,17 @@ from changarrito.adapters.whatsapp.webhook_parser import (
     to_intake,
 )
 from changarrito.domain.changes import Change
-from changarrito.domain.errors import InvalidSignature, NotConfigured, UnknownPhoneNumber
+from changarrito.domain.errors import (
+    ChangarritoError,
+    InvalidSignature,
+    NotConfigured,
+    UnknownPhoneNumber,
+)
 from changarrito.domain.model import utcnow
 from changarrito.domain.ports import IntakeStore, Resolver, WhatsAppAppIndex
-from changarrito.domain.whatsapp import Intake, RouteKind
+from changarrito.domain.whatsapp import Intake, RouteKind, WebhookEvent
+
+log = structlog.get_logger(__name__)
 
 #: Tenants whose quiet period the intake keeps, and for how long (seconds).
 QUIET_CACHE = 10_000
@@ -69,8 +77,13 @@ class WebhookIntake:
         verify_token: str | None,
         app_secret: str | None,
         quiet_period: Callable[[UUID | None], Awaitable[float]] | None = None,
+        on_events: Callable[[Sequence[WebhookEvent]], Awaitable[int]] | None = None,
     ) -> None:
         self.resolver = resolver
+        #: Told of the events of every delivery once they are stored (the templates'
+        #: status, category and quality webhooks update the synced templates); its failure
+        #: is logged, never the delivery's (the events are stored and the next sync catches up).
+        self.on_events = on_events
         #: A tenant's quiet period (``None`` the platform's): its messages are first due
         #: that long after they arrived. Kept a minute per tenant (a tenant without an LLM
         #: credential of its own would otherwise cost a credential read per webhook), and
@@ -119,6 +132,11 @@ class WebhookIntake:
         routes = await self._verify(hook, body, signature)
         intake = to_intake(hook, routes.destinations, utcnow(), routes.accounts)
         new = await self.store.submit(intake)
+        if self.on_events is not None and intake.events:
+            try:
+                await self.on_events(intake.events)
+            except ChangarritoError as exc:
+                log.warning("whatsapp.events_not_applied", error=exc.message)
         return Received(intake, new)
 
     async def _verify(self, hook: ParsedWebhook, body: bytes, signature: bytes) -> _Routes:

@@ -54,6 +54,9 @@ def handlers_for(role: Role) -> list[Any]:
         from changarrito.entrypoints.http.conversations import CONVERSATION_HANDLERS
 
         handlers += CONVERSATION_HANDLERS
+        from changarrito.entrypoints.http.templates import TEMPLATE_HANDLERS
+
+        handlers += TEMPLATE_HANDLERS
     if role in ("all", "whatsapp"):
         from changarrito.entrypoints.http.webhook import whatsapp_webhook
 

@@ -25,6 +25,7 @@ from changarrito.domain.errors import StorageUnavailable
 from changarrito.domain.inbox import Inbox
 from changarrito.domain.integrations import Integrations
 from changarrito.domain.payments import Payments
+from changarrito.domain.template_sync import TemplateCatalog
 
 
 def provide_service(state: State) -> Service:
@@ -47,6 +48,13 @@ def provide_inbox(state: State) -> Inbox:
     return inbox
 
 
+def provide_templates(state: State) -> TemplateCatalog:
+    templates = provide_service(state).templates
+    if templates is None:  # a service on the in-memory fakes: templates live in PostgreSQL
+        raise StorageUnavailable("templates are kept in PostgreSQL, which this service lacks")
+    return templates
+
+
 async def provide_principal(request: Request[Any, Any, Any]) -> TenantPrincipal:
     """The authenticated tenant, bound to the request's log lines."""
     service = provide_service(request.app.state)
@@ -60,5 +68,6 @@ DEPENDENCIES: dict[str, Provide] = {
     "integrations": Provide(provide_integrations, sync_to_thread=False),
     "payments": Provide(provide_payments, sync_to_thread=False),
     "inbox": Provide(provide_inbox, sync_to_thread=False),
+    "templates": Provide(provide_templates, sync_to_thread=False),
     "principal": Provide(provide_principal),
 }
