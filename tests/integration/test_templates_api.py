@@ -318,3 +318,24 @@ async def test_template_webhooks_are_stored_as_events_and_update_what_the_api_sh
         "SELECT field FROM whatsapp_webhook_events WHERE waba_id = %s ORDER BY id", (waba,)
     )
     assert [r[0] for r in await cur.fetchall()] == [f for f, _ in deliveries]
+
+
+async def test_a_scheduled_sync_skips_an_owner_synced_moments_ago_by_another_worker(
+    app_client, app_service, shop, graph, db
+) -> None:
+    headers, waba = await shop()
+    graph.add_template(waba, "pedido_listo", "es_MX")
+    synced = await app_client.post(f"{API}/sync", headers=headers)
+    assert synced.status_code == 200, synced.text
+    cur = await db.execute(
+        "SELECT DISTINCT tenant_id FROM whatsapp_templates WHERE business_account_id = %s",
+        (waba,),
+    )
+    ((owner,),) = await cur.fetchall()
+    catalog = app_service.templates  # the use case the schedule calls
+
+    skipped = await catalog.sync_due(owner, 3600)
+    due = await catalog.sync_due(owner, 0)
+
+    assert skipped is None
+    assert due is not None and due.synced == 1

@@ -17,6 +17,9 @@ class FakeCatalog:
         self._owners = owners
         self.failing = failing or set()
         self.synced: list[UUID | None] = []
+        #: Owners another worker synced moments ago; the freshness each check asked for.
+        self.fresh: set[UUID | None] = set()
+        self.fresh_for: list[float] = []
 
     async def owners(self) -> list[UUID | None]:
         return list(self._owners)
@@ -26,6 +29,12 @@ class FakeCatalog:
         if owner in self.failing:
             raise ProviderAuthError("the token expired", provider="whatsapp")
         return SyncResult("1", 2, 0)
+
+    async def sync_due(self, owner: UUID | None, fresh_for: float) -> SyncResult | None:
+        self.fresh_for.append(fresh_for)
+        if owner in self.fresh:
+            return None
+        return await self.sync(owner)
 
 
 class Clock:
@@ -46,8 +55,9 @@ async def test_a_round_syncs_every_owner_spread_evenly_over_the_interval() -> No
     assert done == 4 and catalog.synced == owners
     assert clock.slept == [900.0] * 4
     progress = [e for e in logs if e["event"] == "templates.sync_progress"]
-    assert {k: progress[-1][k] for k in ("done", "failed", "total")} == {
+    assert {k: progress[-1][k] for k in ("done", "skipped", "failed", "total")} == {
         "done": 4,
+        "skipped": 0,
         "failed": 0,
         "total": 4,
     }
@@ -75,3 +85,17 @@ async def test_rounds_start_at_once_and_repeat_every_interval_even_with_no_owner
     empty, idle = FakeCatalog([]), Clock()
     await run_schedule(empty, 1, sleep=idle.sleep, rounds=1)  # type: ignore[arg-type]
     assert idle.slept == [3600.0]
+
+
+async def test_an_owner_another_worker_synced_within_half_an_interval_is_skipped() -> None:
+    first, recent = uuid4(), uuid4()
+    catalog, clock = FakeCatalog([first, recent]), Clock()
+    catalog.fresh = {recent}
+
+    with structlog.testing.capture_logs() as logs:
+        done = await sync_round(catalog, 3600.0, sleep=clock.sleep)  # type: ignore[arg-type]
+
+    assert done == 1 and catalog.synced == [first]
+    assert catalog.fresh_for == [1800.0, 1800.0]
+    progress = [e for e in logs if e["event"] == "templates.sync_progress"]
+    assert (progress[-1]["done"], progress[-1]["skipped"]) == (1, 1)

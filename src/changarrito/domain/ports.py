@@ -689,3 +689,7 @@ class TemplateStore(Protocol):
     async def template_owners(self) -> list[UUID]:
         """Tenants with an active WhatsApp credential of their own (whose templates sync)."""
         ...
+
+    async def synced_within(self, tenant_id: UUID | None, seconds: float) -> bool:
+        """Whether a sync listed any of the owner's templates in the last ``seconds``."""
+        ...

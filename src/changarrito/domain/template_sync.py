@@ -94,6 +94,15 @@ class TemplateCatalog:
             )
         return str(waba), token
 
+    async def sync_due(self, tenant_id: UUID | None, fresh_for: float) -> SyncResult | None:
+        """``sync``, unless a sync listed the owner's templates less than ``fresh_for``
+        seconds ago (``None``): every worker process runs the schedule, and the first to
+        reach an owner spares the others the Graph calls. (Two that check at the same
+        instant both sync: harmless, only a repeat.)"""
+        if await self.store.synced_within(tenant_id, fresh_for):
+            return None
+        return await self.sync(tenant_id)
+
     async def sync(self, tenant_id: UUID | None) -> SyncResult:
         """Reads the owner's templates from Graph now and stores them (see the module)."""
         waba, token = await self.account(tenant_id)

@@ -4,7 +4,9 @@ API's ``POST .../templates/sync`` calls), starting when the worker starts.
 
 One round lists the owners (each tenant with its own WhatsApp credential, then the platform
 when its account is configured) and syncs them one after the other, spread evenly over the
-interval (a thousand shops are not a thousand Graph calls in one second). A failing owner
+interval (a thousand shops are not a thousand Graph calls in one second). An owner synced
+less than half an interval ago is skipped (``TemplateCatalog.sync_due``): every worker
+process runs this schedule, and one sync per owner and interval is enough. A failing owner
 is logged and skipped (the next round tries again); every tenth owner, and the round's end,
 log a progress line.
 """
@@ -31,7 +33,8 @@ async def sync_round(
     *,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> int:
-    """Syncs every owner once, ``interval`` seconds spread over them; how many succeeded."""
+    """Syncs every owner not synced in the last half ``interval`` once, ``interval`` seconds
+    spread over them; how many it synced."""
     try:
         owners = await catalog.owners()
     except ChangarritoError as exc:
@@ -39,18 +42,29 @@ async def sync_round(
         await sleep(interval)
         return 0
     spacing = interval / max(1, len(owners))
-    done = failed = 0
+    done = failed = skipped = 0
     for number, owner in enumerate(owners, start=1):
         who = str(owner) if owner is not None else "platform"
         try:
-            result = await catalog.sync(owner)
-            done += 1
-            log.debug("templates.synced", owner=who, synced=result.synced, removed=result.removed)
+            result = await catalog.sync_due(owner, interval / 2)
+            if result is None:
+                skipped += 1
+            else:
+                done += 1
+                log.debug(
+                    "templates.synced", owner=who, synced=result.synced, removed=result.removed
+                )
         except ChangarritoError as exc:
             failed += 1
             log.warning("templates.sync_failed", owner=who, error=exc.message, code=exc.code)
         if number % PROGRESS_EVERY == 0 or number == len(owners):
-            log.info("templates.sync_progress", done=done, failed=failed, total=len(owners))
+            log.info(
+                "templates.sync_progress",
+                done=done,
+                skipped=skipped,
+                failed=failed,
+                total=len(owners),
+            )
         await sleep(spacing)
     if not owners:
         await sleep(interval)

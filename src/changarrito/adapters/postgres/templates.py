@@ -148,3 +148,11 @@ class PostgresTemplates:
             async with self.pool.connection() as conn:
                 cur = await conn.execute(QUERIES["template_owners"])
                 return [row[0] for row in await cur.fetchall()]
+
+    async def synced_within(self, tenant_id: UUID | None, seconds: float) -> bool:
+        params = {"tenant_id": tenant_id, "seconds": seconds}
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(QUERIES["template_synced_within"], params)
+                row = await cur.fetchone()
+        return bool(row and row[0])

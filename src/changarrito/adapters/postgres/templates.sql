@@ -69,3 +69,11 @@ SELECT DISTINCT tenant_id
 FROM tenant_integration_credentials
 WHERE integration_type = 'whatsapp' AND is_active
 ORDER BY tenant_id
+
+-- name: template_synced_within
+-- Whether any of the owner's templates was listed by a sync in the last seconds: another
+-- worker's round synced it already.
+SELECT EXISTS (
+    SELECT 1 FROM whatsapp_templates
+    WHERE tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
+      AND synced_at > now() - make_interval(secs => %(seconds)s))
