@@ -152,7 +152,7 @@ def test_an_attachment_a_model_cannot_read_is_replaced_by_a_note_saying_what_cam
     assert kept == [
         ChatMessage(
             role="user",
-            content="¿Cuánto?\n[a PDF document, which I cannot open]",
+            content="¿Cuánto?\n[a document, which I cannot open]",
             attachments=(PHOTO,),
         )
     ]

@@ -31,7 +31,7 @@ from changarrito.domain.errors import (
     ProviderError,
 )
 from changarrito.domain.errors import UnknownPhoneNumber as _UnknownPhoneNumber
-from changarrito.domain.media import OutgoingMedia
+from changarrito.domain.media import OutgoingMedia, filename_for
 from changarrito.domain.model import utcnow
 from changarrito.domain.outgoing import (
     MediaUpload,
@@ -40,7 +40,6 @@ from changarrito.domain.outgoing import (
     check_link,
     check_text,
     check_upload,
-    upload_name,
 )
 from changarrito.domain.ports import Senders, WhatsAppSender
 
@@ -361,7 +360,7 @@ class Inbox:
         try:
             if isinstance(media, MediaUpload):
                 assert sent.mime_type is not None
-                file_name = name or upload_name(media.kind, sent.mime_type)
+                file_name = filename_for(media.kind, sent.mime_type, name)
                 media_id = await self.whatsapp.upload_media(
                     number, ready.token, media.content, sent.mime_type, file_name
                 )

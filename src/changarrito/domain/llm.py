@@ -39,6 +39,7 @@ import msgspec
 from changarrito.domain import resolution
 from changarrito.domain.chat import AttachmentKind, ChatMessage, Reply, Tool
 from changarrito.domain.errors import NotConfigured, ProviderAuthError, ProviderQuotaExceeded
+from changarrito.domain.media import MARKERS
 from changarrito.domain.model import IntegrationType, Resolved, Source
 from changarrito.domain.ports import CredentialSource, MetricsRecorder, ProviderLookup
 
@@ -108,11 +109,8 @@ def readable_by(
     return kept, tuple(sent)
 
 
-#: What a model is told of an attachment it cannot read.
-UNSEEN: dict[str, str] = {
-    "image": "[a photo, which I cannot see]",
-    "pdf": "[a PDF document, which I cannot open]",
-}
+#: What a model is told of an attachment it cannot read (the markers of ``media.py``).
+UNSEEN: dict[str, str] = {"image": MARKERS["image"], "pdf": MARKERS["document"]}
 
 
 class Responder:

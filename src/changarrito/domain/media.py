@@ -18,6 +18,8 @@ from typing import Literal
 from changarrito.domain.errors import FinalProviderError
 
 MB = 1024 * 1024
+#: Meta's limit on a picture's or document's caption, in characters.
+MAX_CAPTION_CHARS = 1024
 
 #: Meta's limits on inbound media, in bytes, per message type.
 MAX_BYTES: dict[str, int] = {

@@ -18,7 +18,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from changarrito.domain.errors import ValidationFailed
-from changarrito.domain.media import ALLOWED_MIME, MAX_BYTES, essence
+from changarrito.domain.media import ALLOWED_MIME, MAX_BYTES, MAX_CAPTION_CHARS, essence
 
 
 class MediaNotSendable(ValidationFailed):
@@ -96,7 +96,6 @@ def check_text(field: str, value: str, *, blank: bool = True) -> None:
 
 
 #: Meta's limit on a caption; our limits on a link Meta fetches and on a document's name.
-MAX_CAPTION_CHARS = 1024
 MAX_LINK_CHARS = 2048
 MAX_FILENAME_CHARS = 240
 #: Host names that never name a public host (RFC 6761, RFC 8375, ICANN's ``.internal``).
@@ -129,7 +128,6 @@ EXTENSIONS: Mapping[str, frozenset[str]] = {
         {"pptx"}
     ),
 }
-_DEFAULT_EXTENSION = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}
 
 
 def check_link(link: str | None) -> str:
@@ -260,7 +258,3 @@ def _looks_like(mime: str, content: bytes) -> bool:
     if mime == "text/plain":
         return b"\x00" not in content
     return content.startswith(MAGIC[mime])
-
-
-def upload_name(kind: str, mime: str) -> str:
-    return f"{kind}.{_DEFAULT_EXTENSION.get(mime, 'bin')}"

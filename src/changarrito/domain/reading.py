@@ -27,7 +27,7 @@ last attempt, where it is a failure like any other.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from uuid import UUID
 
 from changarrito.domain import media
@@ -67,10 +67,9 @@ class Read:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """The turn as read: its messages, in order, and what the assistant can read."""
+    """The turn as read: its messages, in order."""
 
     messages: tuple[Read, ...]
-    can: Capabilities = field(default_factory=Capabilities)
 
     @property
     def readable(self) -> bool:
@@ -133,7 +132,7 @@ class MediaReader:
                 read.append(Read(message.id, text or marker, unread=unread))
                 continue
             read.append(await self._one(tenant_id, phone_number_id, token, item, can, last_attempt))
-        return Reading(tuple(read), can)
+        return Reading(tuple(read))
 
     async def used(self, tenant_id: UUID | None, reading: Reading, reply: Reply) -> None:
         """Records each picture and document the model was sent in the call that made

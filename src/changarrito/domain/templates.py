@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 from uuid import UUID
 
 #: The webhook fields that say something of a template.
@@ -34,23 +34,22 @@ QUALITY_FIELD = "message_template_quality_update"
 TEMPLATE_FIELDS = frozenset({STATUS_FIELD, CATEGORY_FIELD, QUALITY_FIELD})
 
 #: Statuses a template can have (the webhook's ``event`` values that are statuses).
-STATUSES = frozenset(
-    {
-        "APPROVED",
-        "PENDING",
-        "REJECTED",
-        "PAUSED",
-        "DISABLED",
-        "IN_APPEAL",
-        "FLAGGED",
-        "REINSTATED",
-        "LIMIT_EXCEEDED",
-        "LOCKED",
-        "ARCHIVED",
-        "DELETED",
-        "PENDING_DELETION",
-    }
-)
+TemplateStatus = Literal[
+    "APPROVED",
+    "PENDING",
+    "REJECTED",
+    "PAUSED",
+    "DISABLED",
+    "IN_APPEAL",
+    "FLAGGED",
+    "REINSTATED",
+    "LIMIT_EXCEEDED",
+    "LOCKED",
+    "ARCHIVED",
+    "DELETED",
+    "PENDING_DELETION",
+]
+STATUSES = frozenset(get_args(TemplateStatus))
 QUALITIES = frozenset({"GREEN", "YELLOW", "RED", "UNKNOWN"})
 #: ``{{1}}``, ``{{ first_name }}``: Meta's placeholders (names are lower case, digits, ``_``).
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")

@@ -21,7 +21,7 @@ import structlog
 from changarrito.adapters.http import HttpClients, decode_json, translate_transport_errors
 from changarrito.domain import media
 from changarrito.domain.errors import FinalProviderError, ProviderBadRequest, ProviderError
-from changarrito.domain.media import MediaFile, OutgoingMedia
+from changarrito.domain.media import MAX_CAPTION_CHARS, MediaFile, OutgoingMedia
 from changarrito.domain.templates import GraphTemplate, TemplateListing
 from changarrito.domain.text import MAX_TEXT_CHARS, split_text
 from changarrito.plugins.whatsapp.graph_errors import (
@@ -131,10 +131,6 @@ class TemplatePage(msgspec.Struct):
         if paging is None or not paging.next or paging.cursors is None:
             return None
         return paging.cursors.after or None
-
-
-#: Meta's limit on a picture's or document's caption, in characters.
-MAX_CAPTION_CHARS = 1024
 
 
 class SendResponse(msgspec.Struct):

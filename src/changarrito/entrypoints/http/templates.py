@@ -17,7 +17,7 @@ of a sync is a 502 problem, as every provider failure is.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, get, post
@@ -28,7 +28,7 @@ from changarrito.adapters.internal_api import INTERNAL_PREFIX
 from changarrito.adapters.jwt_auth import TenantPrincipal
 from changarrito.domain import templates as model
 from changarrito.domain.template_sync import TemplateCatalog
-from changarrito.domain.templates import TemplateFilters, TemplateKey
+from changarrito.domain.templates import TemplateFilters, TemplateKey, TemplateStatus
 from changarrito.entrypoints.http import cursors
 from changarrito.entrypoints.http.auth import BEARER, INTERNAL, require_internal_key
 from changarrito.entrypoints.http.cursors import InvalidCursor
@@ -47,23 +47,8 @@ Cursor = Annotated[
         max_length=MAX_CURSOR_CHARS, description="The previous page's `nextCursor`.", required=False
     ),
 ]
-Status = Literal[
-    "APPROVED",
-    "PENDING",
-    "REJECTED",
-    "PAUSED",
-    "DISABLED",
-    "IN_APPEAL",
-    "FLAGGED",
-    "REINSTATED",
-    "LIMIT_EXCEEDED",
-    "LOCKED",
-    "ARCHIVED",
-    "DELETED",
-    "PENDING_DELETION",
-]
 StatusFilter = Annotated[
-    Status | None,
+    TemplateStatus | None,
     QueryParameter(name="status", description="Only templates of this status.", required=False),
 ]
 NameFilter = Annotated[
