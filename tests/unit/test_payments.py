@@ -198,3 +198,12 @@ def test_an_event_id_is_stored_bounded_and_stable(event_id: str) -> None:
     assert len(stored) <= MAX_EVENT_ID + len("sha256:")
     assert stored == bounded_event_id(event_id)
     assert (stored == event_id) == (len(event_id) <= MAX_EVENT_ID)
+
+
+def test_a_literal_backslash_u0000_in_a_payload_is_kept_as_text_and_nul_characters_dropped() -> (
+    None
+):
+    payload = stored_payload({"status": "paid"}, {"path": "C:\\u0000dir", "nul\x00key": "a\x00b"})
+
+    assert payload["raw"] == {"path": "C:\\u0000dir", "nulkey": "ab"}
+    assert "\x00" not in json.dumps(payload, ensure_ascii=False)

@@ -190,9 +190,10 @@ def stored_payload(facts: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str
         )
     except ValueError:  # NaN or infinity: not JSON, kept as text
         encoded = json.dumps(repr(raw))
-    # PostgreSQL's jsonb takes no NUL character.
-    encoded = encoded.replace("\\u0000", "")
-    summary: Any = json.loads(encoded)
+    # PostgreSQL's jsonb takes no NUL character (removed from the values, not the JSON text:
+    # a literal backslash before "u0000" is text, not an escape).
+    summary: Any = _without_nul(json.loads(encoded))
+    encoded = json.dumps(summary, sort_keys=True, separators=(",", ":"))
     limit, omitted = MAX_FACT, False
     while True:
         kept = {
@@ -209,6 +210,16 @@ def stored_payload(facts: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str
             omitted = True
         else:
             limit //= 2
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
 
 
 def redact_payload(value: Any, secrets: Iterable[str] = ()) -> Any:
