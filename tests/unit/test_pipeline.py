@@ -411,6 +411,25 @@ async def test_a_customer_message_is_answered_from_the_number_that_received_it()
     assert w.log.parts[0].wamid == "wamid.OUT1"
 
 
+@pytest.mark.parametrize(
+    ("sent_ago", "answered"),
+    [(timedelta(hours=23, minutes=59), True), (timedelta(hours=24, seconds=1), False)],
+)
+async def test_a_message_meta_timestamped_over_24_hours_ago_gets_no_llm_call_and_no_reply(
+    sent_ago: timedelta, answered: bool
+) -> None:
+    """A webhook redelivered a day late: Meta would refuse a free-form reply (131047)."""
+    w = world()
+
+    outcome = await w.pipeline.handle(inbound(sent_at=NOW - sent_ago))
+
+    assert (outcome.kind == "answered") is answered
+    if not answered:
+        assert outcome.kind == "failed"
+        assert "more than 24 hours ago" in (outcome.reason or "")
+        assert w.assistant.calls == [] and w.whatsapp.sends == []
+
+
 async def test_a_history_cut_at_its_limit_reaches_the_model_starting_with_the_customer() -> None:
     # history_limit 5: the four newest earlier turns, the oldest of them a reply.
     earlier = [

@@ -11,8 +11,10 @@ store; ``Replier``: the LLM ``Assistant`` of ``domain/assistant.py``). For a cla
 3. unless a reply is already recorded for it (a re-claimed message): marks the message read
    (with the typing indicator), loads the conversation (that customer, that number, that
    tenant, within Meta's 24-hour window), asks the tenant's LLM (or the platform's) and
-   records the whole reply, split into parts, *before* sending any of it (its first part
-   already marked as being sent, in the same transaction);
+   records the whole reply (none when the customer wrote more than 24 hours ago by Meta's
+   timestamp: Meta would refuse it, and the message fails saying so), split into parts,
+   *before* sending any of it (its first part already marked as being sent, in the same
+   transaction);
 4. sends each part that has no wamid yet, recording each wamid as soon as Meta returns it:
    in the same transaction, the next part is marked as being sent or, after the last part,
    the message is recorded answered in the queue (``Outcome.settled``), so a message costs
@@ -43,6 +45,8 @@ from changarrito.domain.conversations import (
     Switch,
     idle_resume_due,
     quiet_until,
+    window_open,
+    window_until,
 )
 from changarrito.domain.errors import (
     ChangarritoError,
@@ -230,6 +234,8 @@ class Pipeline:
             return Outcome("defer", "the customer may still be typing", retry_after=wait)
         first = TurnMessage(message.id, message.wamid, message.type, message.text, turn.received_at)
         said = sorted([first, *turn.waiting], key=lambda m: (m.received_at, m.id))
+        if not window_open(window_until(None, message.sent_at, turn.received_at), turn.now):
+            return Outcome("failed", WINDOW_CLOSED)
         newest = said[-1].wamid
         items = await self.reader.items(said)
         can = await self.assistant.capabilities(message.tenant_id) if items else Capabilities()
@@ -354,6 +360,14 @@ class Pipeline:
             if not reply.truncated:
                 notes.append("the LLM answered with an empty text")
         return await self.assistant.fallback_text(message.tenant_id), True, None
+
+
+#: Why a turn got no reply: Meta would refuse free text now (131047). The window is the
+#: turn's first message's (a burst lasts seconds, not a day).
+WINDOW_CLOSED = (
+    "the customer wrote more than 24 hours ago (by Meta's timestamp), so only an approved "
+    "template can reach them now"
+)
 
 
 def _marked(part: OutboundPart) -> OutboundPart:
