@@ -18,6 +18,7 @@ service reads, in one place, with one set of parsers).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -32,7 +33,8 @@ from changarrito.domain.conversations import (
     DEFAULT_QUIET_PERIOD,
     MAX_QUIET_PERIOD,
 )
-from changarrito.domain.errors import ConfigurationError
+from changarrito.domain.errors import ConfigurationError, ValidationFailed
+from changarrito.domain.template_send import MappedTemplate, mapping_from_json
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3141
@@ -121,6 +123,36 @@ class _Reader:
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
 
+#: Meta's template categories.
+TEMPLATE_CATEGORIES = frozenset({"MARKETING", "UTILITY", "AUTHENTICATION"})
+
+
+def _categories(r: _Reader, name: str, default: frozenset[str] | None) -> frozenset[str] | None:
+    names = r.names_list(name)
+    if names is None:
+        return default
+    upper = frozenset(n.upper() for n in names)
+    unknown = sorted(upper - TEMPLATE_CATEGORIES)
+    if unknown:
+        allowed = ", ".join(sorted(TEMPLATE_CATEGORIES))
+        raise ConfigurationError(f"{name} names no category {', '.join(unknown)} (use {allowed})")
+    return upper
+
+
+def _platform_templates(raw: str | None) -> dict[str, MappedTemplate]:
+    if raw is None:
+        return {}
+    try:
+        return mapping_from_json(json.loads(raw))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"CHANGARRITO_WHATSAPP_TEMPLATES must be a JSON object of purposes: {exc}"
+        ) from None
+    except ValidationFailed as exc:
+        problems = "; ".join(f"{f} {m}" for f, m in exc.errors) or exc.message
+        raise ConfigurationError(f"CHANGARRITO_WHATSAPP_TEMPLATES: {problems}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     #: ``DATABASE_URL``; unset: the embedded PostgreSQL in ``home``.
@@ -158,6 +190,15 @@ class WhatsAppSettings:
     verify_token: str | None = field(default=None, repr=False)  # WHATSAPP_VERIFY_TOKEN
     app_secret: str | None = field(default=None, repr=False)  # WHATSAPP_APP_SECRET
     graph_timeout: float = 20.0  # CHANGARRITO_GRAPH_TIMEOUT: seconds per Graph API call
+    #: ``CHANGARRITO_TEMPLATE_CATEGORIES``: the template categories a tenant's own number may
+    #: send (comma-separated, e.g. ``UTILITY,MARKETING``; unset: any).
+    template_categories: frozenset[str] | None = None
+    #: ``CHANGARRITO_PLATFORM_TEMPLATE_CATEGORIES``: those the platform's number may send
+    #: (default ``UTILITY``: its quality rating and its bill are the operator's).
+    platform_template_categories: frozenset[str] | None = frozenset({"UTILITY"})
+    #: ``CHANGARRITO_WHATSAPP_TEMPLATES``: the operator's purpose mapping of the platform's
+    #: templates, the JSON of ``templates`` in ``PUT /api/v1/integrations/whatsapp``.
+    platform_templates: Mapping[str, MappedTemplate] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +376,11 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
             verify_token=r.text("WHATSAPP_VERIFY_TOKEN"),
             app_secret=r.text("WHATSAPP_APP_SECRET"),
             graph_timeout=r.number("CHANGARRITO_GRAPH_TIMEOUT", 20.0, minimum=0.1),
+            template_categories=_categories(r, "CHANGARRITO_TEMPLATE_CATEGORIES", None),
+            platform_template_categories=_categories(
+                r, "CHANGARRITO_PLATFORM_TEMPLATE_CATEGORIES", frozenset({"UTILITY"})
+            ),
+            platform_templates=_platform_templates(r.text("CHANGARRITO_WHATSAPP_TEMPLATES")),
         ),
         llm=LLMSettings(
             provider=r.string("LLM_PROVIDER", "openai"),

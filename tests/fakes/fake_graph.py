@@ -38,6 +38,21 @@ owns the account (``graph.own(token, waba_id, ...)``; else code 100, no token co
 pages of ``limit`` (at most ``graph.template_page_size`` when set): ``{"data": [...],
 "paging": {"cursors": {"before", "after"}, "next"?}}``, ``next`` only while more follow, the
 next page asked for with ``after``; only the ``fields`` asked for (all when none).
+
+Template sends and the window: a ``"type": "template"`` message is accepted (a new wamid,
+``graph.template_sends()``) when a test added a template of that ``name`` and
+``language.code`` with status ``APPROVED``. Which accounts count: when ``graph.own(...)`` put
+the sending number in an account, only that account's templates (a template belongs to its
+business account, as on Meta); for a number no ``own`` mentions, every account's. Else Graph's
+errors: no such template, or one not approved (pending, rejected...), is 132001 (HTTP 404,
+"Template name does not exist in the translation"); ``PAUSED`` is 132015, ``DISABLED``
+132016; a ``body`` component whose ``parameters`` are not as many as the distinct ``{{...}}``
+placeholders of the template's ``BODY`` text (no body component: none) is 132000. Each
+recipient's customer-service window is open unless the test closed it
+(``graph.close_window(to)``, ``graph.open_window(to)``; ``to`` as sent: a phone number with
+or without its ``+``, or a BSUID): any other message (text, image, document...) to a
+recipient whose window is closed is 131047 ("Re-engagement message", HTTP 400); templates
+go through. Scripted answers (``script_sends``) come first, whatever the message.
 """
 
 from __future__ import annotations
@@ -59,7 +74,13 @@ _NODE = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<id>\d+)(?P<edge>/phone_numbers
 _UPLOAD = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<pnid>\d+)/media$")
 _DOWNLOAD = re.compile(r"^/media-download/(?P<id>\d+)$")
 _TEMPLATES = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<waba>\d+)/message_templates$")
+_BSUID = re.compile(r"^[A-Z]{2}\.[A-Za-z0-9]{1,128}$")
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
+REENGAGEMENT_DETAILS = (
+    "Message failed to send because more than 24 hours have passed since the customer last"
+    " replied to this number."
+)
 
 
 @dataclass
@@ -115,6 +136,8 @@ class FakeGraph(FakeServer):
         self._template_ids = itertools.count(9_000_000_000_001)
         #: The most templates one page holds, whatever ``limit`` asks (``None``: as asked).
         self.template_page_size: int | None = None
+        #: Recipients (``window_key``) whose customer-service window is closed.
+        self._closed_windows: set[str] = set()
 
     def own(self, token: str, waba_id: str, *phone_number_ids: str) -> None:
         """``token`` can read these numbers, in business account ``waba_id``, and the account."""
@@ -124,7 +147,14 @@ class FakeGraph(FakeServer):
                 self._readable[(token, pnid)] = waba_id
 
     @staticmethod
-    def error(code: int, status: int = 400, message: str = "fake Graph error") -> Answer:
+    def error(
+        code: int,
+        status: int = 400,
+        message: str = "fake Graph error",
+        *,
+        details: str | None = None,
+    ) -> Answer:
+        """Graph's error body: ``(#code) message``, with ``details`` (else ``message``)."""
         return Answer(
             status,
             {
@@ -132,7 +162,7 @@ class FakeGraph(FakeServer):
                     "message": f"(#{code}) {message}",
                     "type": "OAuthException",
                     "code": code,
-                    "error_data": {"messaging_product": "whatsapp", "details": message},
+                    "error_data": {"messaging_product": "whatsapp", "details": details or message},
                     "fbtrace_id": "AfakeTrace",
                 }
             },
@@ -230,6 +260,76 @@ class FakeGraph(FakeServer):
         if end < len(templates):
             paging["next"] = f"{self.url}{urlsplit(recorded.path).path}?after={cursor(end)}"
         return Answer(200, {"data": page, "paging": paging})
+
+    # Template sends and the customer-service window ---------------------------------------
+
+    def close_window(self, to: str) -> None:
+        """More than 24 hours since ``to`` last wrote: only templates reach them."""
+        with self._lock:
+            self._closed_windows.add(window_key(to))
+
+    def open_window(self, to: str) -> None:
+        """``to`` wrote again: anything reaches them."""
+        with self._lock:
+            self._closed_windows.discard(window_key(to))
+
+    def template_sends(self, *, accepted_only: bool = True) -> list[Recorded]:
+        """Template messages received (by default only those answered with a wamid)."""
+
+        def is_template(r: Recorded) -> bool:
+            if not (isinstance(r.body, dict) and r.body.get("type") == "template"):
+                return False
+            return not accepted_only or (r.answered and r.status == 200)
+
+        return self.recorded(is_template)
+
+    def _refusal(self, body: dict[str, Any], pnid: str) -> Answer | None:
+        """Graph's refusal of a (non-read) message, or ``None`` when it is accepted."""
+        if body.get("type") == "template":
+            return self._template_refusal(body, pnid)
+        to = body.get("to") or body.get("recipient") or ""
+        with self._lock:
+            closed = window_key(str(to)) in self._closed_windows
+        if closed:
+            return self.error(131047, 400, "Re-engagement message", details=REENGAGEMENT_DETAILS)
+        return None
+
+    def _template_refusal(self, body: dict[str, Any], pnid: str) -> Answer | None:
+        sent = body.get("template")
+        sent = sent if isinstance(sent, dict) else {}
+        language = sent.get("language")
+        code = language.get("code") if isinstance(language, dict) else None
+        with self._lock:
+            own = {w for (_, p), w in self._readable.items() if p == pnid}
+            accounts = own or set(self._templates)
+            found = [
+                t
+                for w in sorted(accounts)
+                for t in self._templates.get(w, [])
+                if t["name"] == sent.get("name") and t["language"] == code
+            ]
+            found = [dict(t) for t in found]
+        statuses = {str(t.get("status", "")).upper() for t in found}
+        approved = [t for t in found if str(t.get("status", "")).upper() == "APPROVED"]
+        if not approved:
+            if "PAUSED" in statuses:
+                return self.error(132015, 400, "Template is paused", details=_PAUSED)
+            if "DISABLED" in statuses:
+                return self.error(132016, 400, "Template is disabled", details=_DISABLED)
+            return self.error(
+                132001, 404, "Template name does not exist in the translation", details=_MISSING
+            )
+        expected = body_placeholders(approved[0])
+        given = body_parameters(sent)
+        if given != expected:
+            return self.error(
+                132000,
+                400,
+                "Number of parameters does not match the expected number of params",
+                details=f"body: number of localizable_params ({given}) does not match the"
+                f" expected number of params ({expected})",
+            )
+        return None
 
     # Media ------------------------------------------------------------------------------
 
@@ -403,6 +503,9 @@ class FakeGraph(FakeServer):
                 return self._reads.pop(0) if self._reads else Answer(200, {"success": True})
             if self._sends:
                 return self._sends.pop(0)
+        refusal = self._refusal(body, match["pnid"])
+        if refusal is not None:
+            return refusal
         to = body.get("to") or body.get("recipient") or ""
         return Answer(
             200,
@@ -449,6 +552,40 @@ class FakeGraph(FakeServer):
     def replies_to(self, wamid: str) -> list[Recorded]:
         """Accepted text messages quoting ``wamid`` (``context.message_id``)."""
         return [s for s in self.sends() if quoted(s) == wamid]
+
+
+_MISSING = (
+    "The template does not exist in the specified language or the template has not been approved."
+)
+_PAUSED = "Template is paused due to low quality so it cannot be sent in a template message."
+_DISABLED = "Template has been paused too many times due to low quality and is now disabled."
+
+
+def window_key(to: str) -> str:
+    """A recipient as the window knows it: a phone number's digits (with or without ``+``),
+    else the BSUID (or whatever was sent) as it is."""
+    to = to.strip()
+    if _BSUID.match(to):
+        return to
+    digits = to.removeprefix("+")
+    return digits if digits.isdigit() else to
+
+
+def body_placeholders(template: dict[str, Any]) -> int:
+    """The distinct ``{{...}}`` placeholders of a template's ``BODY`` text."""
+    for component in template.get("components") or []:
+        if isinstance(component, dict) and str(component.get("type", "")).upper() == "BODY":
+            return len(set(_PLACEHOLDER.findall(str(component.get("text") or ""))))
+    return 0
+
+
+def body_parameters(sent: dict[str, Any]) -> int:
+    """The ``parameters`` of a template send's ``body`` component (none: 0)."""
+    for component in sent.get("components") or []:
+        if isinstance(component, dict) and str(component.get("type", "")).lower() == "body":
+            parameters = component.get("parameters")
+            return len(parameters) if isinstance(parameters, list) else 0
+    return 0
 
 
 def quoted(recorded: Recorded) -> str | None:

@@ -429,6 +429,9 @@ class MemoryPaymentStore:
         link = self.links.get(link_id)
         return link if link is not None and link.tenant_id == tenant_id else None
 
+    async def has_conversation(self, tenant_id: UUID, conversation_id: UUID) -> bool:
+        return False  # conversations live in PostgreSQL only
+
     async def record_event(self, event: PaymentEventRecord) -> EventOutcome:
         key = (event.tenant_id, event.provider, event.event_id)
         if key in self.events:  # the table's key: (tenant, provider, event id)

@@ -79,6 +79,11 @@ def test_every_endpoint_of_the_contract_is_documented_with_its_errors(openapi) -
         "/api/v1/internal/integrations/{tenant_id}/llm": ["get"],
         "/api/v1/internal/integrations/resolve-tenant/{phone_number_id}": ["get"],
         "/api/v1/internal/tenants": ["post"],
+        "/api/v1/conversations/{conversation_id}/messages": ["get", "post"],
+        "/api/v1/messages": ["post"],
+        "/api/v1/templates": ["get"],
+        "/api/v1/templates/sync": ["post"],
+        "/api/v1/payments/links": ["post"],
     }
     for path, methods in expected.items():
         assert path in paths, path
@@ -91,6 +96,10 @@ def test_every_endpoint_of_the_contract_is_documented_with_its_errors(openapi) -
             if method == "put":
                 assert "requestBody" in operation
                 assert "422" in operation["responses"]
+    whatsapp = openapi["components"]["schemas"]["WhatsAppIntegrationUpdate"]["properties"]
+    assert "paymentReceived" in str(whatsapp["templates"])  # the purposes mapping
+    link = openapi["components"]["schemas"]["PaymentLinkCreate"]["properties"]
+    assert "conversationId" in link
     schemes = openapi["components"]["securitySchemes"]
     assert schemes["BearerAuth"]["scheme"] == "bearer"
     assert schemes["InternalKey"]["name"] == "X-Internal-Key"

@@ -434,6 +434,7 @@ async def test_messages_merge_both_directions_newest_first_and_never_show_the_ra
         "edited": False,
         "deleted": False,
         "media": None,
+        "template": None,
     }
     assert by_id[f"in_{edited}"]["edited"] is True
     assert by_id[f"in_{deleted}"]["deleted"] is True
@@ -607,21 +608,6 @@ async def test_a_send_with_handoff_also_gives_the_conversation_to_a_person(
     assert detail["stateChangedBy"] == f"api:user-of-{tenant_id}"
     assert [(s["from"], s["to"]) for s in detail["switches"]] == [("bot", "human")]
     assert len(graph.sends()) == 1
-
-
-async def test_template_sends_are_a_422_saying_they_are_not_supported_yet(
-    app_client, shop, db, graph
-) -> None:
-    tenant_id, headers, number, _ = await shop()
-    cid = await conversation(db, number, tenant_id)
-    body = {"type": "template", "name": "hello", "language": "es_MX", "parameters": []}
-
-    response = await app_client.post(f"{API}/{cid}/messages", json=body, headers=headers)
-
-    assert response.status_code == 422, response.text
-    assert problem_type(response) == "unsupported-message-type"
-    assert "not supported yet" in response.json()["detail"]
-    assert graph.sends(accepted_only=False) == []
 
 
 @pytest.mark.parametrize(

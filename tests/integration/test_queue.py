@@ -63,8 +63,8 @@ async def db(queue_database_url: str) -> AsyncIterator[Pool]:
     try:
         async with pool.connection() as conn:
             await conn.execute(
-                "TRUNCATE whatsapp_media_uses, whatsapp_media, whatsapp_outbound_messages, "
-                "whatsapp_inbound_messages, "
+                "TRUNCATE whatsapp_media_uses, whatsapp_media, payment_notices, "
+                "whatsapp_outbound_messages, whatsapp_inbound_messages, "
                 "whatsapp_message_statuses"
             )
         yield pool

@@ -15,6 +15,7 @@ from changarrito.domain.conversations import (
     idle_resume_due,
     partition,
     quiet_until,
+    send_as,
     window_open,
     window_until,
 )
@@ -102,6 +103,32 @@ def test_the_window_is_open_for_24_hours_after_the_customers_message(
     until = window_until(None, sent, sent)
     assert window_open(until, sent + timedelta(seconds=later)) is (later < 24 * 3600)
     assert window_open(None, sent) is False
+
+
+#: A customer's message: Meta's timestamp, and how many seconds later it reached us (up to
+#: three days: a webhook redelivered late).
+sightings = st.tuples(times, st.floats(min_value=0, max_value=72 * 3600))
+
+
+@given(
+    st.lists(sightings, max_size=12),
+    times,
+    st.booleans(),
+)
+def test_any_history_allows_free_text_exactly_until_24_hours_after_its_latest_message(
+    history: list[tuple[datetime, float]], now: datetime, has_template: bool
+) -> None:
+    """Whatever order the customer's messages reach us in, and however late: text may go
+    while some message is less than 24 hours old (by Meta's timestamp, or by when it reached
+    us if that is earlier); otherwise the purpose's template, or nothing."""
+    until: datetime | None = None
+    for sent, delay in history:
+        until = window_until(until, sent, sent + timedelta(seconds=delay))
+    inside = any(now < sent + SERVICE_WINDOW for sent, _ in history)
+
+    assert window_open(until, now) is inside
+    expected = "text" if inside else ("template" if has_template else None)
+    assert send_as(until, now, template=has_template) == expected
 
 
 @given(times, st.floats(min_value=-5, max_value=120))

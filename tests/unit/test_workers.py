@@ -59,6 +59,7 @@ async def run_until_drained(queue: FakeQueue, concurrency: int) -> None:
         pipeline=FakePipeline(),
         listener=None,
         templates=None,
+        notices=None,
     )
     workers = Workers(service, settings)
     running = asyncio.create_task(workers.run())

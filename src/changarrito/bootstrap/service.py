@@ -27,10 +27,11 @@ from changarrito.bootstrap.storage import Storage, postgres_storage
 from changarrito.domain.assistant import Assistant, TranscriptionPolicy
 from changarrito.domain.changes import Change
 from changarrito.domain.conversations import ConversationSettings
-from changarrito.domain.inbox import Inbox
+from changarrito.domain.inbox import Inbox, TemplatePolicy
 from changarrito.domain.integrations import Integrations
 from changarrito.domain.llm import PlatformLimits
 from changarrito.domain.model import PlatformDefaults
+from changarrito.domain.payment_notices import PaymentNotices
 from changarrito.domain.payments import Payments
 from changarrito.domain.pipeline import Pipeline, PipelineSettings
 from changarrito.domain.ports import (
@@ -78,6 +79,8 @@ class Service:
     inbox: Inbox | None = None
     #: The message templates (the templates API, the webhook's updates, the schedule).
     templates: TemplateCatalog | None = None
+    #: The payment notices the workers send (on PostgreSQL).
+    notices: PaymentNotices | None = None
     #: Change notifications (and the workers' wake-ups), on PostgreSQL; see ``listen``.
     listener: Listener | None = None
     #: What forgets cached reads when something changes (``on_change``).
@@ -191,6 +194,22 @@ def build_service(
         on_events=templates.apply_events if templates else None,
     )
     forgetters.append(webhook.on_change)
+    inbox = None
+    if storage.conversations is not None:
+        inbox = Inbox(
+            storage.conversations,
+            resolver,
+            graph,
+            templates=storage.templates,
+            policy=TemplatePolicy(
+                tenant_categories=wa.template_categories,
+                platform_categories=wa.platform_template_categories,
+                platform_templates=wa.platform_templates,
+            ),
+        )
+    notices = None
+    if inbox is not None and storage.notices is not None:
+        notices = PaymentNotices(storage.notices, inbox)
     return Service(
         settings=settings,
         role=role,
@@ -230,8 +249,9 @@ def build_service(
             ),
         ),
         database=database,
-        inbox=Inbox(storage.conversations, resolver, graph) if storage.conversations else None,
+        inbox=inbox,
         templates=templates,
+        notices=notices,
         listener=_listener(storage),
         forgetters=forgetters,
     )

@@ -34,6 +34,7 @@ from changarrito.domain.ports import (
     Cipher,
     IntakeStore,
     MessageLog,
+    NoticeStore,
     PaymentStore,
     RateLimiter,
     SchemaState,
@@ -70,6 +71,8 @@ class Storage:
     conversations: ConversationStore | None = None
     #: The synced message templates (on PostgreSQL only).
     templates: TemplateStore | None = None
+    #: The payment notices waiting to be sent (on PostgreSQL only: the payment store).
+    notices: NoticeStore | None = None
     #: Called with every change another process announces (the app index's cache, ...).
     on_change: list[Callable[[Change], None]] = field(default_factory=list)
 
@@ -118,10 +121,12 @@ async def postgres_storage(
     apps = WhatsAppApps(pool, cipher)
     store = PostgresStore(pool, cipher)
     workers = settings.workers
+    payments = PostgresPaymentStore(pool)
     return Storage(
         store=store,
         audit=PostgresAuditLog(pool),
-        payments=PostgresPaymentStore(pool),
+        payments=payments,
+        notices=payments,
         intake=GroupCommit(pool),
         apps=apps,
         schema=PostgresSchema(pool),

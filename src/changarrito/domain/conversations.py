@@ -82,6 +82,14 @@ def window_open(until: datetime | None, now: datetime) -> bool:
     return until is not None and now < until
 
 
+def send_as(until: datetime | None, now: datetime, *, template: bool) -> str | None:
+    """How a message for a purpose goes at ``now``: ``text`` inside the window, ``template``
+    outside it when the purpose has one, else ``None`` (nothing may be sent)."""
+    if window_open(until, now):
+        return "text"
+    return "template" if template else None
+
+
 def quiet_until(last_received: datetime, quiet_period: float) -> datetime | None:
     """When the burst ending with a message received at ``last_received`` is due; ``None``
     when quiet periods are off (``0``)."""

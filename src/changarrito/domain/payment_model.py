@@ -48,10 +48,27 @@ class PaymentStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentNotice:
+    """What the customer was told when the link became ``status`` (paid, failed, expired):
+    ``state`` pending (to send), sent (``sent_as`` text or template), skipped (nothing could
+    be sent: ``reason``), failed (Meta refused it: ``reason``)."""
+
+    status: str
+    state: str
+    sent_as: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    attempts: int = 0
+    updated_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentLinkRecord:
     """A hosted payment link created for a tenant, with its latest status (``pending``,
     ``paid``, ``failed``, ``expired`` or ``refunded``). ``id`` is chosen before the provider is
-    called and travels in the provider's object, so that its events can name the link."""
+    called and travels in the provider's object, so that its events can name the link.
+    ``conversation_id``: the conversation it was created for, whose customer hears of its
+    outcome (``notices``)."""
 
     tenant_id: UUID
     provider: str
@@ -66,6 +83,8 @@ class PaymentLinkRecord:
     id: UUID = field(default_factory=uuid4)
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    conversation_id: UUID | None = None
+    notices: tuple[PaymentNotice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +125,14 @@ class EventOutcome:
     event: PaymentEventRecord
     duplicate: bool
     link: PaymentLinkRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DueNotice:
+    """A notice to send now: the link (with its conversation) became ``status``; this is
+    attempt number ``attempts`` (1 the first time)."""
+
+    id: int
+    link: PaymentLinkRecord
+    status: str
+    attempts: int

@@ -101,6 +101,8 @@ class PaymentLinkRequest:
     description: str
     reference: str
     provider: str | None = None
+    #: The conversation it is created for: its customer hears when it is paid (or fails).
+    conversation_id: UUID | None = None
 
 
 def validated(request: PaymentLinkRequest) -> PaymentLinkRequest:
@@ -128,7 +130,9 @@ def validated(request: PaymentLinkRequest) -> PaymentLinkRequest:
             problems.append((name, f"must be at most {limit} characters"))
     if problems:
         raise ValidationFailed("The payment link request is not valid.", errors=problems)
-    return PaymentLinkRequest(amount, currency, description, reference, request.provider)
+    return PaymentLinkRequest(
+        amount, currency, description, reference, request.provider, request.conversation_id
+    )
 
 
 def next_status(current: str, incoming: str) -> str:
@@ -265,6 +269,14 @@ class Payments:
             earlier = await self.store.get_link(tenant_id, link_id)
             if earlier is not None:
                 return _same_request(earlier, request)
+        conversation = request.conversation_id
+        if conversation is not None and not await self.store.has_conversation(
+            tenant_id, conversation
+        ):
+            raise ValidationFailed(
+                "The payment link request is not valid.",
+                errors=[("conversationId", "is not a conversation of this account")],
+            )
         installed = self.gateways.ids(IntegrationType.PAYMENTS)
         if request.provider is not None and request.provider not in installed:
             raise ValidationFailed(
@@ -298,6 +310,7 @@ class Payments:
             reference=request.reference,
             source=resolved.source,
             status=_link_status(created.status),
+            conversation_id=conversation,
         )
         return await self.store.save_link(link)
 
@@ -393,11 +406,18 @@ def _checked_key(key: str) -> str:
 def _same_request(link: PaymentLinkRecord, request: PaymentLinkRequest) -> PaymentLinkRecord:
     """``link`` when ``request`` is the one that created it; a key reused for another request
     is refused rather than answered with a link for a different amount."""
-    same = (link.amount, link.currency, link.description, link.reference) == (
+    same = (
+        link.amount,
+        link.currency,
+        link.description,
+        link.reference,
+        link.conversation_id,
+    ) == (
         request.amount,
         request.currency,
         request.description,
         request.reference,
+        request.conversation_id,
     ) and request.provider in (None, link.provider)
     if not same:
         raise ValidationFailed(

@@ -51,9 +51,11 @@ from changarrito.domain.templates import (
 
 if TYPE_CHECKING:
     from changarrito.domain.payment_model import (
+        DueNotice,
         EventOutcome,
         PaymentEventRecord,
         PaymentLinkRecord,
+        PaymentNotice,
         PaymentStatus,
     )
     from changarrito.domain.whatsapp import Intake
@@ -436,7 +438,32 @@ class PaymentStore(Protocol):
     async def record_event(self, event: PaymentEventRecord) -> EventOutcome:
         """Stores the event unless its (tenant, provider, event id) is already stored, and in
         the same transaction moves the tenant's link it names (by ``named_link_id``, else by
-        provider link id) to ``payments.next_status`` when ``payments.applies_to`` holds."""
+        provider link id) to ``payments.next_status`` when ``payments.applies_to`` holds;
+        a link with a conversation that this moves to paid, failed or expired gets its
+        notice filed in the same transaction (once per link and status)."""
+        ...
+
+    async def has_conversation(self, tenant_id: UUID, conversation_id: UUID) -> bool:
+        """Whether the tenant has this conversation (a link may be created for it)."""
+        ...
+
+
+class NoticeStore(Protocol):
+    """The payment notices waiting to be sent (``payment_notices.PaymentNotices``)."""
+
+    async def claim_notices(self, worker: str, limit: int, lease: float) -> list[DueNotice]:
+        """Leases up to ``limit`` due notices to ``worker`` for ``lease`` seconds (one a
+        dead worker held is due again once its lease ran out); each with its link."""
+        ...
+
+    async def settle_notice(
+        self, notice_id: int, outcome: PaymentNotice, outbound_id: int | None
+    ) -> None:
+        """Records what became of it (sent, skipped, failed) and releases it."""
+        ...
+
+    async def retry_notice(self, notice_id: int, delay: float, reason: str) -> None:
+        """Releases it to be tried again in ``delay`` seconds."""
         ...
 
 
@@ -489,6 +516,21 @@ class WhatsAppSender(Protocol):
         reply_to_wamid: str | None = None,
     ) -> str:
         """Sends a picture or document; returns its wamid."""
+        ...
+
+    async def send_template(
+        self,
+        phone_number_id: str,
+        token: str,
+        to: str,
+        name: str,
+        language: str,
+        components: Sequence[Mapping[str, Any]],
+        *,
+        callback_data: str | None = None,
+    ) -> str:
+        """Sends an approved template (``components``: Graph's, filled in); returns its
+        wamid."""
         ...
 
 

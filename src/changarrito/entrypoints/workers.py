@@ -37,6 +37,7 @@ from changarrito.domain.errors import ConfigurationError, StorageError, StorageU
 from changarrito.domain.pipeline import Outcome
 from changarrito.domain.queued import QueuedMessage
 from changarrito.entrypoints.collector import settle_after_start
+from changarrito.entrypoints.notice_loop import run_notices
 from changarrito.entrypoints.template_schedule import run_schedule
 from changarrito.settings import Settings, WorkerSettings
 
@@ -61,16 +62,19 @@ class Workers:
         self.settings = settings or service.settings.workers
         self.pipeline = service.pipeline
         self.templates = service.templates
+        self.notices = service.notices
         self.queue = queue
         if service.listener is not None:  # woken by the intake's notification, else polling
             service.listener.on(INBOUND_CHANNEL, self._notified)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
+        self._notices_wakeup = asyncio.Event()
         self._in_hand: dict[int, asyncio.Task[None]] = {}
 
     def _notified(self, _: str) -> None:
         self._wakeup.set()
+        self._notices_wakeup.set()
 
     def stop(self) -> None:
         """Stop claiming; messages in hand finish (``run`` returns when they have)."""
@@ -85,6 +89,9 @@ class Workers:
         hours = self.settings.template_sync_hours
         if self.templates is not None and hours > 0:  # the templates, on start and on schedule
             background.append(asyncio.create_task(run_schedule(self.templates, hours)))
+        if self.notices is not None:  # what customers are told of their payments
+            notices = run_notices(self.notices, self.name, self._notices_wakeup, self.settings.poll)
+            background.append(asyncio.create_task(notices))
         log.info("workers.started", worker=self.name, concurrency=count)
         try:
             await asyncio.shield(claimer)

@@ -27,6 +27,7 @@ from changarrito.domain.inbox import (
     MessageKey,
     MessageMedia,
     SentMedia,
+    SentTemplate,
     Switch,
 )
 
@@ -35,9 +36,28 @@ def _conversation(*, state: str, **columns: Any) -> Conversation:
     return Conversation(state=ConversationState(state), **columns)
 
 
-def _message(*, media: dict[str, Any] | None, **columns: Any) -> Message:
+def _message(
+    *, media: dict[str, Any] | None, template: dict[str, Any] | None, **columns: Any
+) -> Message:
     outbound = columns["direction"] == "outbound"
-    return Message(**columns, media=message_media(media, outbound=outbound))
+    return Message(
+        **columns,
+        media=message_media(media, outbound=outbound),
+        template=message_template(template),
+    )
+
+
+def message_template(template: dict[str, Any] | None) -> SentTemplate | None:
+    """An outbound row's template columns (as ``conversations.sql`` builds them)."""
+    if not template or not isinstance(template.get("name"), str):
+        return None
+    return SentTemplate(
+        name=template["name"],
+        language=str(template.get("language") or ""),
+        category=template.get("category"),
+        outside_window=bool(template.get("outsideWindow")),
+        purpose=template.get("purpose"),
+    )
 
 
 def message_media(media: dict[str, Any] | None, *, outbound: bool) -> MessageMedia | None:
@@ -155,20 +175,53 @@ class PostgresConversations:
         text: str,
         ref: str | None,
         media: SentMedia | None = None,
+        *,
+        template: SentTemplate | None = None,
+        author: str = "shop",
+        idempotency_key: str | None = None,
+        purpose: str | None = None,
     ) -> Message | None:
         params = {
             "conversation_id": conversation.id,
             "tenant_id": conversation.tenant_id,
             "recipient": recipient,
             "text": text,
+            "author": author,
             "author_ref": ref,
             "media": Jsonb(media_record(media)) if media is not None else None,
+            "template_name": template.name if template else None,
+            "template_language": template.language if template else None,
+            "template_category": template.category if template else None,
+            "outside_window": template.outside_window if template else None,
+            "purpose": template.purpose if template else purpose,
+            "idempotency_key": idempotency_key,
         }
         with translated():
             async with self.pool.connection() as conn:
                 cur = conn.cursor(row_factory=_MESSAGE_ROW)
                 await cur.execute(QUERIES["record_shop_message"], params)
-                return await cur.fetchone()
+                recorded: Message | None = await cur.fetchone()
+                if recorded is None and idempotency_key is not None:
+                    await cur.execute(
+                        QUERIES["shop_message_by_key"], {"idempotency_key": idempotency_key}
+                    )
+                    recorded = await cur.fetchone()
+                return recorded
+
+    async def open_conversation(
+        self, tenant_id: UUID | None, phone_number_id: str, phone: str | None, user_id: str | None
+    ) -> UUID | None:
+        params = {
+            "tenant_id": tenant_id,
+            "phone_number_id": phone_number_id,
+            "phone": phone,
+            "user_id": user_id,
+        }
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(QUERIES["open_conversation"], params)
+                row = await cur.fetchone()
+        return row[0] if row else None
 
     async def shop_message_sent(
         self, row_id: int, wamid: str, *, media_id: str | None = None

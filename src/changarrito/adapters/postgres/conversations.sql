@@ -57,7 +57,8 @@ LIMIT %(limit)s
             jsonb_build_object('type', m.kind, 'mimeType', m.mime_type, 'size', m.file_size,
                                'filename', m.filename, 'state', m.state,
                                'reasonCode', m.reason_code, 'reason', m.reason)
-        END AS media
+        END AS media,
+        NULL::jsonb AS template
  FROM whatsapp_inbound_messages i
  LEFT JOIN whatsapp_inbound_messages j ON j.id = i.joined_to
  LEFT JOIN whatsapp_media m ON m.inbound_id = i.id
@@ -68,9 +69,16 @@ LIMIT %(limit)s
  ORDER BY i.received_at DESC, i.id DESC
  LIMIT %(limit)s)
 UNION ALL
-(SELECT 'outbound', 1, o.id, o.author, coalesce(o.media->>'type', 'text'), o.text, o.wamid,
-        o.created_at, o.status, NULL::bigint, o.error_code, o.error_title, false, false,
-        o.media
+(SELECT 'outbound', 1, o.id, o.author,
+        coalesce(o.media->>'type',
+                 CASE WHEN o.template_name IS NOT NULL THEN 'template' ELSE 'text' END),
+        o.text, o.wamid, o.created_at, o.status, NULL::bigint, o.error_code, o.error_title,
+        false, false, o.media,
+        CASE WHEN o.template_name IS NOT NULL THEN
+            jsonb_build_object('name', o.template_name, 'language', o.template_language,
+                               'category', o.template_category,
+                               'outsideWindow', o.outside_window, 'purpose', o.purpose)
+        END
  FROM whatsapp_outbound_messages o
  WHERE o.conversation_id = %(id)s AND o.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
    AND (%(after_at)s::timestamptz IS NULL
@@ -85,24 +93,69 @@ LIMIT %(limit)s
 -- A message the shop sends through the API, recorded before it is sent (no wamid yet, one
 -- send attempt counted), with the person's activity on the conversation; no row when the
 -- conversation is not the scope's. ``media``: a picture's or document's (``text`` is then
--- its caption, or ''), NULL for a text.
+-- its caption, or ''), NULL for a text; ``template_*``: an approved template's (``text`` is
+-- then what the customer reads). With an ``idempotency_key`` (a message sent once for a
+-- purpose) the row of an earlier attempt is taken again, its text and template as chosen now,
+-- unless Meta already accepted it: then no row (``shop_message_by_key`` reads it).
 WITH conversation AS (
     UPDATE whatsapp_conversations c
-    SET last_activity_at = greatest(c.last_activity_at, now()), human_active_at = now(),
+    SET last_activity_at = greatest(c.last_activity_at, now()),
+        human_active_at = CASE WHEN %(author)s::text = 'shop' THEN now()
+                               ELSE c.human_active_at END,
         updated_at = now()
     WHERE c.id = %(conversation_id)s AND c.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
     RETURNING c.id, c.tenant_id, c.phone_number_id
 )
-INSERT INTO whatsapp_outbound_messages
+INSERT INTO whatsapp_outbound_messages AS o
     (conversation_id, author, author_ref, inbound_id, tenant_id, phone_number_id, recipient,
-     text, media, send_attempts, send_started_at)
-SELECT id, 'shop', %(author_ref)s::text, NULL, tenant_id, phone_number_id, %(recipient)s,
-       %(text)s, %(media)s::jsonb, 1, now()
+     text, media, send_attempts, send_started_at, template_name, template_language,
+     template_category, outside_window, purpose, idempotency_key)
+SELECT id, %(author)s::text, %(author_ref)s::text, NULL, tenant_id, phone_number_id,
+       %(recipient)s, %(text)s, %(media)s::jsonb, 1, now(), %(template_name)s::text,
+       %(template_language)s::text, %(template_category)s::text, %(outside_window)s::boolean,
+       %(purpose)s::text, %(idempotency_key)s::text
 FROM conversation
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO UPDATE
+SET text = EXCLUDED.text, template_name = EXCLUDED.template_name,
+    template_language = EXCLUDED.template_language,
+    template_category = EXCLUDED.template_category, outside_window = EXCLUDED.outside_window,
+    purpose = EXCLUDED.purpose, recipient = EXCLUDED.recipient, status = 'queued', failed_at = NULL, error_code = NULL,
+    error_title = NULL, error_details = NULL, send_attempts = o.send_attempts + 1,
+    send_started_at = now(), updated_at = now()
+WHERE o.wamid IS NULL
 RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author,
-          coalesce(media->>'type', 'text') AS type, text, wamid, created_at AS at, status,
-          NULL::bigint AS answered_with, error_code, error_title, false AS edited,
-          false AS deleted, media
+          coalesce(media->>'type',
+                   CASE WHEN template_name IS NOT NULL THEN 'template' ELSE 'text' END) AS type,
+          text, wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
+          error_title, false AS edited, false AS deleted, media,
+          CASE WHEN template_name IS NOT NULL THEN
+              jsonb_build_object('name', template_name, 'language', template_language,
+                                 'category', template_category, 'outsideWindow', outside_window,
+                                 'purpose', purpose)
+          END AS template
+
+-- name: shop_message_by_key
+-- The message recorded under an idempotency key (one Meta accepted already, when
+-- ``record_shop_message`` returned none).
+SELECT 'outbound' AS direction, 1 AS rank, id AS row_id, author,
+       coalesce(media->>'type',
+                CASE WHEN template_name IS NOT NULL THEN 'template' ELSE 'text' END) AS type,
+       text, wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
+       error_title, false AS edited, false AS deleted, media,
+       CASE WHEN template_name IS NOT NULL THEN
+           jsonb_build_object('name', template_name, 'language', template_language,
+                              'category', template_category, 'outsideWindow', outside_window,
+                              'purpose', purpose)
+       END AS template
+FROM whatsapp_outbound_messages
+WHERE idempotency_key = %(idempotency_key)s
+
+-- name: open_conversation
+-- The conversation of a customer the shop writes to first (``changarrito_conversation``
+-- finds or files the contact, by phone or business-scoped user id, without opening the
+-- window: a business message does not open it).
+SELECT changarrito_conversation(%(phone_number_id)s, %(tenant_id)s::uuid, %(phone)s::text,
+                                %(user_id)s::text, NULL, now(), false)
 
 -- name: shop_message_sent
 -- Meta accepted it: its wamid (status webhooks find the row by it) and, for an uploaded
@@ -114,9 +167,15 @@ SET wamid = %(wamid)s, status = CASE WHEN status = 'queued' THEN 'sent' ELSE sta
     updated_at = now()
 WHERE id = %(id)s
 RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author,
-          coalesce(media->>'type', 'text') AS type, text, wamid, created_at AS at, status,
-          NULL::bigint AS answered_with, error_code, error_title, false AS edited,
-          false AS deleted, media
+          coalesce(media->>'type',
+                   CASE WHEN template_name IS NOT NULL THEN 'template' ELSE 'text' END) AS type,
+          text, wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
+          error_title, false AS edited, false AS deleted, media,
+          CASE WHEN template_name IS NOT NULL THEN
+              jsonb_build_object('name', template_name, 'language', template_language,
+                                 'category', template_category, 'outsideWindow', outside_window,
+                                 'purpose', purpose)
+          END AS template
 
 -- name: shop_message_failed
 -- Meta refused it (or could not be reached): no wamid, failed, with the error.
@@ -125,9 +184,15 @@ SET status = 'failed', failed_at = now(), error_code = %(code)s, error_title = %
     error_details = %(details)s, updated_at = now()
 WHERE id = %(id)s AND wamid IS NULL
 RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author,
-          coalesce(media->>'type', 'text') AS type, text, wamid, created_at AS at, status,
-          NULL::bigint AS answered_with, error_code, error_title, false AS edited,
-          false AS deleted, media
+          coalesce(media->>'type',
+                   CASE WHEN template_name IS NOT NULL THEN 'template' ELSE 'text' END) AS type,
+          text, wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
+          error_title, false AS edited, false AS deleted, media,
+          CASE WHEN template_name IS NOT NULL THEN
+              jsonb_build_object('name', template_name, 'language', template_language,
+                                 'category', template_category, 'outsideWindow', outside_window,
+                                 'purpose', purpose)
+          END AS template
 
 -- name: switch_conversation
 -- Moves a conversation to ``to_state`` ('bot', 'human', 'closed') unless it is there

@@ -21,7 +21,8 @@ from changarrito.adapters.postgres.errors import translated
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.queries import QUERIES
 from changarrito.domain.errors import Conflict
-from changarrito.domain.model import Source
+from changarrito.domain.model import Source, utcnow
+from changarrito.domain.payment_model import DueNotice, PaymentNotice
 from changarrito.domain.payments import (
     EventOutcome,
     PaymentEventRecord,
@@ -46,6 +47,8 @@ def _link(
     status: str,
     created_at: datetime,
     updated_at: datetime,
+    conversation_id: UUID | None = None,
+    notices: list[dict[str, Any]] | None = None,
 ) -> PaymentLinkRecord:
     return PaymentLinkRecord(
         id=id,
@@ -61,10 +64,32 @@ def _link(
         status=status,
         created_at=created_at,
         updated_at=updated_at,
+        conversation_id=conversation_id,
+        notices=tuple(_notice(n) for n in notices or ()),
     )
 
 
+def _notice(row: dict[str, Any]) -> PaymentNotice:
+    updated = row.get("updatedAt")
+    return PaymentNotice(
+        status=str(row["status"]),
+        state=str(row["state"]),
+        sent_as=row.get("sentAs"),
+        reason_code=row.get("reasonCode"),
+        reason=row.get("reason"),
+        attempts=int(row.get("attempts") or 0),
+        updated_at=datetime.fromisoformat(updated) if isinstance(updated, str) else utcnow(),
+    )
+
+
+def _due(*, notice_id: int, notice_status: str, attempts: int, **link: Any) -> DueNotice:
+    return DueNotice(id=notice_id, link=_link(**link), status=notice_status, attempts=attempts)
+
+
 _LINK_ROW = kwargs_row(_link)
+_DUE_ROW = kwargs_row(_due)
+#: The outcomes that tell the customer.
+NOTIFIED = frozenset({"paid", "failed", "expired"})
 
 
 class PostgresPaymentStore:
@@ -84,6 +109,7 @@ class PostgresPaymentStore:
             "reference": link.reference,
             "status": link.status,
             "source": link.source.value,
+            "conversation_id": link.conversation_id,
         }
         with translated():
             async with self.pool.connection() as conn:
@@ -139,5 +165,50 @@ class PostgresPaymentStore:
                         QUERIES["set_link_status"], {"id": link.id, "status": status}
                     )
                     link = await links.fetchone() or link
+                    if link.conversation_id is not None and status in NOTIFIED:
+                        notice = {
+                            "link_id": link.id,
+                            "tenant_id": link.tenant_id,
+                            "conversation_id": link.conversation_id,
+                            "status": status,
+                        }
+                        await conn.execute(QUERIES["file_notice"], notice)
                 await conn.execute(QUERIES["attach_event"], {"id": event.id, "link_id": link.id})
         return EventOutcome(event=replace(event, link_id=link.id), duplicate=False, link=link)
+
+    async def has_conversation(self, tenant_id: UUID, conversation_id: UUID) -> bool:
+        with translated():
+            async with self.pool.connection() as conn:
+                params = {"id": conversation_id, "tenant_id": tenant_id}
+                cur = await conn.execute(QUERIES["has_conversation"], params)
+                row = await cur.fetchone()
+        return bool(row and row[0])
+
+    async def claim_notices(self, worker: str, limit: int, lease: float) -> list[DueNotice]:
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=_DUE_ROW)
+                params = {"worker": worker, "limit": limit, "lease": lease}
+                await cur.execute(QUERIES["claim_notices"], params)
+                return await cur.fetchall()
+
+    async def settle_notice(
+        self, notice_id: int, outcome: PaymentNotice, outbound_id: int | None
+    ) -> None:
+        params = {
+            "id": notice_id,
+            "state": outcome.state,
+            "sent_as": outcome.sent_as,
+            "reason_code": outcome.reason_code,
+            "reason": outcome.reason[:500] if outcome.reason else None,
+            "outbound_id": outbound_id,
+        }
+        with translated():
+            async with self.pool.connection() as conn:
+                await conn.execute(QUERIES["settle_notice"], params)
+
+    async def retry_notice(self, notice_id: int, delay: float, reason: str) -> None:
+        params = {"id": notice_id, "delay": delay, "reason": reason[:500]}
+        with translated():
+            async with self.pool.connection() as conn:
+                await conn.execute(QUERIES["retry_notice"], params)

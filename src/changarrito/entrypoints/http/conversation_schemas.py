@@ -63,8 +63,43 @@ class DocumentMessageCreate(
     handoff: bool = False
 
 
-class TemplateMessageCreate(Wire, frozen=True, tag_field="type", tag="template"):
-    """Not supported yet (a 422 ``unsupported-message-type``)."""
+TemplateName = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+TemplateLanguage = Annotated[str, msgspec.Meta(min_length=2, max_length=15)]
+
+
+class TemplateMessageCreate(
+    Wire, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="template"
+):
+    """An approved template of the number's account (``GET /api/v1/templates``), sent at
+    any time, inside the window or not. ``parameters`` fill it:
+
+    - a list: the body's, in order (``["Ana", "$150.00 MXN"]``);
+    - or an object: ``header`` (a string, or ``{"type": "image" | "video" | "document",
+      "link" | "id", "filename"?}``, or ``{"type": "location", "latitude", "longitude",
+      "name"?, "address"?}``), ``body`` (a list, or an object by name for a template with
+      named parameters), ``buttons`` (``[{"index": 0, "text" | "payload" | "couponCode"}]``).
+
+    A body value is a string, or ``{"type": "currency", "fallbackValue", "code",
+    "amount1000"}`` or ``{"type": "dateTime", "fallbackValue"}``. Missing or extra values, a
+    template that is not approved, or a category the operator does not allow are refused
+    before anything reaches Meta."""
+
+    name: TemplateName
+    language: TemplateLanguage
+    parameters: Any = None
+    handoff: bool = False
+
+
+class MessageStart(Wire, frozen=True, forbid_unknown_fields=True):
+    """The first message to a customer: ``to`` a phone number in international format
+    (``+5215512345678``) or a business-scoped user id (``US.1349...``), sent as an approved
+    template (``type`` ``template``) from the tenant's own number."""
+
+    to: Annotated[str, msgspec.Meta(min_length=1, max_length=140)]
+    type: Literal["template"]
+    name: TemplateName
+    language: TemplateLanguage
+    parameters: Any = None
 
 
 MessageCreate = (
@@ -240,6 +275,25 @@ class MessageMedia(Wire, frozen=True):
         )
 
 
+class MessageTemplate(Wire, frozen=True):
+    """The approved template an outbound message is: its name, language and category when
+    sent, whether the window was closed, and the purpose it was sent for (``paymentReceived``,
+    ``handoffReply``...; ``null``: the shop chose it)."""
+
+    name: str
+    language: str
+    category: str | None
+    outside_window: bool
+    purpose: str | None
+
+    @classmethod
+    def of(cls, m: inbox.Message) -> MessageTemplate | None:
+        t = m.template
+        if t is None:
+            return None
+        return cls(t.name, t.language, t.category, t.outside_window, t.purpose)
+
+
 class MessageError(Wire, frozen=True):
     """Why Meta did not take (or deliver) it: Graph's error code and title."""
 
@@ -256,7 +310,8 @@ class ConversationMessage(Wire, frozen=True):
     it); outbound, its delivery (``queued``, ``sent``, ``delivered``, ``read``, ``played``,
     ``failed``, with ``error``). ``media``: the picture, voice note or document of an
     ``image``, ``document``, ``audio``, ``video`` or ``sticker`` message (``null`` for text,
-    and for a customer's item not looked at yet)."""
+    and for a customer's item not looked at yet). ``template``: the template a ``template``
+    message is (``text`` then what the customer reads)."""
 
     id: str
     direction: Literal["inbound", "outbound"]
@@ -271,6 +326,7 @@ class ConversationMessage(Wire, frozen=True):
     edited: bool
     deleted: bool
     media: MessageMedia | None
+    template: MessageTemplate | None = None
 
     @classmethod
     def of(cls, m: inbox.Message) -> ConversationMessage:
@@ -290,7 +346,15 @@ class ConversationMessage(Wire, frozen=True):
             edited=m.edited,
             deleted=m.deleted,
             media=MessageMedia.of(m),
+            template=MessageTemplate.of(m),
         )
+
+
+class StartedConversation(Wire, frozen=True):
+    """The conversation written to first, and the template message sent."""
+
+    conversation: Conversation
+    message: ConversationMessage
 
 
 class MessagePage(Wire, frozen=True):

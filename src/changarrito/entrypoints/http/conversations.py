@@ -12,7 +12,11 @@ A conversation outside the caller's scope is a 404, whether it exists or not. Li
 first, ``limit`` 1..100 (20), and go on with ``cursor`` (the page's opaque ``nextCursor``); a
 cursor that is not one is a 400 ``invalid-cursor``.
 
-``POST .../messages`` takes JSON (a text, or a picture or document by ``link``) up to 64 KiB,
+``POST /api/v1/messages`` (and ``/api/v1/internal/messages``) writes first to a customer with
+an approved template, filing the conversation when new.
+
+``POST .../messages`` takes JSON (a text, a template, or a picture or document by ``link``) up
+to 64 KiB,
 or a ``multipart/form-data`` upload of a picture or document (``read_upload``) up to the app's
 request body limit (``app.MAX_BODY_BYTES``, 3 MiB, below WhatsApp's own 5 MB and 100 MB: past
 it a 413 ``body-too-large`` says to send the file by link): the endpoint sets no limit of its
@@ -40,7 +44,6 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from changarrito.adapters.internal_api import INTERNAL_PREFIX
 from changarrito.adapters.jwt_auth import TenantPrincipal
 from changarrito.domain.conversations import ConversationState
-from changarrito.domain.errors import ValidationFailed
 from changarrito.domain.inbox import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -50,10 +53,12 @@ from changarrito.domain.inbox import (
     Inbox,
     Message,
     MessageKey,
+    TemplateRequest,
 )
 from changarrito.domain.media import MAX_BYTES, OutgoingMedia
 from changarrito.domain.model import utcnow
 from changarrito.domain.outgoing import MediaUpload, check_text
+from changarrito.domain.template_send import arguments_from_json
 from changarrito.entrypoints.http import cursors
 from changarrito.entrypoints.http.auth import BEARER, INTERNAL, require_internal_key
 from changarrito.entrypoints.http.conversation_schemas import (
@@ -67,6 +72,8 @@ from changarrito.entrypoints.http.conversation_schemas import (
     ImageMessageCreate,
     MessageCreate,
     MessagePage,
+    MessageStart,
+    StartedConversation,
     SwitchRequest,
     TextMessageCreate,
 )
@@ -103,7 +110,10 @@ WINDOW_CLOSED = {
     409: ResponseSpec(
         Problem,
         description="`window-closed`: the 24-hour customer-service window is closed, so only "
-        "a template message can be sent; `number-not-owned`, `not-configured`: the number "
+        "a template message can be sent (a text goes as the `handoffReply` template when one "
+        "is configured); `template-not-sendable`: the template is not approved (paused, "
+        "rejected...); `template-category-not-allowed`: the operator does not allow its "
+        "category; `number-not-owned`, `not-configured`, `no-own-whatsapp`: the number "
         "cannot send.",
         media_type=PROBLEM_JSON,
         generate_examples=False,
@@ -113,12 +123,6 @@ READ = problem_responses(400, 401, 404, 503)
 LIST = problem_responses(400, 401, 422, 503)
 SEND = {**problem_responses(400, 401, 404, 413, 422, 502, 503), **WINDOW_CLOSED}
 SWITCH = problem_responses(400, 401, 404, 413, 503)
-
-
-class UnsupportedMessageType(ValidationFailed):
-    """Only text messages, pictures and documents can be sent for now."""
-
-    code = "unsupported-message-type"
 
 
 MULTIPART = RequestEncodingType.MULTI_PART.value
@@ -290,7 +294,7 @@ class ConversationEndpoints(Controller):
         "/{conversation_id:uuid}/messages",
         status_code=201,
         responses=SEND,
-        summary="Send a text, picture or document as the shop (inside the 24-hour window)",
+        summary="Send a text, picture, document or template as the shop",
         request_class=SendRequest,
         operation_class=SendOperation,
     )
@@ -303,7 +307,12 @@ class ConversationEndpoints(Controller):
         data: JSONBody[MessageCreate | None] = None,
     ) -> ConversationMessage:
         """Sent from the conversation's number with its WhatsApp credential, recorded as
-        the shop's; outside the window a 409 ``window-closed`` (a template is needed).
+        the shop's. A text, picture or document goes inside the 24-hour window only; outside
+        it a 409 ``window-closed`` (a text goes as the ``handoffReply`` template when the
+        shop configured one). A ``template`` goes at any time, checked first against the
+        synced template: ``template-not-found`` (404), ``template-not-sendable`` and
+        ``template-category-not-allowed`` (409), ``template-parameters-invalid`` (422, each
+        missing or extra value named).
 
         A picture or document goes by ``link`` (JSON) or uploaded (``multipart/form-data``:
         ``type``, ``file``, ``caption``, ``filename``, ``handoff``); a link, caption, file
@@ -332,11 +341,10 @@ class ConversationEndpoints(Controller):
                 whose.tenant_id, conversation_id, media, whose.caller, handoff=data.handoff
             )
         else:
-            kind_name = type(data).__struct_config__.tag
-            raise UnsupportedMessageType(
-                f"sending {kind_name} messages is not supported yet; send a text, a picture "
-                "or a document",
-                errors=[("type", f"{kind_name} is not supported yet")],
+            arguments = arguments_from_json(data.parameters)
+            template = TemplateRequest(data.name, data.language, arguments)
+            sent = await inbox.send_template(
+                whose.tenant_id, conversation_id, template, whose.caller, handoff=data.handoff
             )
         return ConversationMessage.of(sent)
 
@@ -433,6 +441,53 @@ def _reason(data: SwitchRequest | None) -> str | None:
     return reason or None
 
 
+class MessageStarts(Controller):
+    """``POST /api/v1/messages``: write first to a customer, with a template."""
+
+    @post(
+        "/",
+        status_code=201,
+        responses=SEND,
+        summary="Start a conversation with a template",
+        request_max_body_size=MAX_BODY_BYTES,
+    )
+    async def start_conversation(
+        self,
+        whose: NamedDependency[Scope],
+        inbox: NamedDependency[Inbox],
+        data: JSONBody[MessageStart],
+    ) -> StartedConversation:
+        """Sends an approved template to ``to`` (a phone in international format, or a
+        business-scoped user id) from the tenant's own number, filing the contact and its
+        conversation when new (the window stays closed until the customer writes). The
+        template is checked as for ``POST /api/v1/conversations/{id}/messages``; a tenant on
+        the platform's number has no number of its own to write from (409
+        ``no-own-whatsapp``)."""
+        request = TemplateRequest(data.name, data.language, arguments_from_json(data.parameters))
+        conversation, message = await inbox.start(whose.tenant_id, data.to, request, whose.caller)
+        return StartedConversation(
+            conversation=Conversation.of(conversation, utcnow()),
+            message=ConversationMessage.of(message),
+        )
+
+
+class TenantMessageStarts(MessageStarts):
+    path = "/api/v1/messages"
+    tags = ["conversations"]
+    security = BEARER
+    dependencies = {"whose": Provide(tenant_scope)}
+
+
+class PlatformMessageStarts(MessageStarts):
+    """The same from the platform's own number."""
+
+    path = f"{INTERNAL_PREFIX}/messages"
+    tags = ["internal"]
+    guards = [require_internal_key]
+    security = INTERNAL
+    dependencies = {"whose": Provide(internal_scope, sync_to_thread=False)}
+
+
 class TenantConversations(ConversationEndpoints):
     path = PREFIX
     tags = ["conversations"]
@@ -451,4 +506,9 @@ class PlatformConversations(ConversationEndpoints):
 
 
 #: What the backend role registers (see ``app.handlers_for``).
-CONVERSATION_HANDLERS: list[Any] = [TenantConversations, PlatformConversations]
+CONVERSATION_HANDLERS: list[Any] = [
+    TenantConversations,
+    PlatformConversations,
+    TenantMessageStarts,
+    PlatformMessageStarts,
+]

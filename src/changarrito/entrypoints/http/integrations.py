@@ -22,9 +22,10 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from changarrito.adapters.jwt_auth import TenantPrincipal
-from changarrito.domain.integrations import Integrations
+from changarrito.domain.integrations import IntegrationNotConfigured, Integrations
 from changarrito.domain.kinds import KINDS
 from changarrito.domain.model import IntegrationType
+from changarrito.domain.template_send import mapping_from_json, mapping_to_json
 from changarrito.entrypoints.http.kind_endpoints import (
     READ,
     VERIFY,
@@ -85,6 +86,7 @@ class WhatsAppController(TenantController):
             "businessAccountId": c.business_account_id,
             "phoneNumber": data.phone_number,
             "displayName": data.display_name,
+            "templates": await _templates(integrations, principal, data.templates),
         }
         config = {k: v for k, v in config.items() if v is not None}
         provider = KINDS[self.kind].default_provider or ""
@@ -119,6 +121,21 @@ class WhatsAppController(TenantController):
             actor(request, principal), principal.tenant_id, self.kind
         )
         return VerificationResult.of(result)
+
+
+async def _templates(
+    integrations: Integrations, principal: TenantPrincipal, given: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The purposes mapping to store: the one given (checked; ``{}`` clears it), else the
+    stored one, so a PUT that rotates the token keeps the shop's templates."""
+    if given is not None:
+        return mapping_to_json(mapping_from_json(given)) or None
+    try:
+        stored = await integrations.get(principal.tenant_id, IntegrationType.WHATSAPP)
+    except IntegrationNotConfigured:
+        return None
+    kept = stored.config.get("templates")
+    return kept if isinstance(kept, dict) else None
 
 
 #: Kinds whose endpoints are written out above; every other kind's are built from its row.

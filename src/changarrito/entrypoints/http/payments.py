@@ -42,18 +42,38 @@ ProviderId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 class PaymentLinkCreate(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
     """A payment link to create. ``amount`` is in major units (``"10.50"`` MXN); send it as a
-    string to keep every digit. ``provider`` defaults to the tenant's (or platform's) one."""
+    string to keep every digit. ``provider`` defaults to the tenant's (or platform's) one.
+    ``conversationId``: the conversation it is for; its customer is told on WhatsApp when it
+    is paid, fails or expires (text inside the 24-hour window, the ``paymentReceived``...
+    template outside it)."""
 
     amount: Decimal
     currency: Annotated[str, msgspec.Meta(min_length=1, max_length=8)]
     description: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     reference: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     provider: ProviderId | None = None
+    conversation_id: UUID | None = None
+
+
+class LinkNotice(msgspec.Struct, frozen=True, rename="camel"):
+    """What the customer was told when the link became ``status`` (``paid``, ``failed``,
+    ``expired``): ``state`` ``pending`` (being sent), ``sent`` (``sentAs`` ``text`` or
+    ``template``), ``skipped`` (nothing could be sent; ``reasonCode`` and ``reason`` say why,
+    e.g. ``window-closed`` when the window is closed and no template is configured) or
+    ``failed`` (Meta refused it)."""
+
+    status: str
+    state: str
+    sent_as: str | None
+    reason_code: str | None
+    reason: str | None
+    updated_at: datetime
 
 
 class HostedPaymentLink(msgspec.Struct, frozen=True, rename="camel"):
     """A hosted payment link and its latest status (``pending``, ``paid``, ``failed``,
-    ``expired``, ``refunded``). ``source`` says whose credentials created it."""
+    ``expired``, ``refunded``). ``source`` says whose credentials created it;
+    ``notices``: what its conversation's customer was told of each outcome."""
 
     id: UUID
     provider: str
@@ -67,6 +87,8 @@ class HostedPaymentLink(msgspec.Struct, frozen=True, rename="camel"):
     source: str
     created_at: datetime
     updated_at: datetime
+    conversation_id: UUID | None = None
+    notices: list[LinkNotice] = msgspec.field(default_factory=list)
 
     @classmethod
     def of(cls, link: PaymentLinkRecord) -> HostedPaymentLink:
@@ -83,6 +105,11 @@ class HostedPaymentLink(msgspec.Struct, frozen=True, rename="camel"):
             source=link.source.value,
             created_at=link.created_at,
             updated_at=link.updated_at,
+            conversation_id=link.conversation_id,
+            notices=[
+                LinkNotice(n.status, n.state, n.sent_as, n.reason_code, n.reason, n.updated_at)
+                for n in link.notices
+            ],
         )
 
 
@@ -153,6 +180,7 @@ class PaymentLinksController(Controller):
                 description=data.description,
                 reference=data.reference,
                 provider=data.provider,
+                conversation_id=data.conversation_id,
             ),
             idempotency_key,
         )

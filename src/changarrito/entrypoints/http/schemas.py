@@ -45,9 +45,32 @@ class WhatsAppCredentialsUpdate(Wire, frozen=True, forbid_unknown_fields=True):
 
 
 class WhatsAppIntegrationUpdate(Wire, frozen=True, forbid_unknown_fields=True):
+    """``templates``: which approved template goes out for each purpose when the 24-hour
+    window is closed, ``{"paymentReceived" | "paymentFailed" | "paymentExpired" |
+    "handoffReply": {"name", "language", "parameters": [...]}}``; ``parameters`` fill the
+    template's text parameters in order, each one of ``customerName``, ``amount``,
+    ``reference``, ``description``, ``text`` (the shop's message, for ``handoffReply``)."""
+
     credentials: WhatsAppCredentialsUpdate
     phone_number: str | None = None
     display_name: str | None = None
+    templates: Annotated[
+        dict[str, Any] | None,
+        msgspec.Meta(
+            description="Purpose → the approved template sent for it outside the 24-hour "
+            "window: paymentReceived, paymentFailed, paymentExpired (fields customerName, "
+            "amount, reference, description) and handoffReply (customerName, text).",
+            examples=[
+                {
+                    "paymentReceived": {
+                        "name": "pago_recibido",
+                        "language": "es_MX",
+                        "parameters": ["customerName", "amount", "reference"],
+                    }
+                }
+            ],
+        ),
+    ] = None
 
 
 class ChosenProviderUpdate(Wire, frozen=True, forbid_unknown_fields=True):

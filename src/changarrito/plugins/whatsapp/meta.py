@@ -54,6 +54,8 @@ class WhatsAppConfig(msgspec.Struct, frozen=True, rename="camel", forbid_unknown
     business_account_id: GraphId
     phone_number: Text | None = None
     display_name: Text | None = None
+    #: Purpose -> template (``domain.template_send.mapping_from_json`` checks it).
+    templates: dict[str, Any] | None = None
 
 
 class PhoneNumberInfo(msgspec.Struct, frozen=True):
