@@ -34,6 +34,7 @@ from changarrito.domain.conversations import (
     MAX_QUIET_PERIOD,
 )
 from changarrito.domain.errors import ConfigurationError, ValidationFailed
+from changarrito.domain.events import parse_secret
 from changarrito.domain.template_send import MappedTemplate, mapping_from_json
 
 DEFAULT_HOST = "127.0.0.1"
@@ -291,6 +292,34 @@ class RoleSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class EventSettings:
+    """Where events for the platform's backend go (Standard Webhooks). Unset: none are
+    filed at all."""
+
+    #: ``CHANGARRITO_EVENTS_URL``: the receiver (``http://`` or ``https://``).
+    url: str | None = None
+    #: ``CHANGARRITO_EVENTS_SECRET``: ``whsec_<base64>``, the signing key's bytes.
+    secret: bytes | None = field(default=None, repr=False)
+
+    @property
+    def on(self) -> bool:
+        return self.url is not None
+
+
+def _events(r: _Reader) -> EventSettings:
+    url, secret = r.text("CHANGARRITO_EVENTS_URL"), r.text("CHANGARRITO_EVENTS_SECRET")
+    if url is None:
+        return EventSettings()
+    if not url.startswith(("https://", "http://")):
+        raise ConfigurationError(f"CHANGARRITO_EVENTS_URL must be an http(s) URL, got {url!r}")
+    if secret is None:
+        raise ConfigurationError(
+            "CHANGARRITO_EVENTS_SECRET is not set (whsec_ and base64: events are always signed)"
+        )
+    return EventSettings(url=url, secret=parse_secret(secret))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service reads from its environment (see the README's table)."""
 
@@ -304,6 +333,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
     role: RoleSettings = field(default_factory=RoleSettings)
+    events: EventSettings = field(default_factory=EventSettings)
     #: ``CHANGARRITO_LOG_LEVEL``; ``None`` when unset (commands then pick their own default).
     log_level: str | None = None
     #: ``CHANGARRITO_REQUEST_TIMEOUT``: seconds a client has to send a request's head (from
@@ -416,6 +446,7 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
             text_only_reply=r.text("CHANGARRITO_TEXT_ONLY_REPLY"),
             template_sync_hours=r.number("CHANGARRITO_TEMPLATE_SYNC_HOURS", 6.0),
         ),
+        events=_events(r),
         metrics=MetricsSettings(
             tenant_labels=r.boolean("CHANGARRITO_METRICS_TENANT_LABELS", False),
             queue_cache=r.number("CHANGARRITO_METRICS_QUEUE_CACHE", 5.0),

@@ -60,6 +60,7 @@ async def run_until_drained(queue: FakeQueue, concurrency: int) -> None:
         listener=None,
         templates=None,
         notices=None,
+        events=None,
     )
     workers = Workers(service, settings)
     running = asyncio.create_task(workers.run())

@@ -13,10 +13,12 @@ import structlog
 
 from changarrito.adapters.cache import TTLResolutionCache
 from changarrito.adapters.crypto.keyring import KeyRing
+from changarrito.adapters.events_http import HttpEventPoster
 from changarrito.adapters.http import HttpClients
 from changarrito.adapters.jwt_auth import TenantAuthenticator
 from changarrito.adapters.metered_resolver import MeteredResolver
 from changarrito.adapters.metrics import Metrics
+from changarrito.adapters.postgres.events import set_enabled
 from changarrito.adapters.postgres.notify import Listener
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.remote import RemoteResolver
@@ -27,6 +29,8 @@ from changarrito.bootstrap.storage import Storage, postgres_storage
 from changarrito.domain.assistant import Assistant, TranscriptionPolicy
 from changarrito.domain.changes import Change
 from changarrito.domain.conversations import ConversationSettings
+from changarrito.domain.event_delivery import EventDelivery
+from changarrito.domain.events import Receiver
 from changarrito.domain.inbox import Inbox, TemplatePolicy
 from changarrito.domain.integrations import Integrations
 from changarrito.domain.llm import PlatformLimits
@@ -81,6 +85,8 @@ class Service:
     templates: TemplateCatalog | None = None
     #: The payment notices the workers send (on PostgreSQL).
     notices: PaymentNotices | None = None
+    #: What delivers events to the platform's backend (``CHANGARRITO_EVENTS_URL`` set).
+    events: EventDelivery | None = None
     #: Change notifications (and the workers' wake-ups), on PostgreSQL; see ``listen``.
     listener: Listener | None = None
     #: What forgets cached reads when something changes (``on_change``).
@@ -89,7 +95,11 @@ class Service:
 
     async def listen(self) -> None:
         """Starts the change listener (once; everything that listens registered by now) and
-        waits up to ``LISTEN_WAIT`` seconds for it to be listening."""
+        waits up to ``LISTEN_WAIT`` seconds for it to be listening. The long-running
+        processes call it, so it also says on the database whether events are filed
+        (``CHANGARRITO_EVENTS_URL``); a one-off command never changes that."""
+        if self.storage.pool is not None and self.storage.events is not None:
+            await set_enabled(self.storage.pool, self.settings.events.on)
         if self.listener is None or any(t.get_name() == _LISTENER for t in self.tasks):
             return
         self.listener.on_change(self.on_change)
@@ -210,6 +220,16 @@ def build_service(
     notices = None
     if inbox is not None and storage.notices is not None:
         notices = PaymentNotices(storage.notices, inbox)
+    events = None
+    receiver = settings.events
+    if storage.events is not None and receiver.url and receiver.secret:
+        poster = HttpEventPoster(http)
+        events = EventDelivery(
+            storage.events,
+            poster,
+            Receiver(receiver.url, receiver.secret),
+            retry_base=settings.workers.retry_base,
+        )
     return Service(
         settings=settings,
         role=role,
@@ -252,6 +272,7 @@ def build_service(
         inbox=inbox,
         templates=templates,
         notices=notices,
+        events=events,
         listener=_listener(storage),
         forgetters=forgetters,
     )

@@ -14,6 +14,7 @@ from changarrito.adapters.crypto.pgcrypto import PgcryptoCipher
 from changarrito.adapters.crypto.suite import CipherSuite
 from changarrito.adapters.postgres.audit import PostgresAuditLog
 from changarrito.adapters.postgres.conversations import PostgresConversations
+from changarrito.adapters.postgres.events import PostgresEvents
 from changarrito.adapters.postgres.group_commit import GroupCommit
 from changarrito.adapters.postgres.message_log import PostgresMessageLog
 from changarrito.adapters.postgres.migrate import PostgresSchema, migrate
@@ -32,6 +33,7 @@ from changarrito.domain.inbox import ConversationStore
 from changarrito.domain.ports import (
     AuditLog,
     Cipher,
+    EventStore,
     IntakeStore,
     MessageLog,
     NoticeStore,
@@ -73,6 +75,8 @@ class Storage:
     templates: TemplateStore | None = None
     #: The payment notices waiting to be sent (on PostgreSQL only: the payment store).
     notices: NoticeStore | None = None
+    #: The outbox of events for the platform's backend (on PostgreSQL only).
+    events: EventStore | None = None
     #: Called with every change another process announces (the app index's cache, ...).
     on_change: list[Callable[[Change], None]] = field(default_factory=list)
 
@@ -127,6 +131,7 @@ async def postgres_storage(
         audit=PostgresAuditLog(pool),
         payments=payments,
         notices=payments,
+        events=PostgresEvents(pool),
         intake=GroupCommit(pool),
         apps=apps,
         schema=PostgresSchema(pool),

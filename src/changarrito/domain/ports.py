@@ -50,6 +50,7 @@ from changarrito.domain.templates import (
 )
 
 if TYPE_CHECKING:
+    from changarrito.domain.events import Event, Posted
     from changarrito.domain.payment_model import (
         DueNotice,
         EventOutcome,
@@ -445,6 +446,39 @@ class PaymentStore(Protocol):
 
     async def has_conversation(self, tenant_id: UUID, conversation_id: UUID) -> bool:
         """Whether the tenant has this conversation (a link may be created for it)."""
+        ...
+
+
+class EventStore(Protocol):
+    """The outbox of events for the platform's backend (``events.EventDelivery``)."""
+
+    async def claim_events(self, worker: str, limit: int, lease: float) -> list[Event]:
+        """Leases up to ``limit`` due events, the oldest pending one of each ordering key
+        (a key's next waits until the one before is delivered or dead)."""
+        ...
+
+    async def event_delivered(self, row_id: int, status: int | None) -> None: ...
+
+    async def event_failed(
+        self, row_id: int, delay: float | None, error: str, status: int | None
+    ) -> None:
+        """Due again in ``delay`` seconds, or dead (``None``)."""
+        ...
+
+    async def events(self, state: str | None, limit: int, before: int | None = None) -> list[Event]:
+        """The newest events (of ``state``), before row ``before``."""
+        ...
+
+    async def retry_events(self, row_ids: Sequence[int] | None) -> int:
+        """Gives these dead events (every dead one for ``None``) a fresh set of attempts;
+        how many."""
+        ...
+
+
+class EventPoster(Protocol):
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Posted:
+        """POSTs an event (within the poster's own time limit); what the receiver answered
+        (never raises for its failure)."""
         ...
 
 

@@ -89,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     mlist.add_argument("--json", action="store_true")
     mretry = msub.add_parser("retry", help="re-queue a failed or dead message")
     mretry.add_argument("message_id", type=int, metavar="ID")
+    events = sub.add_parser("events", help="events for the platform's backend (the outbox)")
+    esub = events.add_subparsers(dest="action", required=True, metavar="ACTION")
+    elist = esub.add_parser("list", help="the newest events, with their delivery")
+    elist.add_argument("--state", choices=("pending", "delivered", "dead"))
+    elist.add_argument("--limit", type=int, default=20)
+    elist.add_argument("--json", action="store_true")
+    eretry = esub.add_parser("retry", help="send dead events again")
+    eretry.add_argument("ids", type=int, nargs="*", metavar="ID")
+    eretry.add_argument("--dead", action="store_true", help="every dead event")
     return parser
 
 
@@ -251,6 +260,14 @@ def cmd_messages(settings: Settings, args: argparse.Namespace) -> int:
     return _run(settings, lambda service: retry_message(service, args.message_id))
 
 
+def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
+    from changarrito.entrypoints.events import list_events, retry_events
+
+    if args.action == "list":
+        return _run(settings, lambda service: list_events(service, args))
+    return _run(settings, lambda service: retry_events(service, args))
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "migrate": cmd_migrate,
@@ -260,6 +277,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "plugins": cmd_plugins,
     "worker": cmd_worker,
     "messages": cmd_messages,
+    "events": cmd_events,
 }
 
 

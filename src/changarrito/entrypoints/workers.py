@@ -37,7 +37,7 @@ from changarrito.domain.errors import ConfigurationError, StorageError, StorageU
 from changarrito.domain.pipeline import Outcome
 from changarrito.domain.queued import QueuedMessage
 from changarrito.entrypoints.collector import settle_after_start
-from changarrito.entrypoints.notice_loop import run_notices
+from changarrito.entrypoints.outboxes import run_events, run_notices
 from changarrito.entrypoints.template_schedule import run_schedule
 from changarrito.settings import Settings, WorkerSettings
 
@@ -63,6 +63,7 @@ class Workers:
         self.pipeline = service.pipeline
         self.templates = service.templates
         self.notices = service.notices
+        self.events = service.events
         self.queue = queue
         if service.listener is not None:  # woken by the intake's notification, else polling
             service.listener.on(INBOUND_CHANNEL, self._notified)
@@ -70,11 +71,13 @@ class Workers:
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._notices_wakeup = asyncio.Event()
+        self._events_wakeup = asyncio.Event()
         self._in_hand: dict[int, asyncio.Task[None]] = {}
 
     def _notified(self, _: str) -> None:
         self._wakeup.set()
         self._notices_wakeup.set()
+        self._events_wakeup.set()
 
     def stop(self) -> None:
         """Stop claiming; messages in hand finish (``run`` returns when they have)."""
@@ -92,6 +95,9 @@ class Workers:
         if self.notices is not None:  # what customers are told of their payments
             notices = run_notices(self.notices, self.name, self._notices_wakeup, self.settings.poll)
             background.append(asyncio.create_task(notices))
+        if self.events is not None:  # what the platform's backend hears
+            events = run_events(self.events, self.name, self._events_wakeup, self.settings.poll)
+            background.append(asyncio.create_task(events))
         log.info("workers.started", worker=self.name, concurrency=count)
         try:
             await asyncio.shield(claimer)

@@ -18,6 +18,7 @@ from psycopg.rows import kwargs_row
 from psycopg.types.json import Jsonb
 
 from changarrito.adapters.postgres.errors import translated
+from changarrito.adapters.postgres.events import emit
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.queries import QUERIES
 from changarrito.domain.errors import Conflict
@@ -88,8 +89,30 @@ def _due(*, notice_id: int, notice_status: str, attempts: int, **link: Any) -> D
 
 _LINK_ROW = kwargs_row(_link)
 _DUE_ROW = kwargs_row(_due)
-#: The outcomes that tell the customer.
+#: The outcomes that tell the customer (and the platform's backend).
 NOTIFIED = frozenset({"paid", "failed", "expired"})
+
+
+def payment_event(
+    link: PaymentLinkRecord, event: PaymentEventRecord
+) -> tuple[str, UUID, str, dict[str, Any]]:
+    """``payment.succeeded`` (paid) or ``payment.failed`` (failed, expired: ``status`` says
+    which) for the platform's backend: the link's ids and facts, the provider's event id."""
+    data = {
+        "tenantId": str(link.tenant_id),
+        "linkId": str(link.id),
+        "provider": link.provider,
+        "providerLinkId": link.provider_link_id,
+        "providerEventId": event.event_id,
+        "status": link.status,
+        "amount": str(link.amount),
+        "currency": link.currency,
+        "reference": link.reference,
+        "conversationId": str(link.conversation_id) if link.conversation_id else None,
+        "source": link.source.value,
+    }
+    kind = "payment.succeeded" if link.status == "paid" else "payment.failed"
+    return kind, link.tenant_id, f"payment:{link.id}", data
 
 
 class PostgresPaymentStore:
@@ -165,6 +188,8 @@ class PostgresPaymentStore:
                         QUERIES["set_link_status"], {"id": link.id, "status": status}
                     )
                     link = await links.fetchone() or link
+                    if status in NOTIFIED:
+                        await emit(conn, *payment_event(link, event))
                     if link.conversation_id is not None and status in NOTIFIED:
                         notice = {
                             "link_id": link.id,

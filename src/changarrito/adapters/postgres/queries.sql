@@ -89,14 +89,22 @@ DELETE FROM tenant_whatsapp_numbers WHERE tenant_id = %(tenant_id)s
 RETURNING phone_number_id;
 
 -- name: set_verified
-UPDATE tenant_integration_credentials SET
+-- Records a check's outcome; returns the row and whether it was verified before.
+WITH before AS (
+    SELECT id, is_verified AS was
+    FROM tenant_integration_credentials
+    WHERE tenant_id = %(tenant_id)s AND integration_type = %(integration_type)s
+      AND provider = %(provider)s
+    FOR UPDATE
+)
+UPDATE tenant_integration_credentials t SET
     is_verified = %(verified)s,
     verified_at = CASE WHEN %(verified)s THEN now() ELSE NULL END,
     verification_error = %(error)s,
     updated_at = now()
-WHERE tenant_id = %(tenant_id)s AND integration_type = %(integration_type)s
-  AND provider = %(provider)s
-RETURNING id;
+FROM before
+WHERE t.id = before.id
+RETURNING t.id, before.was;
 
 -- name: number_owner
 SELECT tenant_id, phone_number_id, phone_number, display_name, is_active, id,

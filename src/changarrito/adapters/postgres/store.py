@@ -30,6 +30,7 @@ from changarrito.adapters.postgres.credential_rows import (
     to_credential,
 )
 from changarrito.adapters.postgres.errors import translated
+from changarrito.adapters.postgres.events import emit
 from changarrito.adapters.postgres.notify import notify_changes
 from changarrito.adapters.postgres.pool import Pool
 from changarrito.adapters.postgres.queries import QUERIES
@@ -191,11 +192,21 @@ class PostgresStore:
         with translated():
             async with self.pool.connection() as conn, conn.transaction():
                 cur = await conn.execute(QUERIES["set_verified"], params)
-                if await cur.fetchone() is None:
+                row = await cur.fetchone()
+                if row is None:
                     await _require_tenant(conn, tenant_id)
                     raise NotConfigured(
                         f"tenant {tenant_id} has no stored {itype.value} ({provider}) credential"
                     )
+                if row[1] and not verified:  # it worked, and stopped: a revoked key
+                    data = {
+                        "tenantId": str(tenant_id),
+                        "integration": itype.value,
+                        "provider": provider,
+                        "reason": error,
+                    }
+                    key = f"credential:{tenant_id}:{itype.value}"
+                    await emit(conn, "credential.unverified", tenant_id, key, data)
                 await notify_changes(conn, [tenant_id], [])
 
     # -- WhatsApp numbers ----------------------------------------------------------------
