@@ -159,3 +159,30 @@ def test_a_receiver_killed_mid_conversation_still_gets_every_event_once_in_order
         ).fetchone()
     assert row is not None and row[0] > 1 and row[1] == "delivered"  # it was tried while down
     assert "EAAzapateria" not in json.dumps(backend.received)  # no credential, ever
+
+
+def test_each_answer_is_counted_in_the_shops_usage_on_its_own_key(
+    world: World, server: str
+) -> None:
+    shop = world.shop("merceria", "133000000000002")
+    platform = world.shop("abarrotes", "133000000000003", own_llm=False)
+    for who, text in ((shop, "¿Tienen hilo rojo?"), (shop, "¿Y azul?"), (platform, "¿Abren?")):
+        wamid = world.say(server, who, text, sender="5215540000009")
+        wait_for("the answer", lambda wamid=wamid: world.graph.replies_to(wamid))
+
+    def usage(of: Shop) -> list[dict[str, Any]]:
+        token = issue_token(JWT_SECRET, of.tenant_id, timedelta(minutes=5))
+        response = httpx.get(
+            server + "/api/v1/usage",
+            params={"groupBy": "source"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return [r for r in response.json()["data"] if r["kind"] == "llm_call"]
+
+    [own] = usage(shop)
+    [paid_by_platform] = usage(platform)
+    assert (own["group"], own["acts"]) == ("tenant", 2)
+    assert (paid_by_platform["group"], paid_by_platform["acts"]) == ("platform", 1)
+    assert own["inputTokens"] > 0 and own["outputTokens"] > 0

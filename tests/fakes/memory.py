@@ -695,6 +695,8 @@ class MemoryMessageLog:
         self.media: dict[int, MediaItem] = {}
         self.texts: dict[int, str] = {}
         self.uses: list[tuple[int, str, str | None, float | None]] = []
+        #: The LLM calls counted in the usage ledger, by act key.
+        self.llm_calls: dict[str, tuple[UUID | None, Reply]] = {}
         if intake is not None:
             intake.on_statuses.append(self._apply_statuses)
 
@@ -879,6 +881,9 @@ class MemoryMessageLog:
         self.texts[inbound_id] = text
         self.uses.append((inbound_id, "transcription", transcript.source, transcript.seconds))
         return text
+
+    async def llm_used(self, tenant_id: UUID | None, reply: Reply, act_key: str) -> None:
+        self.llm_calls[act_key] = (tenant_id, reply)
 
     async def media_used(
         self, tenant_id: UUID | None, sent: Sequence[tuple[int, Attachment]], reply: Reply

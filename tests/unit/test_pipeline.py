@@ -234,6 +234,8 @@ class FakeLog:
     #: The media items, by message id, as ``media_items`` files them; and their uses.
     items: dict[int, MediaItem] = field(default_factory=dict)
     uses: list[tuple[int, str, str | None]] = field(default_factory=list)
+    #: The LLM calls counted in the usage ledger, by act key.
+    llm_calls: dict[str, tuple[UUID | None, Reply]] = field(default_factory=dict)
 
     async def media_items(self, inbound_ids: Sequence[int]) -> list[MediaItem]:
         return [self.items[i] for i in inbound_ids if i in self.items]
@@ -256,6 +258,9 @@ class FakeLog:
         self.items[inbound_id] = replace(item, state="transcribed", text=text)
         self.uses.append((inbound_id, "transcription", transcript.source))
         return text
+
+    async def llm_used(self, tenant_id: UUID | None, reply: Reply, act_key: str) -> None:
+        self.llm_calls[act_key] = (tenant_id, reply)
 
     async def media_used(
         self, tenant_id: UUID | None, sent: Sequence[tuple[int, Attachment]], reply: Reply
@@ -382,6 +387,17 @@ def world(
         settings=PipelineSettings(max_attempts=max_attempts, history_limit=5),
     )
     return w
+
+
+async def test_every_llm_answer_is_counted_once_in_the_usage_ledger_with_its_tokens() -> None:
+    answer = Reply("Sí.", "gpt-x", Usage(120, 30), 1.0, "openai", source="platform")
+    w = world(assistant=FakeAssistant(answer))
+
+    await w.pipeline.handle(inbound())
+
+    [(key, (tenant_id, reply))] = w.log.llm_calls.items()
+    assert key.startswith("llm:")
+    assert (tenant_id, reply.usage, reply.source) == (TENANT, Usage(120, 30), "platform")
 
 
 async def test_a_customer_message_is_answered_from_the_number_that_received_it() -> None:

@@ -10,6 +10,7 @@ never raises into its caller. What is exported (``docs/scaling.md`` has the tabl
   seconds (default 5) whatever the scrape rate;
 - ``changarrito_whatsapp_sends_total{kind,outcome,graph_code}``;
 - ``changarrito_llm_calls_total{provider,outcome,source}`` and ``..._duration_seconds{provider}``;
+- ``changarrito_llm_tokens_total{provider,source,direction}``;
 - ``changarrito_media_downloads_total{kind,outcome}``,
   ``changarrito_media_downloaded_bytes_total{kind}``,
   ``changarrito_transcriptions_total{provider,outcome,source}``,
@@ -115,6 +116,13 @@ class Metrics:
             ["provider", "outcome", "source", *tenant],
             registry=r,
         )
+        self._llm_tokens = Counter(
+            "changarrito_llm_tokens",
+            "LLM tokens as the providers report them, by provider, credential source and "
+            "direction (input, output)",
+            ["provider", "source", "direction", *tenant],
+            registry=r,
+        )
         self._llm_seconds = Histogram(
             "changarrito_llm_call_duration_seconds",
             "LLM chat calls: time to answer",
@@ -182,10 +190,15 @@ class Metrics:
         tenant_id: UUID | None,
         seconds: float,
         error: BaseException | None = None,
+        *,
+        tokens: tuple[int, int] = (0, 0),
     ) -> None:
-        labels = [provider, outcome_of(error), source, *self._tenant(tenant_id)]
-        self._llm.labels(*labels).inc()
+        tenant = self._tenant(tenant_id)
+        self._llm.labels(provider, outcome_of(error), source, *tenant).inc()
         self._llm_seconds.labels(provider).observe(max(0.0, seconds))
+        for direction, count in zip(("input", "output"), tokens, strict=True):
+            if count > 0:
+                self._llm_tokens.labels(provider, source, direction, *tenant).inc(count)
 
     def media_download(
         self, kind: str, tenant_id: UUID | None, size: int, error: BaseException | None

@@ -46,6 +46,7 @@ from changarrito.domain.reading import MediaReader
 from changarrito.domain.services import CredentialResolver
 from changarrito.domain.template_sync import TemplateCatalog
 from changarrito.domain.tenants import Tenants
+from changarrito.domain.usage import UsageReports
 from changarrito.plugins.catalog import RegistryCatalog
 from changarrito.plugins.manager import ProviderRegistry, load_plugins
 from changarrito.plugins.platform import platform_defaults
@@ -87,6 +88,8 @@ class Service:
     notices: PaymentNotices | None = None
     #: What delivers events to the platform's backend (``CHANGARRITO_EVENTS_URL`` set).
     events: EventDelivery | None = None
+    #: The usage ledger's reports (on PostgreSQL).
+    usage: UsageReports | None = None
     #: Change notifications (and the workers' wake-ups), on PostgreSQL; see ``listen``.
     listener: Listener | None = None
     #: What forgets cached reads when something changes (``on_change``).
@@ -273,6 +276,7 @@ def build_service(
         templates=templates,
         notices=notices,
         events=events,
+        usage=UsageReports(storage.usage) if storage.usage else None,
         listener=_listener(storage),
         forgetters=forgetters,
     )

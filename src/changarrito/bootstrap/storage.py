@@ -26,6 +26,7 @@ from changarrito.adapters.postgres.rate_limits import PostgresRateLimits
 from changarrito.adapters.postgres.rotation import check_keyring
 from changarrito.adapters.postgres.store import PostgresStore
 from changarrito.adapters.postgres.templates import PostgresTemplates
+from changarrito.adapters.postgres.usage import PostgresUsage
 from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
 from changarrito.bootstrap.database import Database
 from changarrito.domain.changes import Change
@@ -44,6 +45,7 @@ from changarrito.domain.ports import (
     TemplateStore,
     WhatsAppAppIndex,
 )
+from changarrito.domain.usage import UsageStore
 from changarrito.settings import Settings
 
 log = structlog.get_logger("changarrito.bootstrap")
@@ -77,6 +79,8 @@ class Storage:
     notices: NoticeStore | None = None
     #: The outbox of events for the platform's backend (on PostgreSQL only).
     events: EventStore | None = None
+    #: The usage ledger's roll-ups (on PostgreSQL only).
+    usage: UsageStore | None = None
     #: Called with every change another process announces (the app index's cache, ...).
     on_change: list[Callable[[Change], None]] = field(default_factory=list)
 
@@ -132,6 +136,7 @@ async def postgres_storage(
         payments=payments,
         notices=payments,
         events=PostgresEvents(pool),
+        usage=PostgresUsage(pool),
         intake=GroupCommit(pool),
         apps=apps,
         schema=PostgresSchema(pool),

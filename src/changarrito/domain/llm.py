@@ -174,15 +174,23 @@ class Responder:
         except Exception as exc:
             self._record(resolved, started, exc)
             raise
-        self._record(resolved, started, None)
+        self._record(resolved, started, None, (reply.usage.input_tokens, reply.usage.output_tokens))
         if reply.latency_ms <= 0:
             reply = msgspec.structs.replace(
                 reply, latency_ms=(time.perf_counter() - started) * 1000
             )
         return msgspec.structs.replace(reply, source=resolved.source.value, read=read)
 
-    def _record(self, resolved: Resolved, started: float, error: Exception | None) -> None:
+    def _record(
+        self,
+        resolved: Resolved,
+        started: float,
+        error: Exception | None,
+        tokens: tuple[int, int] = (0, 0),
+    ) -> None:
         if self.metrics is not None:
             seconds = time.perf_counter() - started
             source = resolved.source.value
-            self.metrics.llm_call(resolved.provider, source, resolved.tenant_id, seconds, error)
+            self.metrics.llm_call(
+                resolved.provider, source, resolved.tenant_id, seconds, error, tokens=tokens
+            )

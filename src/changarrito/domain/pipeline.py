@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Literal
+from uuid import uuid4
 
 from changarrito.domain import media
 from changarrito.domain.chat import HANDOFF_TOOL, ChatMessage, alternating
@@ -342,6 +343,7 @@ class Pipeline:
         except ChangarritoError as exc:
             notes.append(f"the LLM cannot answer: {exc.message}")
         else:
+            await self.messages.llm_used(message.tenant_id, reply, f"llm:{uuid4().hex}")
             await self.reader.used(message.tenant_id, reading, reply)
             handoff = reply.handoff_reason or (
                 "the model declined to answer" if reply.refused else None

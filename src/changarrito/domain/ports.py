@@ -189,8 +189,11 @@ class MetricsRecorder(Protocol):
         tenant_id: UUID | None,
         seconds: float,
         error: BaseException | None = None,
+        *,
+        tokens: tuple[int, int] = (0, 0),
     ) -> None:
-        """One LLM chat call: who served it, from whose credential, how long, how it ended."""
+        """One LLM chat call: who served it, from whose credential, how long, how it ended,
+        and the tokens in and out the provider reported."""
         ...
 
     def media_download(
@@ -598,6 +601,11 @@ class MediaLog(Protocol):
 
 
 class MessageLog(MediaLog, Protocol):
+    async def llm_used(self, tenant_id: UUID | None, reply: Reply, act_key: str) -> None:
+        """Counts an LLM call in the usage ledger (its tokens, provider, model and whose key
+        paid), once per ``act_key``."""
+        ...
+
     async def turn(self, message: QueuedMessage, *, since: datetime, limit: int) -> Turn:
         """The message's conversation, its other waiting messages, and up to ``limit``
         earlier messages since ``since`` (oldest first, without the turn's own)."""

@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     mlist.add_argument("--json", action="store_true")
     mretry = msub.add_parser("retry", help="re-queue a failed or dead message")
     mretry.add_argument("message_id", type=int, metavar="ID")
+    usage = sub.add_parser("usage", help="a month of the usage ledger, by source and kind")
+    usage.add_argument(
+        "--tenant", metavar="ID", help="a tenant id, or 'platform' (default: every tenant)"
+    )
+    usage.add_argument("--month", metavar="YYYY-MM", help="default: this month")
+    usage.add_argument("--json", action="store_true")
     events = sub.add_parser("events", help="events for the platform's backend (the outbox)")
     esub = events.add_subparsers(dest="action", required=True, metavar="ACTION")
     elist = esub.add_parser("list", help="the newest events, with their delivery")
@@ -260,6 +266,12 @@ def cmd_messages(settings: Settings, args: argparse.Namespace) -> int:
     return _run(settings, lambda service: retry_message(service, args.message_id))
 
 
+def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
+    from changarrito.entrypoints.usage import print_usage
+
+    return _run(settings, lambda service: print_usage(service, args))
+
+
 def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     from changarrito.entrypoints.events import list_events, retry_events
 
@@ -278,6 +290,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "worker": cmd_worker,
     "messages": cmd_messages,
     "events": cmd_events,
+    "usage": cmd_usage,
 }
 
 

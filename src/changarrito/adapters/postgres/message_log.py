@@ -249,6 +249,20 @@ class PostgresMessageLog:
         stored = row[0] if row is not None else None
         return stored if isinstance(stored, str) and stored else text
 
+    async def llm_used(self, tenant_id: UUID | None, reply: Reply, act_key: str) -> None:
+        params = {
+            "act_key": act_key,
+            "tenant_id": tenant_id,
+            "source": reply.source or "tenant",
+            "provider": reply.provider,
+            "model": reply.model,
+            "input_tokens": max(0, reply.usage.input_tokens),
+            "output_tokens": max(0, reply.usage.output_tokens),
+        }
+        with translated():
+            async with self.pool.connection() as conn:
+                await conn.execute(QUERIES["llm_used"], params)
+
     async def media_used(
         self, tenant_id: UUID | None, sent: Sequence[tuple[int, Attachment]], reply: Reply
     ) -> None:

@@ -203,3 +203,11 @@ WITH used AS (
 )
 UPDATE whatsapp_media f SET state = 'read', reason_code = NULL, reason = NULL, updated_at = now()
 WHERE f.inbound_id IN (SELECT inbound_id FROM used) AND f.state <> 'transcribed'
+
+-- name: llm_used
+-- An LLM call in the usage ledger (migration 0018), once per act key.
+INSERT INTO usage_ledger (act_key, tenant_id, source, kind, provider, model, input_tokens,
+                          output_tokens)
+VALUES (%(act_key)s, %(tenant_id)s, %(source)s, 'llm_call', %(provider)s, %(model)s,
+        %(input_tokens)s, %(output_tokens)s)
+ON CONFLICT (act_key) DO NOTHING

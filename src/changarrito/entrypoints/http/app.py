@@ -57,6 +57,9 @@ def handlers_for(role: Role) -> list[Any]:
         from changarrito.entrypoints.http.templates import TEMPLATE_HANDLERS
 
         handlers += TEMPLATE_HANDLERS
+        from changarrito.entrypoints.http.usage import USAGE_HANDLERS
+
+        handlers += USAGE_HANDLERS
     if role in ("all", "whatsapp"):
         from changarrito.entrypoints.http.webhook import whatsapp_webhook
 

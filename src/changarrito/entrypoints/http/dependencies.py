@@ -26,6 +26,7 @@ from changarrito.domain.inbox import Inbox
 from changarrito.domain.integrations import Integrations
 from changarrito.domain.payments import Payments
 from changarrito.domain.template_sync import TemplateCatalog
+from changarrito.domain.usage import UsageReports
 
 
 def provide_service(state: State) -> Service:
@@ -55,6 +56,13 @@ def provide_templates(state: State) -> TemplateCatalog:
     return templates
 
 
+def provide_usage(state: State) -> UsageReports:
+    usage = provide_service(state).usage
+    if usage is None:  # a service on the in-memory fakes: the ledger lives in PostgreSQL
+        raise StorageUnavailable("usage is kept in PostgreSQL, which this service lacks")
+    return usage
+
+
 async def provide_principal(request: Request[Any, Any, Any]) -> TenantPrincipal:
     """The authenticated tenant, bound to the request's log lines."""
     service = provide_service(request.app.state)
@@ -69,5 +77,6 @@ DEPENDENCIES: dict[str, Provide] = {
     "payments": Provide(provide_payments, sync_to_thread=False),
     "inbox": Provide(provide_inbox, sync_to_thread=False),
     "templates": Provide(provide_templates, sync_to_thread=False),
+    "usage": Provide(provide_usage, sync_to_thread=False),
     "principal": Provide(provide_principal),
 }
