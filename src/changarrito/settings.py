@@ -249,6 +249,9 @@ class WorkerSettings:
     #: ``CHANGARRITO_TEMPLATE_SYNC_HOURS``: every owner's templates are synced from Graph
     #: once per this many hours, spread over them (0: no scheduled sync).
     template_sync_hours: float = 6.0
+    #: ``CHANGARRITO_BUDGET_EXCEEDED``: what the customer gets when a tenant's hard budget
+    #: stops the platform's LLM: ``fallback`` (its fallback text), ``handoff`` or ``silence``.
+    budget_exceeded: str = "fallback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,6 +448,9 @@ def _read(env: Mapping[str, str]) -> tuple[Settings, set[str]]:
             handoff_message=r.string("CHANGARRITO_HANDOFF_MESSAGE", DEFAULT_HANDOFF_MESSAGE),
             text_only_reply=r.text("CHANGARRITO_TEXT_ONLY_REPLY"),
             template_sync_hours=r.number("CHANGARRITO_TEMPLATE_SYNC_HOURS", 6.0),
+            budget_exceeded=r.choice(
+                "CHANGARRITO_BUDGET_EXCEEDED", ("fallback", "handoff", "silence"), "fallback"
+            ),
         ),
         events=_events(r),
         metrics=MetricsSettings(

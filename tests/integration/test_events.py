@@ -123,7 +123,14 @@ async def test_a_handoff_and_a_resume_reach_the_receiver_signed_and_in_order(
             f"{API}/{cid}/{action}", json={"reason": "pedido especial"}, headers=headers
         )
         assert response.status_code == 200, response.text
-    receiver.statuses = [503]  # the first delivery fails: the second must wait for it
+    # Only this conversation's events are due (other tests' are settled), and the first
+    # delivery fails: the second must wait for it.
+    await db.execute(
+        "UPDATE changarrito_events SET state = 'delivered' WHERE state = 'pending'"
+        " AND ordering_key <> %s",
+        (f"conversation:{cid}",),
+    )
+    receiver.statuses = [503]
     outbox = delivery(app_service, receiver)
 
     first = [d for d in await outbox.deliver_due("w") if d.event.ordering_key.endswith(cid)]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from changarrito.domain.assistant import DEFAULT_FALLBACK_TEXT, Assistant
 from changarrito.domain.backoff import backoff_delay
+from changarrito.domain.budgets import BudgetExceeded
 from changarrito.domain.chat import (
     HANDOFF_TOOL,
     Attachment,
@@ -26,7 +27,12 @@ from changarrito.domain.chat import (
     Transcript,
     Usage,
 )
-from changarrito.domain.conversations import ConversationSettings, ConversationState, Switch
+from changarrito.domain.conversations import (
+    DEFAULT_HANDOFF_MESSAGE,
+    ConversationSettings,
+    ConversationState,
+    Switch,
+)
 from changarrito.domain.errors import (
     NotConfigured,
     ProviderAuthError,
@@ -387,6 +393,31 @@ def world(
         settings=PipelineSettings(max_attempts=max_attempts, history_limit=5),
     )
     return w
+
+
+@pytest.mark.parametrize(
+    ("choice", "kind", "sent", "to_person"),
+    [
+        ("fallback", "answered", "Te respondemos pronto", False),
+        ("handoff", "answered", DEFAULT_HANDOFF_MESSAGE, True),
+        ("silence", "ignored", None, False),
+    ],
+)
+async def test_a_used_up_budget_gets_the_operators_choice_of_reply(
+    choice: str, kind: str, sent: str | None, to_person: bool
+) -> None:
+    exceeded = BudgetExceeded(TENANT, "llmTokens", "2026-05", 200_100, 200_000)
+    w = world(assistant=FakeAssistant(exceeded))
+    w.pipeline.settings = replace(w.pipeline.settings, budget_exceeded=choice)
+
+    outcome = await w.pipeline.handle(inbound())
+
+    assert outcome.kind == kind
+    assert [s["body"] for s in w.whatsapp.sends] == ([sent] if sent else [])
+    switches = [s for p in w.log.plans for s in p.get("switches", ())]
+    assert any(s.actor == "budget" for s in switches) is to_person
+    if choice == "silence":
+        assert "200,100 of 200,000" in (outcome.reason or "")
 
 
 async def test_every_llm_answer_is_counted_once_in_the_usage_ledger_with_its_tokens() -> None:

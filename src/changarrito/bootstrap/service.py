@@ -27,6 +27,7 @@ from changarrito.adapters.whatsapp.intake import WebhookIntake
 from changarrito.bootstrap.database import Database
 from changarrito.bootstrap.storage import Storage, postgres_storage
 from changarrito.domain.assistant import Assistant, TranscriptionPolicy
+from changarrito.domain.budgets import Budgets
 from changarrito.domain.changes import Change
 from changarrito.domain.conversations import ConversationSettings
 from changarrito.domain.event_delivery import EventDelivery
@@ -90,6 +91,8 @@ class Service:
     events: EventDelivery | None = None
     #: The usage ledger's reports (on PostgreSQL).
     usage: UsageReports | None = None
+    #: The budgets on platform-sourced usage (on PostgreSQL).
+    budgets: Budgets | None = None
     #: Change notifications (and the workers' wake-ups), on PostgreSQL; see ``listen``.
     listener: Listener | None = None
     #: What forgets cached reads when something changes (``on_change``).
@@ -174,6 +177,7 @@ def build_service(
     graph = GraphClient(
         http, wa.api_base_url, wa.api_version, timeout=wa.graph_timeout, metrics=metrics
     )
+    budgets = Budgets(storage.budgets) if storage.budgets is not None else None
     assistant = Assistant(
         resolver,
         registry,
@@ -195,6 +199,7 @@ def build_service(
             platform_fallback=settings.llm.transcription_platform_fallback,
         ),
         metrics=metrics,
+        budgets=budgets,
     )
     templates = TemplateCatalog(storage.templates, resolver, graph) if storage.templates else None
     webhook = WebhookIntake(
@@ -269,6 +274,7 @@ def build_service(
             settings=PipelineSettings(
                 max_attempts=settings.workers.max_attempts,
                 history_limit=settings.workers.history,
+                budget_exceeded=settings.workers.budget_exceeded,
             ),
         ),
         database=database,
@@ -277,6 +283,7 @@ def build_service(
         notices=notices,
         events=events,
         usage=UsageReports(storage.usage) if storage.usage else None,
+        budgets=budgets,
         listener=_listener(storage),
         forgetters=forgetters,
     )

@@ -13,6 +13,7 @@ from changarrito.adapters.crypto.keyring import KeyRing
 from changarrito.adapters.crypto.pgcrypto import PgcryptoCipher
 from changarrito.adapters.crypto.suite import CipherSuite
 from changarrito.adapters.postgres.audit import PostgresAuditLog
+from changarrito.adapters.postgres.budgets import PostgresBudgets
 from changarrito.adapters.postgres.conversations import PostgresConversations
 from changarrito.adapters.postgres.events import PostgresEvents
 from changarrito.adapters.postgres.group_commit import GroupCommit
@@ -29,6 +30,7 @@ from changarrito.adapters.postgres.templates import PostgresTemplates
 from changarrito.adapters.postgres.usage import PostgresUsage
 from changarrito.adapters.postgres.whatsapp_apps import WhatsAppApps
 from changarrito.bootstrap.database import Database
+from changarrito.domain.budgets import BudgetStore
 from changarrito.domain.changes import Change
 from changarrito.domain.inbox import ConversationStore
 from changarrito.domain.ports import (
@@ -81,6 +83,8 @@ class Storage:
     events: EventStore | None = None
     #: The usage ledger's roll-ups (on PostgreSQL only).
     usage: UsageStore | None = None
+    #: The budgets on platform-sourced usage (on PostgreSQL only).
+    budgets: BudgetStore | None = None
     #: Called with every change another process announces (the app index's cache, ...).
     on_change: list[Callable[[Change], None]] = field(default_factory=list)
 
@@ -137,6 +141,7 @@ async def postgres_storage(
         notices=payments,
         events=PostgresEvents(pool),
         usage=PostgresUsage(pool),
+        budgets=PostgresBudgets(pool),
         intake=GroupCommit(pool),
         apps=apps,
         schema=PostgresSchema(pool),

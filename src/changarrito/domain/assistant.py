@@ -16,6 +16,7 @@ from uuid import UUID
 import msgspec
 
 from changarrito.domain import resolution
+from changarrito.domain.budgets import Budgets
 from changarrito.domain.chat import Audio, ChatMessage, Reply, Tool, Transcript
 from changarrito.domain.conversations import ConversationSettings
 from changarrito.domain.errors import ChangarritoError, ProviderAuthError, ProviderQuotaExceeded
@@ -74,10 +75,12 @@ class Assistant:
         conversations: ConversationSettings | None = None,
         transcription: TranscriptionPolicy | None = None,
         metrics: MetricsRecorder | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self.credentials = credentials
         self.providers = providers
         self.metrics = metrics
+        self.budgets = budgets
         self.conversations = conversations or ConversationSettings()
         self.transcription = transcription or TranscriptionPolicy()
         self.tenants = Responder(
@@ -86,6 +89,7 @@ class Assistant:
             platform_fallback=platform_fallback,
             platform_limits=platform_limits,
             metrics=metrics,
+            budgets=budgets,
         )
         self.platform = Responder(
             PlatformCredentials(credentials.platform),
@@ -198,6 +202,17 @@ class Assistant:
             return False
 
     async def _transcribe(self, resolved: Resolved, audio: Audio) -> Transcript:
+        tenant = resolved.tenant_id
+        if (
+            resolved.source is Source.PLATFORM
+            and self.budgets is not None
+            and tenant
+            not in (
+                None,
+                PLATFORM,
+            )
+        ):
+            await self.budgets.check(tenant, "transcriptionSeconds")
         provider = self.providers.llm(resolved.provider)
         credentials = provider.parse_credentials(resolved.secrets.reveal())
         try:

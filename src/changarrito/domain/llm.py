@@ -37,6 +37,7 @@ from uuid import UUID
 import msgspec
 
 from changarrito.domain import resolution
+from changarrito.domain.budgets import Budgets
 from changarrito.domain.chat import AttachmentKind, ChatMessage, Reply, Tool
 from changarrito.domain.errors import NotConfigured, ProviderAuthError, ProviderQuotaExceeded
 from changarrito.domain.media import MARKERS
@@ -124,12 +125,14 @@ class Responder:
         platform_fallback: bool = False,
         platform_limits: PlatformLimits | None = None,
         metrics: MetricsRecorder | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self.credentials = credentials
         self.providers = providers
         self.platform_fallback = platform_fallback
         self.platform_limits = platform_limits or PlatformLimits()
         self.metrics = metrics
+        self.budgets = budgets
 
     async def reply(
         self, tenant_id: UUID, messages: Sequence[ChatMessage], *, tools: Sequence[Tool] = ()
@@ -157,6 +160,8 @@ class Responder:
         tools: Sequence[Tool] = (),
     ) -> Reply:
         if resolved.source is Source.PLATFORM:  # the operator's caps, not the tenant's options
+            if self.budgets is not None and resolved.tenant_id is not None:
+                await self.budgets.check(resolved.tenant_id, "llmTokens")
             config, messages = self.platform_limits.fit(config, messages)
         provider = self.providers.llm(resolved.provider)
         # Key and endpoint travel together in one credential object from one source: a

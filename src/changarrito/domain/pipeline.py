@@ -37,6 +37,7 @@ from typing import Literal
 from uuid import uuid4
 
 from changarrito.domain import media
+from changarrito.domain.budgets import BudgetExceeded
 from changarrito.domain.chat import HANDOFF_TOOL, ChatMessage, alternating
 from changarrito.domain.conversations import (
     SERVICE_WINDOW,
@@ -97,6 +98,9 @@ class PipelineSettings:
     max_attempts: int = 8
     history_limit: int = 20
     typing_indicator: bool = True
+    #: What the customer gets when a hard budget stops the platform's LLM for the tenant
+    #: (``CHANGARRITO_BUDGET_EXCEEDED``): the fallback text, a handoff, or nothing.
+    budget_exceeded: str = "fallback"
 
 
 class Pipeline:
@@ -264,9 +268,14 @@ class Pipeline:
         elif notice:
             text = settings.text_only_reply or media.text_only_reply(can)
         else:
-            text, fallback, handoff = await self._compose(message, turn, reading, settings, notes)
+            composed, fallback, handoff = await self._compose(
+                message, turn, reading, settings, notes
+            )
+            if composed is None:  # the budget is used up, and the operator chose silence
+                return Outcome("ignored", notes[-1], notes=tuple(notes))
+            text = composed
             if handoff is not None:
-                switches.append(Switch(ConversationState.HUMAN, "model", handoff))
+                switches.append(handoff)
         parts = await self.messages.plan(
             message,
             recipient,
@@ -321,9 +330,11 @@ class Pipeline:
         reading: Reading,
         settings: ConversationSettings,
         notes: list[str],
-    ) -> tuple[str, bool, str | None]:
-        """The reply text, whether it is the fallback text, and why a person is needed when
-        the model handed the conversation over (its ``handoff`` tool, or a refusal)."""
+    ) -> tuple[str | None, bool, Switch | None]:
+        """The reply text, whether it is the fallback text, and the switch to a person when
+        the model handed the conversation over (its ``handoff`` tool, or a refusal) or the
+        tenant's budget is used up and the operator chose a handoff. No text when the budget
+        is used up and the operator chose silence."""
         said = (
             ChatMessage(role="user", content=m.text, attachments=m.attachments)
             for m in reading.messages
@@ -340,6 +351,17 @@ class Pipeline:
             notes.append(f"the LLM is still failing on the last attempt: {exc.message}")
         except StorageError:
             raise
+        except BudgetExceeded as exc:
+            notes.append(exc.message)
+            if self.settings.budget_exceeded == "silence":
+                return None, False, None
+            if self.settings.budget_exceeded == "handoff":
+                why = f"the platform's {exc.metric} budget is used up for {exc.period}"
+                return (
+                    settings.handoff_message,
+                    False,
+                    Switch(ConversationState.HUMAN, "budget", why),
+                )
         except ChangarritoError as exc:
             notes.append(f"the LLM cannot answer: {exc.message}")
         else:
@@ -349,7 +371,8 @@ class Pipeline:
                 "the model declined to answer" if reply.refused else None
             )
             if handoff is not None:
-                return settings.handoff_message, False, handoff
+                switch = Switch(ConversationState.HUMAN, "model", handoff)
+                return settings.handoff_message, False, switch
             text = reply.text.strip()
             if reply.truncated:  # never send half a sentence (or half a JSON) as the answer
                 text = whole_sentences(text) or ""

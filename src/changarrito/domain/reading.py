@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from changarrito.domain import media
+from changarrito.domain.budgets import BudgetExceeded
 from changarrito.domain.chat import Attachment, AttachmentKind, Audio, Reply
 from changarrito.domain.errors import (
     ChangarritoError,
@@ -213,6 +214,8 @@ class MediaReader:
             raise MediaRefused(
                 f"the transcription failed: {exc.message}", reason="transcription-refused"
             ) from None
+        except BudgetExceeded as exc:  # the platform's transcription is used up this month
+            raise MediaRefused(exc.message, reason="budget-exceeded") from None
         except ChangarritoError as exc:  # nobody may transcribe it (NotConfigured...)
             raise MediaRefused(exc.message, reason="no-transcriber") from None
         text = transcript.text.strip()

@@ -95,6 +95,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     usage.add_argument("--month", metavar="YYYY-MM", help="default: this month")
     usage.add_argument("--json", action="store_true")
+    budgets = sub.add_parser(
+        "budgets", help="limits on the tenants' use of the platform's credentials"
+    )
+    bsub = budgets.add_subparsers(dest="action", required=True, metavar="ACTION")
+    bshow = bsub.add_parser("show", help="a tenant's budgets and figures, or the defaults")
+    bshow.add_argument("--tenant", required=True, metavar="ID", help="a tenant id, or 'default'")
+    bshow.add_argument("--json", action="store_true")
+    bset = bsub.add_parser("set", help="set (or --clear) one metric's limits")
+    bset.add_argument("--tenant", required=True, metavar="ID", help="a tenant id, or 'default'")
+    bset.add_argument(
+        "--metric",
+        required=True,
+        choices=(
+            "llmTokens",
+            "transcriptionSeconds",
+            "platformMessages",
+            "platformTemplateContacts",
+        ),
+    )
+    bset.add_argument("--soft", type=int)
+    bset.add_argument("--hard", type=int)
+    bset.add_argument("--clear", action="store_true", help="remove this metric's limits")
+    bset.add_argument("--json", action="store_true")
     events = sub.add_parser("events", help="events for the platform's backend (the outbox)")
     esub = events.add_subparsers(dest="action", required=True, metavar="ACTION")
     elist = esub.add_parser("list", help="the newest events, with their delivery")
@@ -272,6 +295,14 @@ def cmd_usage(settings: Settings, args: argparse.Namespace) -> int:
     return _run(settings, lambda service: print_usage(service, args))
 
 
+def cmd_budgets(settings: Settings, args: argparse.Namespace) -> int:
+    from changarrito.entrypoints.budgets import set_budget, show_budgets
+
+    if args.action == "show":
+        return _run(settings, lambda service: show_budgets(service, args))
+    return _run(settings, lambda service: set_budget(service, args))
+
+
 def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     from changarrito.entrypoints.events import list_events, retry_events
 
@@ -291,6 +322,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "messages": cmd_messages,
     "events": cmd_events,
     "usage": cmd_usage,
+    "budgets": cmd_budgets,
 }
 
 

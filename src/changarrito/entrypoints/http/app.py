@@ -60,6 +60,9 @@ def handlers_for(role: Role) -> list[Any]:
         from changarrito.entrypoints.http.usage import USAGE_HANDLERS
 
         handlers += USAGE_HANDLERS
+        from changarrito.entrypoints.http.budgets import BUDGET_HANDLERS
+
+        handlers += BUDGET_HANDLERS
     if role in ("all", "whatsapp"):
         from changarrito.entrypoints.http.webhook import whatsapp_webhook
 

@@ -21,6 +21,7 @@ from litestar.di import Provide
 
 from changarrito.adapters.jwt_auth import TenantPrincipal
 from changarrito.bootstrap import Service
+from changarrito.domain.budgets import Budgets
 from changarrito.domain.errors import StorageUnavailable
 from changarrito.domain.inbox import Inbox
 from changarrito.domain.integrations import Integrations
@@ -63,6 +64,13 @@ def provide_usage(state: State) -> UsageReports:
     return usage
 
 
+def provide_budgets(state: State) -> Budgets:
+    budgets = provide_service(state).budgets
+    if budgets is None:  # a service on the in-memory fakes: budgets live in PostgreSQL
+        raise StorageUnavailable("budgets are kept in PostgreSQL, which this service lacks")
+    return budgets
+
+
 async def provide_principal(request: Request[Any, Any, Any]) -> TenantPrincipal:
     """The authenticated tenant, bound to the request's log lines."""
     service = provide_service(request.app.state)
@@ -78,5 +86,6 @@ DEPENDENCIES: dict[str, Provide] = {
     "inbox": Provide(provide_inbox, sync_to_thread=False),
     "templates": Provide(provide_templates, sync_to_thread=False),
     "usage": Provide(provide_usage, sync_to_thread=False),
+    "budgets": Provide(provide_budgets, sync_to_thread=False),
     "principal": Provide(provide_principal),
 }

@@ -22,6 +22,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from changarrito.adapters.jwt_auth import TenantPrincipal
+from changarrito.bootstrap import Service
 from changarrito.domain.integrations import IntegrationNotConfigured, Integrations
 from changarrito.domain.kinds import KINDS
 from changarrito.domain.model import IntegrationType
@@ -50,8 +51,11 @@ class StatusController(TenantController):
         self,
         principal: NamedDependency[TenantPrincipal],
         integrations: NamedDependency[Integrations],
+        service: NamedDependency[Service],
     ) -> IntegrationsStatus:
-        return status_of(await integrations.status(principal.tenant_id))
+        budgets = service.budgets
+        standing = await budgets.standing(principal.tenant_id) if budgets is not None else []
+        return status_of(await integrations.status(principal.tenant_id), standing)
 
 
 class WhatsAppController(TenantController):

@@ -10,6 +10,7 @@ tenant configured the kind. Named as before the rows drove it (``WhatsAppStatus`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from types import GenericAlias
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
+from changarrito.domain.budgets import Standing
 from changarrito.domain.integration_views import ClaimState, KindStatus, claim_state
 from changarrito.domain.integrations import Status
 from changarrito.domain.kinds import KINDS, Kind, StatusShape
@@ -63,14 +65,34 @@ def _section_struct(kind: Kind) -> type[msgspec.Struct]:
     )
 
 
+class PlatformBudget(Wire, frozen=True):
+    """A limit the operator set on the tenant's use of the platform's credentials, and where
+    it stands this period: ``stopped`` when the hard limit is reached (until the period ends,
+    the platform's credential is not used for it: answers follow the operator's choice)."""
+
+    metric: str
+    period: str
+    figure: int
+    soft: int | None
+    hard: int | None
+    stopped: bool
+
+
 @cache
 def _status_struct(kinds: tuple[Kind, ...]) -> type[msgspec.Struct]:
-    fields = [
+    fields: list[tuple[Any, ...]] = [
         (k.name, GenericAlias(dict, (str, s)) if k.shape is StatusShape.PER_PROVIDER else s)
         for k, s in ((k, _section_struct(k)) for k in kinds)
     ]
+    fields.append(("budgets", list[PlatformBudget], msgspec.field(default_factory=list)))
+    # ``budgets`` only when some apply: a tenant without them sees the contract's shape.
     return msgspec.defstruct(
-        "IntegrationsStatus", fields, bases=(Wire,), module=__name__, frozen=True
+        "IntegrationsStatus",
+        fields,
+        bases=(Wire,),
+        module=__name__,
+        frozen=True,
+        omit_defaults=True,
     )
 
 
@@ -90,8 +112,9 @@ else:
     IntegrationsStatus = status_struct()
 
 
-def status_of(status: Status) -> IntegrationsStatus:
-    """The wire form of ``status``: each kind's section as its row shapes it."""
+def status_of(status: Status, budgets: Sequence[Standing] = ()) -> IntegrationsStatus:
+    """The wire form of ``status``: each kind's section as its row shapes it, and the
+    platform-usage ``budgets`` that have a limit."""
     sections: dict[str, Any] = {}
     for itype, section in status.kinds.items():
         kind, shape = section.kind, _section_struct(section.kind)
@@ -101,6 +124,11 @@ def status_of(status: Status) -> IntegrationsStatus:
             }
         else:
             sections[itype.value] = shape(**_single(section, status.whatsapp_numbers))
+    sections["budgets"] = [
+        PlatformBudget(b.metric, b.period, b.figure, b.limit.soft, b.limit.hard, b.stopped)
+        for b in budgets
+        if b.limit.soft is not None or b.limit.hard is not None
+    ]
     wire = _status_struct(tuple(s.kind for s in status.kinds.values()))(**sections)
     return cast("IntegrationsStatus", wire)
 
