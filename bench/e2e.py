@@ -1,9 +1,10 @@
 """End to end: an inbound webhook to the reply received by a (fake) Graph API, and capacity.
 
-Two servers answer the same signed single-text webhooks, one after the other, each with a
+The servers answer the same signed single-text webhooks, one after the other, each with a
 fresh pair of fakes on 127.0.0.1 that answer at once: the OpenAI-compatible LLM fake and the
-Graph API fake. Each text carries a unique ``[token]`` that the fake LLM echoes into its
-answer, so the Graph fake knows which webhook each reply answers and when it arrived.
+Graph API fake (and ``changarrito-events`` a third, the events' sink). Each text carries a
+unique ``[token]`` that the fake LLM echoes into its answer, so the Graph fake knows which
+webhook each reply answers and when it arrived.
 
 - ``changarrito``: ``changarrito serve`` (one process, its in-process message workers at
   their default concurrency unless ``--workers-concurrency``) on the machine's PostgreSQL,
@@ -16,6 +17,21 @@ answer, so the Graph fake knows which webhook each reply answers and when it arr
   median minus ``changarrito``'s at the same rate) and, with ``--capacity``, its capacity over
   ``changarrito``'s. ``changarrito`` itself runs with the quiet period off, as the peer
   answers: its figures are comparable with the runs before conversations existed.
+- ``changarrito-events``: ``changarrito`` (the same environment, bursts off) with the events
+  outbox on: ``CHANGARRITO_EVENTS_URL`` at a third fake, the sink (``bench/fakes.py sink``:
+  204 at once, counting), and ``CHANGARRITO_EVENTS_SECRET``. Every stored message files a
+  ``message.received`` event (a trigger) that the workers post, signed, to the sink. Its steps
+  hold only when the events keep up too (the same rule as the replies: fewer than 1 % of the
+  webhooks due more than ``STALE_AFTER`` seconds before the load's end without their event by
+  then), the drain waits for the events as well, and the report checks that the sink got one
+  event per stored message. With ``--capacity``: its capacity over ``changarrito``'s (what the
+  outbox costs).
+- ``changarrito-baseline``: ``changarrito`` from another checkout (``--baseline-checkout``, a
+  clone at an earlier commit with its own ``.venv``), its database seeded and migrated by that
+  checkout's code: an A/B of the commits in one run, on one machine, with one bench. With
+  ``--capacity``: ``changarrito``'s capacity over the baseline's (what the commits since
+  cost, e.g. the usage ledger). ``--checkout`` runs the other Changarrito servers from a
+  clone too (a commit exactly, rather than a working tree someone is editing).
 - ``pywa``: the naive bot of ``bench/e2e_peer.py`` (pywa_async on FastAPI, the handler awaits
   the LLM through httpx and replies through Graph), on the same server stack as ``serve``.
   Nothing stored.
@@ -28,7 +44,8 @@ backlog did not grow). ``--capacity`` searches the highest rate that holds (shor
 for ``--duration`` seconds, stepping down by a tenth while the confirmation fails. After a
 step that did not hold, the peer is restarted (its backlog is in its memory and would
 weigh on the next step); Changarrito's is in its queue, answered within the drain. Its
-message tables are vacuumed and analysed once, before the first step; after that they are
+tables that every message updates (``VACUUMED``: the queue's, the conversations' and the
+events' outbox) are vacuumed and analysed once, before the first step; after that they are
 left to autovacuum, as in a service running for hours, so later steps inherit the dead rows
 of earlier ones (``--vacuum-between-steps`` vacuums before every step instead, which
 flatters the claim; the server's ``autovacuum`` and ``autovacuum_naptime`` are reported, and a
@@ -41,8 +58,12 @@ folder: one line per stack and its sample count, to sum).
 Reported per server and step: replies received vs webhooks acknowledged, latency from each
 webhook's due time to its reply's arrival (median, p99), the webhook's acknowledgement
 latency, the server process's CPU time per reply (from the load's start to the drain's end;
-the database's own CPU is not in it), and with ``--capacity`` each server's capacity and the
-ratio of Changarrito's to the peer's.
+the database's own CPU is not in it), the CPU of every ``postgres`` process per reply over the
+same span (the server's share of the database's work; the machine's other database users
+would be counted too, so run it on a quiet machine), and with ``--capacity`` each server's
+capacity and the ratios: Changarrito's to the peer's, and each variant's to ``changarrito``'s.
+The ratios of CPU per reply at the rates both servers ran are given too: they move less with
+the machine's other load than the capacities do.
 
 Run: ``make bench-e2e`` (or ``bench/.venv/bin/python -m bench.e2e --help``).
 """
@@ -63,11 +84,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    ROOT,
     admin_url,
     describe_machine,
     exit_on_sigterm,
     free_port,
     machine,
+    postgres_cpu_seconds,
     ratio,
     say,
     scratch_database,
@@ -83,6 +106,7 @@ from bench.service import (
     PLATFORM_NUMBER,
     Service,
     seed,
+    seed_with,
     service_env,
     start,
     start_changarrito,
@@ -91,8 +115,19 @@ from bench.service import (
 TARGET_RATE = 200.0
 #: ``changarrito`` runs with bursts off (a quiet period of 0: each message answered at once,
 #: as the peer does); ``changarrito-bursts`` with the quiet period on (``--quiet-period``,
-#: the service's default), to measure what it adds.
-SERVERS = ("changarrito", "changarrito-bursts", "pywa")
+#: the service's default), to measure what it adds; ``changarrito-events`` with the events
+#: outbox on; ``changarrito-baseline`` from another checkout (``--baseline-checkout``).
+SERVERS = (
+    "changarrito",
+    "changarrito-bursts",
+    "changarrito-events",
+    "changarrito-baseline",
+    "pywa",
+)
+#: Without ``--servers``: all but the baseline, which runs when ``--baseline-checkout`` is given.
+DEFAULT_SERVERS = ("changarrito", "changarrito-bursts", "changarrito-events", "pywa")
+#: The events' signing key of ``changarrito-events`` (``whsec_`` and the base64 of 24 bytes).
+EVENTS_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #: A webhook due this many seconds before the load ended and still unanswered is backlog.
 STALE_AFTER = 2.0
 #: The share of such webhooks a step may leave unanswered and still hold.
@@ -114,17 +149,105 @@ def replies(graph_port: int) -> dict[str, Any]:
         return dict(json.loads(r.read()))
 
 
+def sink_count(sink_port: int, before_ns: float | None = None) -> dict[str, Any]:
+    """The sink's counts: posts, distinct ``webhook-id``, types, distinct received messages;
+    with ``before_ns`` (``time.monotonic_ns``) also how many posts had arrived by then."""
+    query = "" if before_ns is None else f"?before={int(before_ns)}"
+    url = f"http://127.0.0.1:{sink_port}/__bench/count{query}"
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return dict(json.loads(r.read()))
+
+
+def stored_messages(url: str) -> int:
+    """How many inbound messages the database holds (each files one ``message.received``)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM whatsapp_inbound_messages").fetchone()
+        return int(row[0]) if row else 0
+
+
+def ledger_rows(url: str) -> int | None:
+    """Rows of the usage ledger (one per LLM answer here), or ``None`` for a commit before
+    it: that the code measured wrote it."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT to_regclass('usage_ledger') IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            return None
+        row = conn.execute("SELECT count(*) FROM usage_ledger").fetchone()
+        return int(row[0]) if row else 0
+
+
+def event_states(url: str) -> dict[str, int]:
+    """The outbox's events per type and state once the load and the drain are over."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT type || ':' || state, count(*) FROM changarrito_events GROUP BY 1 ORDER BY 1"
+        )
+        return {str(key): int(n) for key, n in rows.fetchall()}
+
+
+def checkout_state(path: Path) -> dict[str, Any]:
+    """Which code a server ran: the checkout's commit and its uncommitted changes (how many
+    files, and a digest of the diff and of the untracked files, to tell two trees apart)."""
+    import hashlib
+
+    def git(*argv: str) -> str:
+        out = subprocess.run(
+            ["git", "-C", str(path), *argv], capture_output=True, text=True, timeout=30
+        )
+        return out.stdout
+
+    digest = hashlib.sha256(git("diff", "HEAD").encode())
+    untracked = git("ls-files", "--others", "--exclude-standard").split()
+    for name in sorted(untracked):
+        digest.update(name.encode())
+        digest.update((path / name).read_bytes())
+    return {
+        "path": str(path),
+        "commit": git("log", "-1", "--format=%h %s").strip(),
+        "uncommitted_files": len(git("status", "--porcelain").splitlines()),
+        "uncommitted_sha256": digest.hexdigest()[:16],
+    }
+
+
+def checkout_of(name: str, args: argparse.Namespace) -> Path:
+    """The checkout whose ``.venv`` runs server ``name``: ``--baseline-checkout`` for
+    ``changarrito-baseline``, ``--checkout`` (default: this one) for the other Changarrito
+    servers."""
+    if name == "changarrito-baseline":
+        return Path(args.baseline_checkout).resolve()
+    return Path(args.checkout).resolve() if args.checkout else ROOT
+
+
+#: The tables every message updates (their dead rows are what a step inherits), those the
+#: commit measured has: the outbox's only since the events (migration 0017).
+VACUUMED = (
+    "whatsapp_inbound_messages",
+    "whatsapp_outbound_messages",
+    "whatsapp_message_statuses",
+    "whatsapp_conversations",
+    "changarrito_events",
+)
+
+
 def vacuum(url: str) -> None:
-    """Vacuums and analyses the message tables: once before the first step, and before every
-    step with ``--vacuum-between-steps`` (then no step inherits the dead rows of those before
-    it, which a long-running service, on autovacuum alone, does)."""
+    """Vacuums and analyses ``VACUUMED``: once before the first step, and before every step
+    with ``--vacuum-between-steps`` (then no step inherits the dead rows of those before it,
+    which a long-running service, on autovacuum alone, does)."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "VACUUM (ANALYZE) whatsapp_inbound_messages, whatsapp_outbound_messages, "
-            "whatsapp_message_statuses"
-        )
+        present = [
+            name
+            for name in VACUUMED
+            if (row := conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()) and row[0]
+        ]
+        conn.execute("VACUUM (ANALYZE) " + ", ".join(present))
 
 
 def autovacuum_settings(url: str) -> dict[str, str]:
@@ -168,8 +291,11 @@ class Target:
         relaunch: Callable[[], Service] | None = None,
         database_url: str | None = None,
         quiet_period: float = 0.0,
+        sink_port: int | None = None,
     ) -> None:
         self.name = name
+        #: The events' sink (``changarrito-events``): its steps hold only if the events keep up.
+        self.sink_port = sink_port
         #: Every reply comes this much later by design: the backlog count allows for it.
         self.quiet_period = quiet_period
         self.service = service
@@ -179,7 +305,7 @@ class Target:
         self.workdir = workdir
         self.database_url = database_url
         self.steps = 0
-        self.seen = {"untraced": 0, "read": 0}  # the Graph fake's counts before this step
+        self.seen = {"untraced": 0, "read": 0, "events": 0}  # the fakes' counts before a step
 
     def recover(self) -> None:
         """After a step that did not hold: a server whose backlog lives in its memory (the
@@ -208,6 +334,9 @@ class Target:
         prefix = f"{self.name[:3].upper()}{self.steps:02d}"
         total = int(rate * duration)
         gen = Generator(self.numbers, prefix=f"E2E{prefix}", seed=self.steps)
+        # Meta's timestamps from now on: the service answers no message Meta timestamped
+        # more than 24 hours ago (the window), and the generator's fixed default is older.
+        gen.base_ts = int(time.time())
         bodies = self.workdir / f"{self.name}-{self.steps}.txt"
         tokens = [f"{prefix}m{i:07d}" for i in range(total)]
         write_bodies(bodies, (gen.text(token=t) for t in tokens), APP_SECRET)
@@ -234,6 +363,7 @@ class Target:
             vacuum(self.database_url)
         spy = self.profiler(args, duration)
         cpu_before = cpu_seconds(self.service.proc.pid)
+        pg_before = postgres_cpu_seconds()
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 180)
         if spy is not None:
             spy.wait(timeout=60)
@@ -250,7 +380,16 @@ class Target:
         ) < len(wanted):
             time.sleep(0.5)
             got = replies(self.graph_port)
+        if self.sink_port is not None and self.database_url is not None:
+            # The events too: one per stored message (every step's, so far).
+            stored = stored_messages(self.database_url)
+            while (
+                time.monotonic() < deadline
+                and sink_count(self.sink_port)["received_messages"] < stored
+            ):
+                time.sleep(0.5)
         cpu = cpu_seconds(self.service.proc.pid) - cpu_before
+        pg_cpu = postgres_cpu_seconds() - pg_before
         start_s, interval = load["start_monotonic"], load["interval"]
         due = {t: start_s + i * interval for i, t in enumerate(tokens)}
         load_end_ns = (start_s + total * interval) * 1e9
@@ -270,6 +409,20 @@ class Target:
         stale = sum(1 for t in old if t not in first or first[t] > load_end_ns)
         answered_in_load = sum(1 for t in wanted if t in first and first[t] <= load_end_ns)
         held = len(acknowledged) == total and stale <= STALE_SHARE * max(1, len(old))
+        events: dict[str, Any] | None = None
+        if self.sink_port is not None:
+            # Each acknowledged webhook is one stored text, so one event: the ones due well
+            # before the load's end should have theirs by then.
+            counts = sink_count(self.sink_port, before_ns=load_end_ns)
+            by_end = counts["before"] - self.seen["events"]
+            events = {
+                "delivered": counts["count"] - self.seen["events"],
+                "delivered_during_load": by_end,
+                "lag_at_load_end": max(0, len(acknowledged) - by_end),
+                "held": len(old) - by_end <= STALE_SHARE * max(1, len(old)),
+            }
+            held = held and events["held"]
+            self.seen["events"] = counts["count"]
         result = {
             "rate": rate,
             "duration_s": duration,
@@ -289,8 +442,11 @@ class Target:
             "e2e_ms": summary(latencies_ms) if latencies_ms else None,
             # The server process's CPU from the load's start to the drain's end, per reply.
             "server_cpu_ms_per_reply": round(1000 * cpu / max(1, len(first)), 3),
+            # Every postgres process's CPU over the same span, per reply.
+            "pg_cpu_ms_per_reply": round(1000 * pg_cpu / max(1, len(first)), 3),
+            "events": events,
         }
-        self.seen = {"untraced": got["untraced"], "read": got["read"]}
+        self.seen.update(untraced=got["untraced"], read=got["read"])
         e2e = result["e2e_ms"] or {}
         say(
             f"  {'held' if held else 'did not hold'}: replied "
@@ -298,8 +454,16 @@ class Target:
             f"{result['replied_during_load_per_s']}/s "
             f"during the load, backlog at its end {result['backlog_at_load_end']:,}, "
             f"duplicates {duplicates}, reply p50 {e2e.get('median', 0):.0f} ms, "
-            f"p99 {e2e.get('p99', 0):.0f} ms, server CPU {result['server_cpu_ms_per_reply']} ms "
-            "per reply"
+            f"p99 {e2e.get('p99', 0):.0f} ms, server CPU {result['server_cpu_ms_per_reply']} ms, "
+            f"postgres {result['pg_cpu_ms_per_reply']} ms per reply"
+            + (
+                f"; events {events['delivered']:,}, {events['delivered_during_load']:,} during "
+                f"the load (lag at its end {events['lag_at_load_end']:,}"
+                + ("" if events["held"] else ": DID NOT KEEP UP")
+                + ")"
+                if events
+                else ""
+            )
         )
         return result
 
@@ -343,7 +507,12 @@ def start_target(
         "apiKey": "sk-bench-tenant-0000000000000000",
         "baseUrl": f"http://127.0.0.1:{llm_port}/v1",
     }
-    numbers = seed(url, keys, args.tenants, extra_llm=llm)
+    checkout = checkout_of(name, args)
+    venv = None if checkout == ROOT else checkout / ".venv"
+    if venv is None:
+        numbers = seed(url, keys, args.tenants, extra_llm=llm)
+    else:
+        numbers = seed_with(venv, url, keys, args.tenants, extra_llm=llm)
     extra = {
         "WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{graph_port}",
         # The tenants' LLM baseUrl is the fake on this host (a one-host harness).
@@ -353,10 +522,26 @@ def start_target(
         extra["CHANGARRITO_WORKERS_CONCURRENCY"] = str(args.workers_concurrency)
     quiet = args.quiet_period if name == "changarrito-bursts" else 0.0
     extra["CHANGARRITO_QUIET_PERIOD"] = f"{quiet:g}"
-    service = start_changarrito(service_env(url, keys, extra), workdir)
+    sink_port = None
+    if name == "changarrito-events":
+        sink_port = fake("sink", stack)
+        extra["CHANGARRITO_EVENTS_URL"] = f"http://127.0.0.1:{sink_port}/events"
+        extra["CHANGARRITO_EVENTS_SECRET"] = EVENTS_SECRET
+    env = service_env(url, keys, extra)
+    if venv is None:
+        service = start_changarrito(env, workdir, name=name)
+    else:
+        service = start_changarrito(env, workdir, name=name, venv=venv)
     stack.callback(service.stop)
     target = Target(
-        name, service, graph_port, numbers, workdir, database_url=url, quiet_period=quiet
+        name,
+        service,
+        graph_port,
+        numbers,
+        workdir,
+        database_url=url,
+        quiet_period=quiet,
+        sink_port=sink_port,
     )
     return target, url
 
@@ -410,21 +595,102 @@ def search(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+#: The variants measured against ``changarrito`` in the same run: (server, whose capacity is
+#: divided by whose, what the ratio says, its target).
+VARIANTS = (
+    ("changarrito-bursts", "changarrito", "bursts on ÷ off", None),
+    ("changarrito-events", "changarrito", "events outbox on ÷ off", 0.9),
+    ("changarrito", "changarrito-baseline", "its checkout ÷ the baseline checkout", 0.9),
+)
+
+
+def common_rates(runs: dict[str, Any], over: str, under: str) -> list[float]:
+    """The rates both servers ran and held (a rate run twice counts its last step)."""
+    a = {s["rate"] for s in runs.get(over, {}).get("steps", []) if s["held"]}
+    b = {s["rate"] for s in runs.get(under, {}).get("steps", []) if s["held"]}
+    return sorted(a & b)
+
+
+def same_rate_ratio(runs: dict[str, Any], over: str, under: str, key: str) -> float | None:
+    """The median, over the rates both servers ran and held, of ``over``'s ``key`` (a CPU per
+    reply) divided by ``under``'s: less moved by the machine's other load than capacity."""
+    a = {s["rate"]: s.get(key) for s in runs.get(over, {}).get("steps", []) if s["held"]}
+    b = {s["rate"]: s.get(key) for s in runs.get(under, {}).get("steps", []) if s["held"]}
+    found = sorted(float(a[r]) / float(b[r]) for r in set(a) & set(b) if a[r] and b[r])
+    if not found:
+        return None
+    mid = len(found) // 2
+    value = found[mid] if len(found) % 2 else (found[mid - 1] + found[mid]) / 2
+    return round(value, 3)
+
+
 def report(runs: dict[str, Any], info: dict[str, Any], args: argparse.Namespace) -> None:
     print()
     print(
         f"End to end — {describe_machine(info)}; {args.tenants} tenants; "
         f"changarrito workers: {args.workers_concurrency or 'service default'}"
     )
+    for name, tree in info.get("trees", {}).items():
+        print(
+            f"{name}: {tree['path']} at {tree['commit']}, {tree['uncommitted_files']} "
+            f"uncommitted files (digest {tree['uncommitted_sha256']})"
+        )
     if "autovacuum" in info:
         between = "before every step" if args.vacuum_between_steps else "once, before step 1"
-        print(f"message tables vacuumed {between}; server autovacuum: {info['autovacuum']}")
+        print(f"queue tables vacuumed {between}; server autovacuum: {info['autovacuum']}")
+    capacities = {name: run.get("capacity") for name, run in runs.items()}
+    ratios: dict[str, Any] = {}
+    # Ratios first, absolute numbers after.
+    if args.capacity:
+        print("\ncapacity (highest rate held for", f"{args.duration:g} s):", capacities)
+        if capacities.get("changarrito") and capacities.get("pywa"):
+            ratios["capacity_changarrito_over_pywa"] = ratio(
+                capacities["changarrito"], capacities["pywa"]
+            )
+            print(
+                f"changarrito ÷ pywa_async bot: {ratios['capacity_changarrito_over_pywa']} "
+                "(target ≥ 0.7)"
+            )
+    for over, under, what, target in VARIANTS:
+        if over not in runs or under not in runs:
+            continue
+        key = f"{over}_over_{under}"
+        found: dict[str, Any] = {
+            "capacity": ratio(capacities[over], capacities[under])
+            if capacities.get(over) and capacities.get(under)
+            else None,
+            "server_cpu_per_reply": same_rate_ratio(runs, over, under, "server_cpu_ms_per_reply"),
+            "pg_cpu_per_reply": same_rate_ratio(runs, over, under, "pg_cpu_ms_per_reply"),
+            "same_rates": common_rates(runs, over, under),
+        }
+        ratios[key] = found
+        goal = f" (target ≥ {target})" if target and found["capacity"] is not None else ""
+        print(
+            f"{over} ÷ {under} ({what}): capacity {found['capacity'] or '-'}{goal}; "
+            f"at the same rates ({', '.join(f'{r:g}' for r in found['same_rates']) or 'none'}/s), "
+            f"server CPU per reply {found['server_cpu_per_reply'] or '-'}, "
+            f"postgres CPU per reply {found['pg_cpu_per_reply'] or '-'}"
+        )
+    if capacities.get("changarrito") and capacities.get("changarrito-bursts"):
+        ratios["capacity_bursts_on_over_off"] = ratio(
+            capacities["changarrito-bursts"], capacities["changarrito"]
+        )
+    quiet = quiet_period_cost(runs, args.quiet_period)
+    if quiet:
+        ratios["quiet_period_added_median_ms"] = quiet
+        print(
+            f"quiet period {args.quiet_period:g} s (changarrito-bursts minus changarrito, median "
+            "reply latency at the same rate; every webhook here is a new customer's only "
+            "message, so each waits one whole quiet period): "
+            + ", ".join(f"+{ms:.0f} ms at {rate}/s" for rate, ms in quiet.items())
+        )
     rows = []
     verdicts = []
     for name, run in runs.items():
         for s in run["steps"]:
             e2e = s["e2e_ms"] or {}
             ack = s["load"]["latency_us"] or {}
+            events = s.get("events") or {}
             rows.append(
                 (
                     name,
@@ -434,11 +700,13 @@ def report(runs: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
                     s["load"]["achieved_rate"],
                     s["replied_during_load_per_s"],
                     s["backlog_at_load_end"],
+                    events.get("lag_at_load_end"),
                     ack.get("median", 0) / 1000,
                     ack.get("p99", 0) / 1000,
                     e2e.get("median"),
                     e2e.get("p99"),
                     s.get("server_cpu_ms_per_reply"),
+                    s.get("pg_cpu_ms_per_reply"),
                     s["lost"],
                     s["duplicate_replies"],
                 )
@@ -458,6 +726,19 @@ def report(runs: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
                 f"{name}: {unanswered} not answered within the drain, "
                 + ("all still queued (stored, not lost)" if queued >= unanswered else "LOSS")
             )
+        if run.get("events") is not None:
+            ev = run["events"]
+            one_each = (
+                ev["sink_received_messages"] == ev["stored_messages"]
+                and ev["sink_posts"] == ev["sink_distinct_ids"]
+            )
+            verdicts.append(
+                f"{name}: {ev['stored_messages']:,} messages stored, the sink got "
+                f"{ev['sink_posts']:,} posts ({ev['sink_distinct_ids']:,} distinct webhook-ids, "
+                f"message.received for {ev['sink_received_messages']:,} distinct messages); "
+                f"outbox at the end: {ev['outbox']} -> "
+                + ("one event per stored message" if one_each else "NOT ONE EVENT PER MESSAGE")
+            )
     headers = (
         "server",
         "rate/s",
@@ -466,44 +747,25 @@ def report(runs: dict[str, Any], info: dict[str, Any], args: argparse.Namespace)
         "acked/s",
         "replied/s",
         "backlog",
+        "event lag",
         "ack p50 ms",
         "ack p99 ms",
         "reply p50 ms",
         "reply p99 ms",
         "CPU ms/reply",
+        "pg ms/reply",
         "unanswered",
         "dups",
     )
+    print()
     print(table(headers, rows))
-    capacities = {name: run.get("capacity") for name, run in runs.items()}
-    ratios: dict[str, Any] = {}
-    if args.capacity:
-        print("\ncapacity (highest rate held for", f"{args.duration:g} s):", capacities)
-        if capacities.get("changarrito") and capacities.get("pywa"):
-            ratios["capacity_changarrito_over_pywa"] = ratio(
-                capacities["changarrito"], capacities["pywa"]
-            )
-            print(
-                f"changarrito ÷ pywa_async bot: {ratios['capacity_changarrito_over_pywa']} "
-                "(target ≥ 0.7)"
-            )
-    quiet = quiet_period_cost(runs, args.quiet_period)
-    if quiet:
-        ratios["quiet_period_added_median_ms"] = quiet
-        print(
-            f"\nquiet period {args.quiet_period:g} s (changarrito-bursts minus changarrito, median "
-            "reply latency at the same rate; every webhook here is a new customer's only "
-            "message, so each waits one whole quiet period): "
-            + ", ".join(f"+{ms:.0f} ms at {rate}/s" for rate, ms in quiet.items())
-        )
-    if capacities.get("changarrito") and capacities.get("changarrito-bursts"):
-        ratios["capacity_bursts_on_over_off"] = ratio(
-            capacities["changarrito-bursts"], capacities["changarrito"]
-        )
-        print(f"capacity with bursts on ÷ off: {ratios['capacity_bursts_on_over_off']}")
     for name, run in runs.items():
         if run.get("inbound_states_at_end") is not None:
-            print(f"{name} inbound states at the end: {run['inbound_states_at_end']}")
+            ledger = run.get("usage_ledger_rows")
+            print(
+                f"{name} inbound states at the end: {run['inbound_states_at_end']}; usage "
+                "ledger rows: " + ("no ledger at this commit" if ledger is None else f"{ledger:,}")
+            )
     print("\n".join(verdicts) or "nothing lost, nothing answered twice")
     path = write_results(
         "e2e",
@@ -533,7 +795,12 @@ def quiet_period_cost(runs: dict[str, Any], quiet: float) -> dict[str, float]:
 def main() -> None:
     exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated")
+    parser.add_argument(
+        "--servers",
+        default=None,
+        help=f"comma-separated, of {', '.join(SERVERS)} (default: {', '.join(DEFAULT_SERVERS)}, "
+        "and changarrito-baseline with --baseline-checkout)",
+    )
     parser.add_argument("--rate", type=float, default=TARGET_RATE, help="webhooks per second")
     parser.add_argument("--duration", type=float, default=60, help="seconds of load")
     parser.add_argument(
@@ -561,8 +828,20 @@ def main() -> None:
     parser.add_argument(
         "--vacuum-between-steps",
         action="store_true",
-        help="vacuum changarrito's message tables before every step (default: once, before "
+        help="vacuum changarrito's queue tables before every step (default: once, before "
         "the first; then autovacuum only, as a long-running service)",
+    )
+    parser.add_argument(
+        "--baseline-checkout",
+        default=None,
+        help="another checkout of the project with its own .venv (make .venv/.installed-stamp "
+        "there): server changarrito-baseline runs its serve, for an A/B of two commits",
+    )
+    parser.add_argument(
+        "--checkout",
+        default=None,
+        help="run the Changarrito servers other than the baseline from this checkout's .venv "
+        "(default: this one's)",
     )
     parser.add_argument(
         "--embedded", action="store_true", help="PostgreSQL from pgserver instead of the machine's"
@@ -574,9 +853,17 @@ def main() -> None:
         "the work folder, which is kept)",
     )
     args = parser.parse_args()
+    if args.servers is None:
+        default = DEFAULT_SERVERS[:-1] + ("changarrito-baseline",) * bool(args.baseline_checkout)
+        args.servers = ",".join(default + DEFAULT_SERVERS[-1:])
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     if unknown := set(names) - set(SERVERS):
         parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
+    if "changarrito-baseline" in names and not args.baseline_checkout:
+        parser.error("changarrito-baseline needs --baseline-checkout")
+    for checkout in (args.checkout, args.baseline_checkout):
+        if checkout and not (Path(checkout) / ".venv" / "bin" / "changarrito").exists():
+            parser.error(f"{checkout}/.venv/bin/changarrito is missing")
     workdir = Path(tempfile.mkdtemp(prefix="changarrito-bench-e2e-"))
     runs: dict[str, Any] = {}
     with ExitStack() as outer:
@@ -587,8 +874,13 @@ def main() -> None:
         else:
             admin = admin_url()
         info: dict[str, Any] | None = None
+        # The code each Changarrito server ran, read as it starts (the tree may be edited
+        # while the bench runs; a started server keeps what it imported).
+        trees: dict[str, Any] = {}
         for name in names:
             with ExitStack() as stack:
+                if name != "pywa":
+                    trees[name] = checkout_state(checkout_of(name, args))
                 target, url = start_target(name, args, stack, workdir, admin)
                 if info is None or url:
                     info = machine(url)
@@ -601,7 +893,7 @@ def main() -> None:
                             "warning: the server's autovacuum is off: nothing clears the "
                             "message tables' dead rows between steps"
                         )
-                run = (
+                run: dict[str, Any] = (
                     search(target, args)
                     if args.capacity
                     else {"steps": [target.step(args, args.rate, args.duration)]}
@@ -609,10 +901,22 @@ def main() -> None:
                 target.service.stop()
                 if url:
                     run["inbound_states_at_end"] = queue_states(url)
+                    run["usage_ledger_rows"] = ledger_rows(url)
+                if url and target.sink_port is not None:
+                    sink = sink_count(target.sink_port)
+                    run["events"] = {
+                        "stored_messages": stored_messages(url),
+                        "sink_posts": sink["count"],
+                        "sink_distinct_ids": sink["distinct"],
+                        "sink_received_messages": sink["received_messages"],
+                        "sink_types": sink["types"],
+                        "outbox": event_states(url),
+                    }
                 if any(s["lost"] for s in run["steps"]):
                     run["log_tail"] = target.service.tail(20)
                 runs[name] = run
         assert info is not None
+        info["trees"] = trees
         info["database"] = (
             "an embedded PostgreSQL (pgserver) given as DATABASE_URL"
             if args.embedded

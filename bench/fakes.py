@@ -6,17 +6,23 @@
 - ``graph``: the Graph API's ``POST /{version}/{phone-number-id}/messages``; it records when
   each text reply arrived (``time.monotonic_ns``, one clock for every process of the machine)
   and serves the record at ``GET /__bench/replies``.
+- ``sink``: the platform's receiver of events (``CHANGARRITO_EVENTS_URL``): answers every
+  ``POST`` 204 at once, without checking its signature, and counts the posts, their distinct
+  ``webhook-id``, their types and the distinct ``messageId`` of the ``message.received`` ones;
+  ``GET /__bench/count`` serves the counts (``?before=<monotonic ns>``: also how many posts
+  had arrived by then).
 
 A bare HTTP/1.1 server on asyncio (keep-alive, Content-Length or chunked bodies): a fake whose
 own cost is a few tens of microseconds, so that what is measured is the client.
 
-Run: ``python -m bench.fakes openai|graph --port P``.
+Run: ``python -m bench.fakes openai|graph|sink --port P``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import itertools
 import json
 import re
@@ -26,7 +32,7 @@ from collections.abc import Awaitable, Callable
 
 Handler = Callable[[str, str, dict[str, str], bytes], Awaitable[tuple[int, bytes]]]
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found"}
+_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found"}
 _TOKEN = re.compile(r"\[([A-Za-z0-9_.:-]{1,80})\]")
 
 
@@ -94,6 +100,9 @@ class _Connection(asyncio.Protocol):
             if request is None or self.transport is None or self.transport.is_closing():
                 return
             status, body = await self.handler(*request)
+            if status == 204:  # no body, and so no Content-Length (RFC 9110, 8.6)
+                self.transport.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                continue
             self.transport.write(
                 f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\n"
                 f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n".encode()
@@ -202,12 +211,49 @@ def graph_handler() -> Handler:
     return handle
 
 
+# --- the events' receiver ----------------------------------------------------------------
+
+
+def sink_handler() -> Handler:
+    arrivals: list[int] = []  # monotonic ns of each post, in order of arrival
+    ids: set[str] = set()
+    messages: set[str] = set()  # the messageId of every message.received
+    types: dict[str, int] = {}
+
+    async def handle(method: str, target: str, headers: dict[str, str], body: bytes):  # type: ignore[no-untyped-def]
+        arrived = time.monotonic_ns()
+        path, _, query = target.partition("?")
+        if method == "GET" and path == "/__bench/count":
+            data: dict[str, object] = {
+                "count": len(arrivals),
+                "distinct": len(ids),
+                "types": types,
+                "received_messages": len(messages),
+            }
+            if query.startswith("before="):
+                data["before"] = bisect.bisect_right(arrivals, int(query[len("before=") :]))
+            return 200, json.dumps(data).encode()
+        if method != "POST":
+            return 404, b'{"error":"not found"}'
+        arrivals.append(arrived)
+        ids.add(headers.get("webhook-id", ""))
+        event = json.loads(body) if body else {}
+        kind = str(event.get("type", ""))
+        types[kind] = types.get(kind, 0) + 1
+        if kind == "message.received":
+            messages.add(str((event.get("data") or {}).get("messageId", "")))
+        return 204, b""
+
+    return handle
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=("openai", "graph"))
+    parser.add_argument("kind", choices=("openai", "graph", "sink"))
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    handler = openai_handler() if args.kind == "openai" else graph_handler()
+    handlers = {"openai": openai_handler, "graph": graph_handler, "sink": sink_handler}
+    handler = handlers[args.kind]()
     asyncio.run(serve(handler, args.port))
 
 

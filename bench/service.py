@@ -87,9 +87,13 @@ def service_env(
     return env
 
 
-def start_changarrito(env: Mapping[str, str], logdir: Path, name: str = "changarrito") -> Service:
+def start_changarrito(
+    env: Mapping[str, str], logdir: Path, name: str = "changarrito", venv: Path = PROJECT_VENV
+) -> Service:
+    """``changarrito serve`` from ``venv``: the project's, or another checkout's (a baseline
+    commit measured in the same run)."""
     port = free_port()
-    binary = PROJECT_VENV / "bin" / "changarrito"
+    binary = venv / "bin" / "changarrito"
     if not binary.exists():
         raise SystemExit(f"{binary} is missing: run `make test` or `make run` first (README)")
     argv = [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
@@ -152,3 +156,25 @@ def seed(
     database_url: str, keys: str, count: int, extra_llm: dict[str, Any] | None = None
 ) -> list[Number]:
     return asyncio.run(seed_tenants(database_url, keys, count, extra_llm))
+
+
+def seed_with(
+    venv: Path,
+    database_url: str,
+    keys: str,
+    count: int,
+    extra_llm: dict[str, Any] | None = None,
+) -> list[Number]:
+    """``seed`` run by another checkout's ``venv`` (its Python, its ``changarrito``: its
+    migrations and its store), so that the database is the one its ``serve`` expects. The
+    tenants' numbers are ``tenant_number(i)``, the same whichever code seeds them."""
+    import json
+    import sys
+
+    code = "import json, sys; from bench.service import seed; seed(*json.loads(sys.argv[1]))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    env["PYTHONPATH"] = str(ROOT)  # the bench package; changarrito comes from venv
+    argv = [str(venv / "bin" / "python"), "-c", code]
+    argv.append(json.dumps([database_url, keys, count, extra_llm]))
+    subprocess.run(argv, env=env, cwd=tempfile.gettempdir(), check=True, stdout=sys.stderr)
+    return [tenant_number(i) for i in range(count)]
