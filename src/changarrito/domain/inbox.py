@@ -45,7 +45,7 @@ from changarrito.domain.errors import (
 )
 from changarrito.domain.errors import UnknownPhoneNumber as _UnknownPhoneNumber
 from changarrito.domain.media import OutgoingMedia, filename_for
-from changarrito.domain.model import IntegrationType, Resolved, Source, utcnow
+from changarrito.domain.model import Resolved, Source, utcnow
 from changarrito.domain.outgoing import (
     MediaUpload,
     check_caption,
@@ -64,7 +64,7 @@ from changarrito.domain.template_send import (
     mapping_from_json,
     prepare,
 )
-from changarrito.domain.template_sync import NoOwnWhatsApp
+from changarrito.domain.template_sync import own_whatsapp
 from changarrito.domain.templates import Template, TemplateFilters
 
 #: Page sizes of the lists.
@@ -453,12 +453,12 @@ class Inbox:
         ready = await self._ready(tenant_id, conversation_id, caller, handoff=handoff)
         mapped = self._mapped(ready.sender, "handoffReply")
         way = send_as(ready.window_until, ready.now, template=mapped is not None)
-        if way is None:
+        if way == "text":
+            return await self._free_text(ready, text, caller, "shop", None)
+        if mapped is None:
             raise WindowClosed()
-        if way == "template":
-            values = {"customerName": _customer_name(ready), "text": text}
-            return await self._by_template(ready, "handoffReply", values, caller, "shop", None)
-        return await self._free_text(ready, text, caller, "shop", None)
+        values = {"customerName": _customer_name(ready), "text": text}
+        return await self._by_template(ready, "handoffReply", mapped, values, caller, "shop", None)
 
     async def _free_text(
         self,
@@ -497,7 +497,8 @@ class Inbox:
         ``TemplateCategoryNotAllowed``, ``TemplateParametersInvalid``: before Graph)."""
         ready = await self._ready(tenant_id, conversation_id, caller, handoff=handoff)
         template = await self._template(ready.sender, request.name, request.language)
-        return await self._send_prepared(ready, template, request.arguments, caller)
+        prepared = self._prepare(ready.sender, template, request.arguments)
+        return await self._send_prepared(ready, prepared, caller)
 
     async def start(
         self, tenant_id: UUID | None, to: str, request: TemplateRequest, caller: Caller
@@ -509,12 +510,12 @@ class Inbox:
         number = await self._own_number(tenant_id)
         sender = await self._sender_of(number, tenant_id)
         template = await self._template(sender, request.name, request.language)
-        self._prepare(sender, template, request.arguments)  # refused before anything is filed
+        prepared = self._prepare(sender, template, request.arguments)  # before anything is filed
         conversation_id = await self.store.open_conversation(tenant_id, number, phone, user_id)
         if conversation_id is None:
             raise ConversationNotFound()
         ready = await self._ready(tenant_id, conversation_id, caller, handoff=False)
-        message = await self._send_prepared(ready, template, request.arguments, caller)
+        message = await self._send_prepared(ready, prepared, caller)
         return await self.get(tenant_id, conversation_id), message
 
     async def notify(self, notice: Notice) -> Message:
@@ -532,44 +533,41 @@ class Inbox:
             except ProviderError as exc:
                 if str(exc.provider_code) != REENGAGEMENT or mapped is None:
                     raise
-        elif way is None:
+        if mapped is None:
             raise NoTemplateForPurpose(
                 "The customer last wrote more than 24 hours ago and no "
                 f"{purpose} template is configured, so nothing was sent."
             )
         values = {"customerName": _customer_name(ready), **notice.values}
-        return await self._by_template(ready, purpose, values, caller, "bot", key)
+        return await self._by_template(ready, purpose, mapped, values, caller, "bot", key)
 
     async def _by_template(
         self,
         ready: _Ready,
         purpose: str,
+        mapped: MappedTemplate,
         values: Mapping[str, str],
         caller: Caller,
         author: str,
         key: str | None,
     ) -> Message:
-        mapped = self._mapped(ready.sender, purpose)
-        if mapped is None:
-            raise NoTemplateForPurpose()
         template = await self._template(ready.sender, mapped.name, mapped.language)
         arguments = arguments_in_order(template, [values.get(f, "") for f in mapped.parameters])
+        prepared = self._prepare(ready.sender, template, arguments)
         return await self._send_prepared(
-            ready, template, arguments, caller, purpose=purpose, author=author, key=key
+            ready, prepared, caller, purpose=purpose, author=author, key=key
         )
 
     async def _send_prepared(
         self,
         ready: _Ready,
-        template: Template,
-        arguments: TemplateArguments,
+        prepared: PreparedTemplate,
         caller: Caller,
         *,
         purpose: str | None = None,
         author: str = "shop",
         key: str | None = None,
     ) -> Message:
-        prepared = self._prepare(ready.sender, template, arguments)
         sent = SentTemplate(
             prepared.name, prepared.language, prepared.category, not ready.window_open, purpose
         )
@@ -626,21 +624,12 @@ class Inbox:
         return found
 
     async def _own_number(self, tenant_id: UUID | None) -> str:
-        """The number a tenant writes first from: its own (a tenant on the platform's number
-        has none: ``NoOwnWhatsApp``); the platform's for ``None``."""
-        if tenant_id is None:
-            credential = self.senders.platform.credential(IntegrationType.WHATSAPP, "meta")
-            number = credential.config.get("phoneNumberId") if credential else None
-            if not number:
-                raise NotConfigured("the platform's WhatsApp number is not configured")
-            return str(number)
-        try:
-            resolved = await self.senders.resolve(tenant_id, IntegrationType.WHATSAPP)
-        except NotConfigured as exc:
-            raise NoOwnWhatsApp() from exc
-        number = resolved.config.get("phoneNumberId")
-        if resolved.source is not Source.TENANT or not number:
-            raise NoOwnWhatsApp()
+        """The number a tenant writes first from: its own (``NoOwnWhatsApp`` for a tenant on
+        the platform's number); the platform's for ``None``."""
+        config, _ = await own_whatsapp(self.senders, tenant_id)
+        number = config.get("phoneNumberId")
+        if not number:
+            raise NotConfigured("the WhatsApp credential names no phoneNumberId")
         return str(number)
 
     async def send_media(

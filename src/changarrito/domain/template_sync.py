@@ -19,11 +19,12 @@ the tenant changed its number); a listing cut short by the page cap removes noth
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from uuid import UUID
 
 from changarrito.domain.errors import Conflict, NotConfigured
-from changarrito.domain.model import IntegrationType, Source
+from changarrito.domain.model import IntegrationType, Secrets, Source
 from changarrito.domain.ports import Resolver, TemplateSource, TemplateStore
 from changarrito.domain.templates import (
     TEMPLATE_FIELDS,
@@ -47,6 +48,26 @@ class NoOwnWhatsApp(Conflict):
     code = "no-own-whatsapp"
 
 
+async def own_whatsapp(
+    resolver: Resolver, tenant_id: UUID | None
+) -> tuple[Mapping[str, Any], Secrets]:
+    """The WhatsApp credential an owner's templates and first messages use (config and
+    secrets): a tenant's own (``NoOwnWhatsApp`` for a tenant on the platform's number), the
+    platform's for ``None`` (``NotConfigured`` when unset)."""
+    if tenant_id is None:
+        credential = resolver.platform.credential(IntegrationType.WHATSAPP, WHATSAPP_PROVIDER)
+        if credential is None:
+            raise NotConfigured("the platform's WhatsApp number is not configured")
+        return credential.config, credential.secrets
+    try:
+        resolved = await resolver.resolve(tenant_id, IntegrationType.WHATSAPP)
+    except NotConfigured as exc:
+        raise NoOwnWhatsApp() from exc
+    if resolved.source is not Source.TENANT:
+        raise NoOwnWhatsApp()
+    return resolved.config, resolved.secrets
+
+
 class TemplateCatalog:
     def __init__(self, store: TemplateStore, resolver: Resolver, graph: TemplateSource) -> None:
         self.store = store
@@ -68,29 +89,13 @@ class TemplateCatalog:
 
     async def account(self, tenant_id: UUID | None) -> tuple[str, str]:
         """The owner's business account id and the token that reads it."""
-        if tenant_id is None:
-            credential = self.resolver.platform.credential(
-                IntegrationType.WHATSAPP, WHATSAPP_PROVIDER
-            )
-            waba = credential.config.get("businessAccountId") if credential else None
-            token = credential.secrets.get("accessToken") if credential else None
-            if not waba or not token:
-                raise NotConfigured(
-                    "the platform's WhatsApp Business Account is not configured: set "
-                    "WHATSAPP_BUSINESS_ACCOUNT_ID and WHATSAPP_ACCESS_TOKEN"
-                )
-            return str(waba), token
-        try:
-            resolved = await self.resolver.resolve(tenant_id, IntegrationType.WHATSAPP)
-        except NotConfigured as exc:
-            raise NoOwnWhatsApp() from exc
-        if resolved.source is not Source.TENANT:
-            raise NoOwnWhatsApp()
-        waba = resolved.config.get("businessAccountId")
-        token = resolved.secrets.get("accessToken")
+        config, secrets = await own_whatsapp(self.resolver, tenant_id)
+        waba, token = config.get("businessAccountId"), secrets.get("accessToken")
         if not waba or not token:
+            whose = "the tenant's WhatsApp credential names" if tenant_id else "the platform has"
             raise NotConfigured(
-                "the tenant's WhatsApp credential names no businessAccountId or access token"
+                f"{whose} no business account or access token (the platform's: "
+                "WHATSAPP_BUSINESS_ACCOUNT_ID and WHATSAPP_ACCESS_TOKEN)"
             )
         return str(waba), token
 
