@@ -78,6 +78,10 @@ class FakeStore:
     async def set_limits(self, tenant_id: UUID | None, limits: Mapping[str, Limit]) -> None:
         self._limits = {m: (limit, False) for m, limit in limits.items()}
 
+    async def standing_of(self, tenant_id: UUID, metric: str, period: str) -> tuple[Limit, int]:
+        limit, _ = self._limits.get(metric, (Limit(), False))
+        return limit, self.figure
+
     async def figures(self, tenant_id: UUID | None, periods: Mapping[str, str]) -> dict[str, Any]:
         return {m: (self.figure, None, None) for m in periods}
 

@@ -156,6 +156,11 @@ class BudgetStore(Protocol):
         """Replaces the tenant's own limits (``None``: the default's) with ``limits``."""
         ...
 
+    async def standing_of(self, tenant_id: UUID, metric: str, period: str) -> tuple[Limit, int]:
+        """The limit that applies to one metric of the tenant and its figure in the period,
+        in one read (what each use of the platform's credential checks)."""
+        ...
+
     async def figures(
         self, tenant_id: UUID | None, periods: Mapping[str, str]
     ) -> dict[str, tuple[int, datetime | None, datetime | None]]:
@@ -189,15 +194,10 @@ class Budgets:
         await self.store.set_limits(tenant_id, limits_from_json(body))
         return await self.standing(tenant_id, default_only=tenant_id is None)
 
-    async def check(self, tenant_id: UUID | None, metric: str) -> None:
+    async def check(self, tenant_id: UUID, metric: str) -> None:
         """``BudgetExceeded`` when the tenant's hard limit on ``metric`` is reached this
         period; nothing when there is none."""
-        limits = await self.store.limits(tenant_id)
-        limit, _ = limits.get(metric, (Limit(), False))
-        if limit.hard is None:
-            return
         period = period_key(metric, self.clock())
-        figures = await self.store.figures(tenant_id, {metric: period})
-        figure = figures.get(metric, (0, None, None))[0]
-        if figure >= limit.hard:
+        limit, figure = await self.store.standing_of(tenant_id, metric, period)
+        if limit.hard is not None and figure >= limit.hard:
             raise BudgetExceeded(tenant_id, metric, period, figure, limit.hard)

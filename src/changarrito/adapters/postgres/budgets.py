@@ -38,6 +38,17 @@ class PostgresBudgets:
                 if limits:
                     await conn.execute(QUERIES["insert_budgets"], params)
 
+    async def standing_of(self, tenant_id: UUID, metric: str, period: str) -> tuple[Limit, int]:
+        params = {"tenant_id": tenant_id, "metric": metric, "period": period}
+        with translated():
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(QUERIES["budget_standing"], params)
+                row = await cur.fetchone()
+        if row is None:
+            return Limit(), 0
+        soft, hard, figure = row
+        return Limit(soft, hard), int(figure)
+
     async def figures(
         self, tenant_id: UUID | None, periods: Mapping[str, str]
     ) -> dict[str, tuple[int, datetime | None, datetime | None]]:

@@ -22,3 +22,12 @@ SELECT f.metric, f.amount, f.soft_reached_at, f.hard_reached_at
 FROM unnest(%(metrics)s::text[], %(periods)s::text[]) AS p (metric, period)
 JOIN usage_figures f ON f.metric = p.metric AND f.period = p.period
 WHERE f.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
+
+-- name: budget_standing
+-- One metric of a tenant: the limit that applies (its own, else the default) and this
+-- period's figure, in one read.
+SELECT l.soft, l.hard,
+       coalesce((SELECT f.amount FROM usage_figures f
+                 WHERE f.tenant_id = %(tenant_id)s::uuid AND f.metric = %(metric)s
+                   AND f.period = %(period)s), 0) AS figure
+FROM changarrito_budget(%(tenant_id)s::uuid, %(metric)s) AS l
