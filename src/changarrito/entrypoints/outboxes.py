@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import structlog
 
@@ -22,6 +23,7 @@ from changarrito.domain.events import Delivery
 from changarrito.domain.payment_notices import Delivered, PaymentNotices
 
 log = structlog.get_logger("changarrito.outbox")
+T = TypeVar("T")
 
 #: Items one round handles at most before it looks again.
 BATCH = 20
@@ -29,14 +31,14 @@ BATCH = 20
 
 async def _loop(
     name: str,
-    round_: Callable[[], Awaitable[Sequence[object]]],
+    round_: Callable[[], Awaitable[Sequence[T]]],
     wakeup: asyncio.Event,
     poll: float,
-    report: Callable[[object], None],
+    report: Callable[[T], None],
 ) -> None:
     while True:
         wakeup.clear()
-        done: Sequence[object] = ()
+        done: Sequence[T] = ()
         try:
             done = await round_()
         except ChangarritoError as exc:
@@ -54,8 +56,7 @@ async def run_notices(
 ) -> None:
     """The payment notices, until cancelled."""
 
-    def report(item: object) -> None:
-        assert isinstance(item, Delivered)
+    def report(item: Delivered) -> None:
         event = "payments.notice_" + ("retry" if item.state == "pending" else item.state)
         log.info(
             event,
@@ -79,8 +80,7 @@ async def run_events(
 ) -> None:
     """The events for the platform's backend, until cancelled."""
 
-    def report(item: object) -> None:
-        assert isinstance(item, Delivery)
+    def report(item: Delivery) -> None:
         level = log.info if item.state == "delivered" else log.warning
         level(
             "events." + ("retry" if item.state == "pending" else item.state),
