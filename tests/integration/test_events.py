@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -27,14 +26,14 @@ from test_conversations_api import (  # the same world: fake Graph, app, databas
     shop,  # noqa: F401
     test_settings,  # noqa: F401
 )
+from test_payment_notices import linked, paid
 
 from changarrito.adapters.events_http import HttpEventPoster
 from changarrito.adapters.postgres.events import set_enabled
 from changarrito.bootstrap import Service
 from changarrito.domain.event_delivery import EventDelivery
 from changarrito.domain.events import Receiver, parse_secret
-from changarrito.domain.model import IntegrationType, Source
-from changarrito.domain.payment_model import PaymentEventRecord, PaymentLinkRecord
+from changarrito.domain.model import IntegrationType
 from fakes._server import Answer, FakeServer, Recorded
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -166,34 +165,9 @@ async def test_a_paid_link_files_one_payment_succeeded_however_often_it_is_notif
 ) -> None:
     tenant_id, _, _, _ = await shop()
     store = app_service.storage.payments
-    link = await store.save_link(
-        PaymentLinkRecord(
-            tenant_id=tenant_id,
-            provider="stripe",
-            provider_link_id=f"cs_test_{uuid.uuid4().hex}",
-            url="https://checkout.stripe.test/x",
-            amount=Decimal("150.00"),
-            currency="MXN",
-            description="Listón",
-            reference="R-1",
-            source=Source.PLATFORM,
-        )
-    )
+    link = await linked(app_service, tenant_id)
     for event_id in ("evt_a", "evt_a", "evt_b"):
-        await store.record_event(
-            PaymentEventRecord(
-                tenant_id=tenant_id,
-                provider="stripe",
-                event_id=event_id,
-                type="checkout.session.completed",
-                status="paid",
-                payload={},
-                source=Source.PLATFORM,
-                named_link_id=link.id,
-                amount=link.amount,
-                currency="MXN",
-            )
-        )
+        await store.record_event(paid(link, event_id))
 
     [(kind, data, state)] = await filed(db, f"payment:{link.id}")
     assert (kind, state) == ("payment.succeeded", "pending")

@@ -33,7 +33,10 @@ from changarrito.domain.payment_model import PaymentEventRecord, PaymentLinkReco
 from fakes.fake_graph import FakeGraph
 
 
-async def linked(service: Service, tenant_id: uuid.UUID, conversation_id: str) -> PaymentLinkRecord:
+async def linked(
+    service: Service, tenant_id: uuid.UUID, conversation_id: str | None = None
+) -> PaymentLinkRecord:
+    """A platform Stripe link of 150.00 MXN (reference R-1), for ``conversation_id``."""
     link = PaymentLinkRecord(
         tenant_id=tenant_id,
         provider="stripe",
@@ -44,7 +47,7 @@ async def linked(service: Service, tenant_id: uuid.UUID, conversation_id: str) -
         description="Listón rojo x3",
         reference="R-1",
         source=Source.PLATFORM,
-        conversation_id=uuid.UUID(conversation_id),
+        conversation_id=uuid.UUID(conversation_id) if conversation_id else None,
     )
     return await service.storage.payments.save_link(link)
 

@@ -12,7 +12,6 @@ import argparse
 import json
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -26,12 +25,11 @@ from test_conversations_api import (  # the same world: fake Graph, app, databas
     shop,  # noqa: F401
     test_settings,  # noqa: F401
 )
+from test_payment_notices import linked
 
 from changarrito.adapters.postgres.message_log import PostgresMessageLog
 from changarrito.bootstrap import Service
 from changarrito.domain.chat import Reply, Usage
-from changarrito.domain.model import Source
-from changarrito.domain.payment_model import PaymentLinkRecord
 from changarrito.entrypoints.usage import print_usage
 from conftest import INTERNAL_HEADERS
 
@@ -78,19 +76,7 @@ async def test_a_tenants_usage_is_rolled_up_by_source_kind_and_provider(
     wamid = f"wamid.{uuid.uuid4().hex}"
     for status in ("sent", "delivered", "read"):  # sent and delivered both carry pricing
         await priced_status(db, number, tenant_id, wamid, status)
-    await app_service.storage.payments.save_link(
-        PaymentLinkRecord(
-            tenant_id=tenant_id,
-            provider="stripe",
-            provider_link_id=f"cs_{uuid.uuid4().hex}",
-            url="https://checkout.stripe.test/x",
-            amount=Decimal("10"),
-            currency="MXN",
-            description="d",
-            reference="r",
-            source=Source.PLATFORM,
-        )
-    )
+    await linked(app_service, tenant_id)
 
     response = await app_client.get("/api/v1/usage", params={"groupBy": "source"}, headers=headers)
 
