@@ -69,16 +69,7 @@ LIMIT %(limit)s
  ORDER BY i.received_at DESC, i.id DESC
  LIMIT %(limit)s)
 UNION ALL
-(SELECT 'outbound', 1, o.id, o.author,
-        coalesce(o.media->>'type',
-                 CASE WHEN o.template_name IS NOT NULL THEN 'template' ELSE 'text' END),
-        o.text, o.wamid, o.created_at, o.status, NULL::bigint, o.error_code, o.error_title,
-        false, false, o.media,
-        CASE WHEN o.template_name IS NOT NULL THEN
-            jsonb_build_object('name', o.template_name, 'language', o.template_language,
-                               'category', o.template_category,
-                               'outsideWindow', o.outside_window, 'purpose', o.purpose)
-        END
+(SELECT (changarrito_outbound_message(o)).*
  FROM whatsapp_outbound_messages o
  WHERE o.conversation_id = %(id)s AND o.tenant_id IS NOT DISTINCT FROM %(tenant_id)s::uuid
    AND (%(after_at)s::timestamptz IS NULL
@@ -119,36 +110,19 @@ ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO UPDATE
 SET text = EXCLUDED.text, template_name = EXCLUDED.template_name,
     template_language = EXCLUDED.template_language,
     template_category = EXCLUDED.template_category, outside_window = EXCLUDED.outside_window,
-    purpose = EXCLUDED.purpose, recipient = EXCLUDED.recipient, status = 'queued', failed_at = NULL, error_code = NULL,
-    error_title = NULL, error_details = NULL, send_attempts = o.send_attempts + 1,
+    purpose = EXCLUDED.purpose, recipient = EXCLUDED.recipient, status = 'queued',
+    failed_at = NULL, error_code = NULL, error_title = NULL, error_details = NULL,
+    send_attempts = o.send_attempts + 1,
     send_started_at = now(), updated_at = now()
 WHERE o.wamid IS NULL
-RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author,
-          coalesce(media->>'type',
-                   CASE WHEN template_name IS NOT NULL THEN 'template' ELSE 'text' END) AS type,
-          text, wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
-          error_title, false AS edited, false AS deleted, media,
-          CASE WHEN template_name IS NOT NULL THEN
-              jsonb_build_object('name', template_name, 'language', template_language,
-                                 'category', template_category, 'outsideWindow', outside_window,
-                                 'purpose', purpose)
-          END AS template
+RETURNING (changarrito_outbound_message(o)).*
 
 -- name: shop_message_by_key
 -- The message recorded under an idempotency key (one Meta accepted already, when
 -- ``record_shop_message`` returned none).
-SELECT 'outbound' AS direction, 1 AS rank, id AS row_id, author,
-       coalesce(media->>'type',
-                CASE WHEN template_name IS NOT NULL THEN 'template' ELSE 'text' END) AS type,
-       text, wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
-       error_title, false AS edited, false AS deleted, media,
-       CASE WHEN template_name IS NOT NULL THEN
-           jsonb_build_object('name', template_name, 'language', template_language,
-                              'category', template_category, 'outsideWindow', outside_window,
-                              'purpose', purpose)
-       END AS template
-FROM whatsapp_outbound_messages
-WHERE idempotency_key = %(idempotency_key)s
+SELECT (changarrito_outbound_message(o)).*
+FROM whatsapp_outbound_messages o
+WHERE o.idempotency_key = %(idempotency_key)s
 
 -- name: open_conversation
 -- The conversation of a customer the shop writes to first (``changarrito_conversation``
@@ -166,16 +140,7 @@ SET wamid = %(wamid)s, status = CASE WHEN status = 'queued' THEN 'sent' ELSE sta
                  ELSE media || jsonb_build_object('id', %(media_id)s::text) END,
     updated_at = now()
 WHERE id = %(id)s
-RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author,
-          coalesce(media->>'type',
-                   CASE WHEN template_name IS NOT NULL THEN 'template' ELSE 'text' END) AS type,
-          text, wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
-          error_title, false AS edited, false AS deleted, media,
-          CASE WHEN template_name IS NOT NULL THEN
-              jsonb_build_object('name', template_name, 'language', template_language,
-                                 'category', template_category, 'outsideWindow', outside_window,
-                                 'purpose', purpose)
-          END AS template
+RETURNING (changarrito_outbound_message(whatsapp_outbound_messages)).*
 
 -- name: shop_message_failed
 -- Meta refused it (or could not be reached): no wamid, failed, with the error.
@@ -183,16 +148,7 @@ UPDATE whatsapp_outbound_messages
 SET status = 'failed', failed_at = now(), error_code = %(code)s, error_title = %(title)s,
     error_details = %(details)s, updated_at = now()
 WHERE id = %(id)s AND wamid IS NULL
-RETURNING 'outbound' AS direction, 1 AS rank, id AS row_id, author,
-          coalesce(media->>'type',
-                   CASE WHEN template_name IS NOT NULL THEN 'template' ELSE 'text' END) AS type,
-          text, wamid, created_at AS at, status, NULL::bigint AS answered_with, error_code,
-          error_title, false AS edited, false AS deleted, media,
-          CASE WHEN template_name IS NOT NULL THEN
-              jsonb_build_object('name', template_name, 'language', template_language,
-                                 'category', template_category, 'outsideWindow', outside_window,
-                                 'purpose', purpose)
-          END AS template
+RETURNING (changarrito_outbound_message(whatsapp_outbound_messages)).*
 
 -- name: switch_conversation
 -- Moves a conversation to ``to_state`` ('bot', 'human', 'closed') unless it is there
